@@ -1,0 +1,16 @@
+// podnet's native addon: each feature file registers its own functions.
+#include "common.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  podnet::InitNetns(env, exports);
+  podnet::InitStats(env, exports);
+  podnet::InitSpawn(env, exports);
+  podnet::InitRelay(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(podnet, Init)

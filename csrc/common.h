@@ -1,0 +1,72 @@
+// Shared plumbing for the addon: typed errors that cross into JS, promise-based
+// async work off the main thread, and running code inside a network namespace
+// on a thread of its own (so neither the main thread nor a libuv pool thread is
+// ever left in another namespace).
+#pragma once
+
+#include <napi.h>
+
+#include <cerrno>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace podnet {
+
+// An error raised by native code; becomes a JS Error with code/errno/syscall/path.
+struct NativeError {
+  std::string code;     // errno name ("EEXIST") or podnet's own ("ERR_NOT_NETNS")
+  std::string message;  // what failed, naming the thing
+  std::string syscall;  // empty when not a syscall failure
+  std::string path;     // empty when no path is involved
+  int err = 0;          // errno, 0 when not a syscall failure
+};
+
+// Builds a NativeError from errno (or an explicit error number).
+NativeError ErrnoError(int err, const std::string& syscall, const std::string& path = "");
+[[noreturn]] void ThrowErrno(const std::string& syscall, const std::string& path = "");
+[[noreturn]] void ThrowCode(const std::string& code, const std::string& message,
+                            const std::string& path = "");
+
+// errno name ("ENOENT"), or "E<number>" when glibc has none.
+std::string ErrnoName(int err);
+
+Napi::Error ToJsError(Napi::Env env, const NativeError& e);
+
+// Runs `work` on a libuv pool thread and settles a promise: resolved with
+// `toJs(env)` or rejected with the NativeError `work` threw. `work` must not
+// change the calling thread's namespaces: use InNetns/OnOwnThread for that.
+Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
+                     std::function<Napi::Value(Napi::Env)> toJs);
+
+// Runs `fn` on a fresh thread that exits afterwards; rethrows what `fn` threw.
+// A thread that unshares or setns dies with its namespaces, nothing to restore.
+void OnOwnThread(const std::function<void()>& fn);
+
+// Runs `fn` on a fresh thread that has joined the network namespace `nsfd`.
+void InNetns(int nsfd, const std::function<void()>& fn);
+
+// Owns a file descriptor; closes it on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd();
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  int get() const { return fd_; }
+  int release() { int f = fd_; fd_ = -1; return f; }
+  explicit operator bool() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
+// Each feature registers its functions on the addon's exports.
+void InitNetns(Napi::Env env, Napi::Object exports);
+void InitStats(Napi::Env env, Napi::Object exports);
+void InitSpawn(Napi::Env env, Napi::Object exports);
+void InitRelay(Napi::Env env, Napi::Object exports);
+
+}  // namespace podnet

@@ -1,0 +1,198 @@
+// Persistent network namespaces, interoperable with iproute2's `ip netns`:
+// a namespace is kept alive by bind-mounting its nsfs file onto a file under
+// the run directory (default /run/netns), which itself is a shared mount point.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <set>
+
+#include "common.h"
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+
+namespace podnet {
+namespace {
+
+struct NsInfo {
+  int fd = -1;
+  double dev = 0;
+  double ino = 0;
+};
+
+// Names are checked in JS first; this is the last line before a syscall.
+void CheckName(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == ".." ||
+      name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
+    ThrowCode("ERR_INVALID_ARGUMENT", "invalid namespace name '" + name + "'");
+  }
+}
+
+// Makes `dir` a shared mount point as iproute2 does, once per process. The
+// set-up is serialized across processes by flock on the directory itself.
+void EnsureRunDir(const std::string& dir) {
+  static std::mutex mu;
+  static std::set<std::string> ready;
+  std::lock_guard<std::mutex> guard(mu);
+  if (ready.count(dir)) return;
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) ThrowErrno("mkdir", dir);
+  Fd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd) ThrowErrno("open", dir);
+  if (flock(dfd.get(), LOCK_EX) != 0) ThrowErrno("flock", dir);
+  if (mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
+    if (errno != EINVAL) ThrowErrno("mount", dir);
+    // Not a mount point yet: bind it onto itself, then make it shared.
+    if (mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0) ThrowErrno("mount", dir);
+    if (mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) ThrowErrno("mount", dir);
+  }
+  ready.insert(dir);
+}
+
+// Opens `path` and checks it is a network namespace.
+NsInfo OpenNs(const std::string& path) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) ThrowErrno("open", path);
+  struct statfs sfs;
+  if (fstatfs(fd.get(), &sfs) != 0) ThrowErrno("fstatfs", path);
+  if (sfs.f_type != NSFS_MAGIC || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
+    ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace", path);
+  }
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) ThrowErrno("fstat", path);
+  NsInfo info;
+  info.dev = static_cast<double>(st.st_dev);
+  info.ino = static_cast<double>(st.st_ino);
+  info.fd = fd.release();
+  return info;
+}
+
+// Unmounts (retrying a busy mount briefly, then lazily) and always unlinks.
+void RemoveNs(const std::string& path) {
+  for (int attempt = 0;; attempt++) {
+    if (umount2(path.c_str(), UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT) break;
+    if (errno != EBUSY) ThrowErrno("umount2", path);
+    if (attempt == 5) {
+      if (umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) ThrowErrno("umount2", path);
+      break;
+    }
+    usleep(10000 << attempt / 2);
+  }
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) ThrowErrno("unlink", path);
+}
+
+// Creates `dir/name` exclusively (never mounting over an existing file), bind
+// mounts `source` onto it, and returns the opened namespace. Undone on failure.
+NsInfo MountNsAt(const std::string& dir, const std::string& name, const std::function<void(const std::string&)>& bind) {
+  CheckName(name);
+  EnsureRunDir(dir);
+  const std::string path = dir + "/" + name;
+  Fd created(open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+  if (!created) ThrowErrno("open", path);
+  created = Fd();
+  try {
+    bind(path);
+    return OpenNs(path);
+  } catch (...) {
+    int saved = errno;
+    umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    unlink(path.c_str());
+    errno = saved;
+    throw;
+  }
+}
+
+Napi::Value InfoToJs(Napi::Env env, const NsInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fd", info.fd);
+  o.Set("dev", info.dev);
+  o.Set("ino", info.ino);
+  return o;
+}
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) {
+    throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
+  }
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+// netnsCreate(dir, name): a new namespace, made by a thread of its own that
+// unshares and then exits, so no other thread ever changes namespace.
+Napi::Value Create(const Napi::CallbackInfo& info) {
+  auto dir = StringArg(info, 0), name = StringArg(info, 1);
+  auto out = std::make_shared<NsInfo>();
+  return RunAsync(
+      info.Env(),
+      [=] {
+        *out = MountNsAt(dir, name, [](const std::string& path) {
+          OnOwnThread([&] {
+            if (unshare(CLONE_NEWNET) != 0) ThrowErrno("unshare");
+            if (mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          });
+        });
+      },
+      [=](Napi::Env env) { return InfoToJs(env, *out); });
+}
+
+// netnsFromPid(pid, dir, name): pins the process's namespace by fd first, so a
+// PID reused meanwhile cannot swap it.
+Napi::Value FromPid(const Napi::CallbackInfo& info) {
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  auto dir = StringArg(info, 1), name = StringArg(info, 2);
+  auto out = std::make_shared<NsInfo>();
+  return RunAsync(
+      info.Env(),
+      [=] {
+        NsInfo src = OpenNs("/proc/" + std::to_string(pid) + "/ns/net");
+        Fd srcFd(src.fd);
+        const std::string source = "/proc/self/fd/" + std::to_string(srcFd.get());
+        *out = MountNsAt(dir, name, [&](const std::string& path) {
+          if (mount(source.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+        });
+      },
+      [=](Napi::Env env) { return InfoToJs(env, *out); });
+}
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  auto path = StringArg(info, 0);
+  auto out = std::make_shared<NsInfo>();
+  return RunAsync(
+      info.Env(), [=] { *out = OpenNs(path); }, [=](Napi::Env env) { return InfoToJs(env, *out); });
+}
+
+Napi::Value Remove(const Napi::CallbackInfo& info) {
+  auto path = StringArg(info, 0);
+  return RunAsync(
+      info.Env(), [=] { RemoveNs(path); }, [](Napi::Env env) { return env.Undefined(); });
+}
+
+// closeFd(fd): synchronous; close(2) does not block on an nsfs or socket fd.
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd >= 0 && close(fd) != 0 && errno != EINTR) {
+    throw ToJsError(info.Env(), ErrnoError(errno, "close"));
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitNetns(Napi::Env env, Napi::Object exports) {
+  exports.Set("netnsCreate", Napi::Function::New(env, Create, "netnsCreate"));
+  exports.Set("netnsFromPid", Napi::Function::New(env, FromPid, "netnsFromPid"));
+  exports.Set("netnsOpen", Napi::Function::New(env, Open, "netnsOpen"));
+  exports.Set("netnsRemove", Napi::Function::New(env, Remove, "netnsRemove"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+}
+
+}  // namespace podnet

@@ -1,0 +1,7 @@
+#include "common.h"
+
+namespace podnet {
+
+void InitRelay(Napi::Env, Napi::Object) {}
+
+}  // namespace podnet

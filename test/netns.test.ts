@@ -1,0 +1,203 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, statSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
+
+import { NetNS, PodnetError } from '../lib';
+import { describeRoot, ipNetnsList, nsfsMounts, openFdCount, threadNetns, uniqueName } from './helpers/system';
+
+const made: NetNS[] = [];
+afterEach(async () => {
+  for (const ns of made.splice(0)) await ns.remove().catch(() => {});
+});
+
+async function create(name?: string): Promise<NetNS> {
+  const ns = await NetNS.create({ name: name ?? uniqueName('pn-nst') });
+  made.push(ns);
+  return ns;
+}
+
+describe('NetNS input validation', () => {
+  it.each([
+    ['empty', ''],
+    ['dot', '.'],
+    ['dotdot', '..'],
+    ['slash', 'a/b'],
+    ['NUL', 'a\0b'],
+    ['too long', 'x'.repeat(256)],
+  ])('refuses a %s name before any syscall', async (_label, name) => {
+    const err = await NetNS.create({ name, dir: '/nonexistent-podnet-dir' }).catch((e) => e);
+    expect(err).toBeInstanceOf(PodnetError);
+    expect(err.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(err.message).toMatch(/netns name/);
+    expect(existsSync('/nonexistent-podnet-dir')).toBe(false);
+  });
+
+  it('refuses a relative directory and a bad pid', async () => {
+    await expect(NetNS.create({ dir: 'run/netns' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(NetNS.fromPid(-1)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(NetNS.fromPid(1.5)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+  });
+
+  it('rejects a path that is not a network namespace', async () => {
+    await expect(NetNS.open('/etc/hostname')).rejects.toMatchObject({ code: 'ERR_NOT_NETNS', path: '/etc/hostname' });
+    await expect(NetNS.open('/proc/self/ns/mnt')).rejects.toMatchObject({ code: 'ERR_NOT_NETNS' });
+    await expect(NetNS.open('/nonexistent/ns')).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+  });
+
+  it('opens the current process namespace by /proc path', async () => {
+    const ns = await NetNS.open('/proc/self/ns/net');
+    expect(ns.ino).toBe(statSync('/proc/self/ns/net').ino);
+    ns.close();
+    ns.close();
+    expect(ns.closed).toBe(true);
+  });
+});
+
+describeRoot('NetNS on the real kernel', () => {
+  it('creates a namespace that iproute2 lists and runs commands in', async () => {
+    const ns = await NetNS.create();
+    made.push(ns);
+    expect(ns.name).toMatch(/^cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(ns.path).toBe(`/run/netns/${ns.name}`);
+    expect(ipNetnsList()).toContain(ns.name);
+    const st = statSync(ns.path);
+    expect(st.ino).toBe(ns.ino);
+    expect(st.dev).toBe(ns.dev);
+    expect(ns.ino).not.toBe(statSync('/proc/self/ns/net').ino);
+    const links = execFileSync('ip', ['netns', 'exec', ns.name, 'ip', '-o', 'link'], { encoding: 'utf8' });
+    expect(links.trim().split('\n')).toHaveLength(1);
+    expect(links).toMatch(/: lo:/);
+  });
+
+  it('runs a process inside with exec and spawn', async () => {
+    const ns = await create();
+    const r = await ns.exec('readlink', ['/proc/self/ns/net']);
+    expect(r).toMatchObject({ code: 0, signal: null, stderr: '' });
+    expect(r.stdout.trim()).toBe(`net:[${ns.ino}]`);
+    expect((await ns.exec('sh', ['-c', 'cat; exit 3'], { input: 'hello' })).stdout).toBe('hello');
+    expect((await ns.exec('sh', ['-c', 'exit 3'])).code).toBe(3);
+    const child = ns.spawn('ip', ['-o', 'addr'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (b) => (out += b));
+    await new Promise((r) => child.on('close', r));
+    expect(out).not.toMatch(/eth0|ens|enp/);
+  });
+
+  it('never mounts over an existing namespace of the same name', async () => {
+    const ns = await create();
+    const err = await NetNS.create({ name: ns.name }).catch((e) => e);
+    expect(err).toBeInstanceOf(PodnetError);
+    expect(err.code).toBe('EEXIST');
+    expect(err.path).toBe(ns.path);
+    expect(statSync(ns.path).ino).toBe(ns.ino);
+    expect(nsfsMounts().filter((m) => m === ns.path)).toHaveLength(1);
+  });
+
+  it('opens a namespace made by ip netns add and removes it', async () => {
+    const name = uniqueName('pn-nsip');
+    execFileSync('ip', ['netns', 'add', name]);
+    try {
+      const ns = await NetNS.open(`/run/netns/${name}`);
+      expect(ns.ino).toBe(statSync(`/run/netns/${name}`).ino);
+      expect(ns.persistent).toBe(false);
+      ns.close();
+      await NetNS.removePath(`/run/netns/${name}`);
+      expect(ipNetnsList()).not.toContain(name);
+    } finally {
+      execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }).toString?.();
+    }
+  });
+
+  it('binds the namespace of a running process (fromPid) and keeps it after the process exits', async () => {
+    const child = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      // wait until unshare has switched namespaces
+      const host = readlinkSync('/proc/self/ns/net');
+      for (let i = 0; i < 200 && readlinkSync(`/proc/${child.pid}/ns/net`) === host; i++) await new Promise((r) => setTimeout(r, 5));
+      const want = statSync(`/proc/${child.pid}/ns/net`).ino;
+      const ns = await NetNS.fromPid(child.pid!);
+      made.push(ns);
+      expect(ns.ino).toBe(want);
+      expect(ns.name).toMatch(/^cni-/);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+      expect((await ns.exec('readlink', ['/proc/self/ns/net'])).stdout.trim()).toBe(`net:[${want}]`);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('fromPid of a process that does not exist is ENOENT and leaves no file', async () => {
+    const before = await NetNS.list();
+    await expect(NetNS.fromPid(0x3ffffff0)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await NetNS.list()).toEqual(before);
+  });
+
+  it('remove is idempotent and leaves no mount and no file', async () => {
+    const ns = await create();
+    await ns.remove();
+    await ns.remove();
+    expect(existsSync(ns.path)).toBe(false);
+    expect(nsfsMounts()).not.toContain(ns.path);
+    await NetNS.removePath(ns.path);
+  });
+
+  it('remove works while a process still holds the namespace open', async () => {
+    const ns = await create();
+    const holder = ns.spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      await ns.remove();
+      expect(existsSync(ns.path)).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
+  it('creates in a custom run directory, making it a shared mount point', async () => {
+    const dir = `/run/${uniqueName('pn-nsdir')}`;
+    try {
+      const ns = await NetNS.create({ dir, name: 'one' });
+      made.push(ns);
+      expect(await NetNS.list(dir)).toEqual(['one']);
+      const line = execFileSync('findmnt', ['-n', '-o', 'PROPAGATION', dir], { encoding: 'utf8' });
+      expect(line).toMatch(/shared/);
+      await ns.remove();
+    } finally {
+      execFileSync('sh', ['-c', `umount -R ${dir} 2>/dev/null; rmdir ${dir} 2>/dev/null; true`]);
+    }
+  });
+
+  it('10 concurrent creates give 10 distinct namespaces', async () => {
+    const all = await Promise.all(Array.from({ length: 10 }, () => create()));
+    expect(new Set(all.map((n) => n.ino)).size).toBe(10);
+    await Promise.all(all.map((n) => n.remove()));
+    for (const n of all) expect(existsSync(n.path)).toBe(false);
+  });
+
+  it('1000 create/remove cycles leave threads in the host namespace and fds, memory, mounts flat', async () => {
+    const host = readlinkSync('/proc/self/ns/net');
+    const warm = await create();
+    await warm.remove();
+    const fds = openFdCount();
+    const rss = process.memoryUsage().rss;
+    const prefix = uniqueName('pn-nsloop');
+    for (let i = 0; i < 1000; i++) {
+      const ns = await NetNS.create({ name: `${prefix}-${i}` });
+      await ns.remove();
+    }
+    expect(threadNetns().every((n) => n === host)).toBe(true);
+    expect(openFdCount()).toBe(fds);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(32 * 1024 * 1024);
+    expect(nsfsMounts().filter((m) => m.includes(prefix))).toEqual([]);
+    expect((await NetNS.list()).filter((n) => n.startsWith(prefix))).toEqual([]);
+
+    // A socket made from JavaScript is in the host namespace: a host process reaches it.
+    const server = net.createServer((s) => s.end('host'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const got = execFileSync(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').pipe(process.stdout)`], { encoding: 'utf8' });
+    server.close();
+    expect(got).toBe('host');
+  });
+});

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential python3 pkg-config libnl-3-dev libnl-route-3-dev iproute2 iptables
-      containernetworking-plugins slirp4netns uidmap util-linux procps psmisc iperf3 netavark)
+      containernetworking-plugins slirp4netns uidmap util-linux procps psmisc iperf3 netavark rootlesskit)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -31,7 +31,7 @@ fi
 # Native addon and TypeScript: rebuild when a source is newer than its output.
 addon=build/Release/podnet.node
 if [ ! -f "$addon" ] || [ -n "$(find csrc binding.gyp -newer "$addon" 2>/dev/null | head -1)" ]; then
-  npx --no-install node-gyp rebuild >/dev/null
+  npx --no-install node-gyp rebuild --loglevel=warn >/dev/null
 fi
 if [ ! -f dist/index.js ] || [ -n "$(find lib tsconfig.json -newer dist/index.js 2>/dev/null | head -1)" ]; then
   npx --no-install tsc -p tsconfig.json

@@ -1,0 +1,48 @@
+/**
+ * Rootless tests run as a real unprivileged user that the test creates
+ * (`useradd`, with subordinate id ranges) and removes afterwards. Each test
+ * file passes its own user name so parallel files never share one.
+ */
+import { execFile, execFileSync, type ExecFileOptions } from 'node:child_process';
+import { promisify } from 'node:util';
+
+export interface TestUser {
+  name: string;
+  uid: number;
+  gid: number;
+  /** Runs a command as the user (setpriv, no shell), resolving with its output. */
+  run(cmd: string, args: string[], opts?: ExecFileOptions): Promise<{ stdout: string; stderr: string }>;
+  /** Argument vector that runs `cmd args` as the user, for spawn(). */
+  argv(cmd: string, args: string[]): [string, string[]];
+  remove(): void;
+}
+
+/** Creates the user (removing a stale one of the same name first). Needs root. */
+export function createTestUser(name: string): TestUser {
+  try { execFileSync('userdel', ['-r', '-f', name], { stdio: 'ignore' }); } catch { /* none */ }
+  execFileSync('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', name]);
+  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }));
+  const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }));
+  // A subordinate range of its own (useradd allocates one from /etc/login.defs).
+  const argv = (cmd: string, args: string[]): [string, string[]] => [
+    'setpriv',
+    ['--reuid', String(uid), '--regid', String(gid), '--init-groups', '--', cmd, ...args],
+  ];
+  return {
+    name,
+    uid,
+    gid,
+    argv,
+    async run(cmd, args, opts = {}) {
+      const [c, a] = argv(cmd, args);
+      const env = { ...opts.env, HOME: `/home/${name}`, USER: name, PATH: process.env.PATH, XDG_RUNTIME_DIR: `/home/${name}/.run` };
+      const r = await promisify(execFile)(c, a, { encoding: 'utf8', ...opts, env });
+      return { stdout: String(r.stdout), stderr: String(r.stderr) };
+    },
+    remove() {
+      // Processes the tests started as the user are ended by their own tests;
+      // userdel refuses while one runs, which makes a leak visible.
+      execFileSync('userdel', ['-r', name], { stdio: 'ignore' });
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * The packed tarball works for a consumer without compilers: its prebuilt
+ * binary (libnl linked in statically) loads, from require() and from import.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = path.join(__dirname, '..');
+
+describe('npm pack, then install in an empty folder without compilers', () => {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'podnet-consumer-'));
+    // Pack from a copy: prepack (tsc + prebuildify) rebuilds build/, which other
+    // test files running in parallel load the addon from.
+    const src = path.join(dir, 'src');
+    mkdirSync(src);
+    for (const f of ['package.json', 'binding.gyp', 'tsconfig.json', 'README.md', 'csrc', 'lib']) {
+      cpSync(path.join(root, f), path.join(src, f), { recursive: true });
+    }
+    symlinkSync(path.join(root, 'node_modules'), path.join(src, 'node_modules'));
+    execFileSync('npm', ['pack', '--silent', '--pack-destination', dir], { cwd: src, stdio: 'ignore' });
+    // A PATH with node and npm only: no cc, c++, make or python.
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    for (const tool of ['node', 'npm', 'sh', 'env']) {
+      symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), path.join(bin, tool));
+    }
+    const app = path.join(dir, 'app');
+    mkdirSync(app);
+    writeFileSync(path.join(app, 'package.json'), '{"name":"consumer","version":"1.0.0","private":true}');
+    const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--foreground-scripts', path.join(dir, tgz)], {
+      cwd: app,
+      env: { ...process.env, PATH: bin, CC: '/bin/false', CXX: '/bin/false' },
+      stdio: 'ignore',
+    });
+  }, 180_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('ships a prebuilt binary with no dynamic libnl dependency', () => {
+    const pre = path.join(dir, 'app/node_modules/podnet/prebuilds/linux-x64');
+    const files = readdirSync(pre).filter((f) => f.endsWith('.node'));
+    expect(files.length).toBe(1);
+    expect(execFileSync('ldd', [path.join(pre, files[0])], { encoding: 'utf8' })).not.toMatch(/libnl/);
+    expect(readdirSync(path.join(dir, 'app/node_modules/podnet'))).not.toContain('build');
+  });
+
+  it('loads with require() and import, with typings', () => {
+    const app = path.join(dir, 'app');
+    const cjs = execFileSync('node', ['-e', "const p=require('podnet');console.log(typeof p.NetNS.create, typeof p.PodnetError)"], { cwd: app, encoding: 'utf8' });
+    expect(cjs.trim()).toBe('function function');
+    const esm = execFileSync('node', ['--input-type=module', '-e', "import { NetNS } from 'podnet'; import d from 'podnet'; console.log(typeof NetNS.open, d.NetNS === NetNS)"], { cwd: app, encoding: 'utf8' });
+    expect(esm.trim()).toBe('function true');
+    expect(readdirSync(path.join(app, 'node_modules/podnet/dist'))).toContain('index.d.ts');
+  });
+});

@@ -8,7 +8,8 @@
         "csrc/netns.cc",
         "csrc/stats.cc",
         "csrc/spawn.cc",
-        "csrc/relay.cc"
+        "csrc/relay.cc",
+        "csrc/lock.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

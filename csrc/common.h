@@ -68,5 +68,6 @@ void InitNetns(Napi::Env env, Napi::Object exports);
 void InitStats(Napi::Env env, Napi::Object exports);
 void InitSpawn(Napi::Env env, Napi::Object exports);
 void InitRelay(Napi::Env env, Napi::Object exports);
+void InitLock(Napi::Env env, Napi::Object exports);
 
 }  // namespace podnet

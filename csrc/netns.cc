@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <cstring>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -176,6 +179,26 @@ Napi::Value Remove(const Napi::CallbackInfo& info) {
       info.Env(), [=] { RemoveNs(path); }, [](Napi::Env env) { return env.Undefined(); });
 }
 
+// netnsLoopbackUp(fd): sets `lo` up inside the namespace, as container
+// runtimes do (a new namespace's loopback starts down).
+Napi::Value LoopbackUp(const Napi::CallbackInfo& info) {
+  int nsfd = info[0].As<Napi::Number>().Int32Value();
+  return RunAsync(
+      info.Env(),
+      [=] {
+        InNetns(nsfd, [] {
+          Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+          if (!s) ThrowErrno("socket");
+          struct ifreq ifr = {};
+          strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+          if (ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0) ThrowErrno("ioctl(SIOCGIFFLAGS)", "lo");
+          ifr.ifr_flags |= IFF_UP;
+          if (ioctl(s.get(), SIOCSIFFLAGS, &ifr) != 0) ThrowErrno("ioctl(SIOCSIFFLAGS)", "lo");
+        });
+      },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
 // closeFd(fd): synchronous; close(2) does not block on an nsfs or socket fd.
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -192,6 +215,7 @@ void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsFromPid", Napi::Function::New(env, FromPid, "netnsFromPid"));
   exports.Set("netnsOpen", Napi::Function::New(env, Open, "netnsOpen"));
   exports.Set("netnsRemove", Napi::Function::New(env, Remove, "netnsRemove"));
+  exports.Set("netnsLoopbackUp", Napi::Function::New(env, LoopbackUp, "netnsLoopbackUp"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
 }
 

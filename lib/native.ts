@@ -16,7 +16,10 @@ export interface NativeAddon {
   netnsFromPid(pid: number, dir: string, name: string): Promise<NsHandleInfo>;
   netnsOpen(path: string): Promise<NsHandleInfo>;
   netnsRemove(path: string): Promise<void>;
+  netnsLoopbackUp(nsfd: number): Promise<void>;
   closeFd(fd: number): void;
+  /** An exclusive flock on `path` (created if missing), held until the fd is closed. */
+  lockFile(path: string): Promise<number>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

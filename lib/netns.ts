@@ -151,6 +151,16 @@ export class NetNS {
     if (this.persistent) await NetNS.removePath(this.path);
   }
 
+  /** Sets the loopback interface up (a new namespace's `lo` starts down), as container runtimes do. */
+  async setLoopbackUp(): Promise<void> {
+    if (this.#fd < 0) throw new PodnetError('EBADF', `network namespace '${this.path}' is closed`, { path: this.path });
+    try {
+      await native.netnsLoopbackUp(this.#fd);
+    } catch (err) {
+      throw fromNative(err, `set lo up in network namespace '${this.path}'`);
+    }
+  }
+
   /** Starts `cmd` inside the namespace (as `ip netns exec` does), returning Node's ChildProcess. */
   spawn(cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess {
     if (typeof cmd !== 'string' || cmd === '') throw invalidArgument('command', 'expected a non-empty string');

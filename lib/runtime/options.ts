@@ -1,0 +1,42 @@
+/** Checks and defaults of the runtime's inputs, applied before anything is created. */
+import path from 'node:path';
+
+import { invalidArgument } from '../errors';
+import { checkPath } from '../validate';
+import type { NetworkMode } from './state';
+
+// The CNI spec's container id rule, used for sandbox, pod and network names.
+const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export function isRoot(): boolean {
+  return process.geteuid?.() === 0;
+}
+
+/** /run/podnet for root, else $XDG_RUNTIME_DIR/podnet (or /tmp/podnet-UID without one). */
+export function defaultStateDir(): string {
+  if (isRoot()) return '/run/podnet';
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  return xdg ? path.join(xdg, 'podnet') : `/tmp/podnet-${process.geteuid?.()}`;
+}
+
+export function checkId(what: string, id: unknown): string {
+  if (typeof id !== 'string' || !ID.test(id) || id.length > 200) {
+    throw invalidArgument(what, `'${String(id)}' must match ${ID.source} and be at most 200 characters`);
+  }
+  return id;
+}
+
+/** The network mode: given, or bridge when networks are named, else the default for this user. */
+export function parseMode(mode: unknown, networks?: unknown): NetworkMode {
+  if (networks !== undefined) {
+    if (!Array.isArray(networks)) throw invalidArgument('networks', 'expected an array of network names');
+    networks.forEach((n) => checkId('network name', n));
+    if (mode !== undefined && mode !== 'bridge') throw invalidArgument('networks', `CNI networks need network mode 'bridge', not '${String(mode)}'`);
+    return 'bridge';
+  }
+  if (mode === undefined) return isRoot() ? 'bridge' : 'slirp4netns';
+  if (mode === 'bridge' || mode === 'slirp4netns' || mode === 'none' || mode === 'host') return mode;
+  if (typeof mode === 'string' && mode.startsWith('ns:')) return `ns:${checkPath('namespace path', mode.slice(3))}`;
+  if (typeof mode === 'string' && mode.startsWith('container:')) return `container:${checkId('container id', mode.slice(10))}`;
+  throw invalidArgument('network mode', `'${String(mode)}' is not one of bridge, slirp4netns, none, host, ns:<path>, container:<id>`);
+}

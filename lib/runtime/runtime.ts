@@ -1,0 +1,333 @@
+/**
+ * The runtime: a sandbox's whole network life from one call (the seed's
+ * Runtime methods over namespaces, CNI, slirp4netns, the port forwarder,
+ * inspect and stats), with state on disk that outlives this process.
+ *
+ * Modes: bridge (CNI; the default for root), slirp4netns (the default for
+ * unprivileged callers), none (loopback only), host, ns:<path> (join an
+ * existing namespace), container:<id> (share another sandbox's namespace).
+ */
+import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni';
+import type { PortMapping } from '../cni/types';
+import { PodnetError, invalidArgument } from '../errors';
+import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
+import { NetNS } from '../netns';
+import { linkStats, linkStatsMany, releaseStats, type LinkStats } from '../stats';
+import { checkPid } from '../validate';
+import { isRoot, defaultStateDir, checkId, parseMode } from './options';
+import { isAlive, procRef, signalIfAlive } from './proc';
+import { startRootless, type RootlessHandles } from './rootless';
+import { StateStore, type NetworkMode, type SandboxState } from './state';
+
+export interface RuntimeOptions {
+  /** Default /run/podnet, or $XDG_RUNTIME_DIR/podnet for an unprivileged caller. */
+  stateDir?: string;
+  /** Options of the CNI runtime used for bridge networks. */
+  cni?: CniRuntimeOptions;
+  /** slirp4netns binary; default: from PATH. */
+  slirpBinary?: string;
+  /** Where sandbox namespaces are bind-mounted; default /run/netns. */
+  netnsDir?: string;
+}
+
+export interface CreateSandboxOptions {
+  id: string;
+  name?: string;
+  /** The pod this sandbox belongs to: CNI sees the pod's name. */
+  podId?: string;
+  podName?: string;
+  /** Network mode; default bridge for root, slirp4netns otherwise ('bridge' when `networks` is given). */
+  network?: NetworkMode;
+  /** CNI networks (bridge mode); default: the CNI runtime's default network. */
+  networks?: string[];
+  portMappings?: PortMapping[];
+  staticIP?: string;
+  staticMAC?: string;
+  /** Used for this start only (e.g. a restore), then the static ones apply again. */
+  requestedIP?: string;
+  requestedMAC?: string;
+  /** slirp4netns options as Podman takes them (`port_handler=...`, `mtu=...`). */
+  networkOptions?: string[];
+  /** Post-configure mode: attach networking to this process's own namespace. */
+  pid?: number;
+}
+
+export interface SandboxInfo {
+  id: string;
+  name: string;
+  mode: NetworkMode;
+  netnsPath?: string;
+  status: SandboxState['status'];
+  ownerAlive: boolean;
+}
+
+/** Handles this process holds for a sandbox; state on disk covers the rest. */
+interface Live {
+  netns?: NetNS;
+  rootless?: RootlessHandles;
+}
+
+export class Runtime {
+  readonly state: StateStore;
+  readonly cni: CniRuntime;
+  readonly #opts: RuntimeOptions;
+  readonly #live = new Map<string, Live>();
+
+  constructor(opts: RuntimeOptions = {}) {
+    this.#opts = opts;
+    this.state = new StateStore(opts.stateDir ?? defaultStateDir());
+    this.cni = new CniRuntime(opts.cni ?? {});
+  }
+
+  /** Creates a sandbox and its network; on failure everything made so far is undone. */
+  async createSandbox(opts: CreateSandboxOptions): Promise<SandboxState> {
+    const id = checkId('sandbox id', opts.id);
+    const name = checkId('sandbox name', opts.name ?? id);
+    const mode = parseMode(opts.network, opts.networks);
+    if (opts.pid !== undefined) checkPid('pid', opts.pid);
+    if (mode === 'bridge' && !isRoot()) {
+      throw new PodnetError('ERR_NOT_ROOT', `sandbox '${id}': bridge networking needs root; use network 'slirp4netns'`);
+    }
+    const portMappings = opts.portMappings ?? [];
+    if (portMappings.length && (mode === 'none' || mode === 'host' || mode.startsWith('container:'))) {
+      throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
+    }
+    const state: SandboxState = {
+      version: 1,
+      id,
+      name,
+      podId: opts.podId,
+      cniPodName: opts.podName ?? (opts.podId ? checkId('pod id', opts.podId) : name),
+      mode,
+      status: 'creating',
+      ownsNetns: false,
+      networks: opts.networks ?? [],
+      portMappings,
+      staticIP: opts.staticIP,
+      staticMAC: opts.staticMAC,
+      networkOptions: opts.networkOptions ?? [],
+      results: [],
+      owner: procRef(process.pid)!,
+      helpers: {},
+      createdAt: new Date().toISOString(),
+    };
+    await this.state.locked(async () => {
+      if (await this.state.read(id)) throw new PodnetError('EEXIST', `sandbox '${id}' already exists`);
+      if (mode.startsWith('container:')) {
+        state.joins = mode.slice('container:'.length);
+        state.netnsPath = await this.#netnsPathOf(state.joins);
+      }
+      await this.state.write(state);
+    });
+    const live: Live = {};
+    this.#live.set(id, live);
+    try {
+      await this.#setUp(state, live, { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC, pid: opts.pid });
+      state.status = 'ready';
+      await this.state.write(state);
+      return state;
+    } catch (err) {
+      await this.#tearDown(state, live).catch(() => {});
+      this.#live.delete(id);
+      await this.state.remove(id);
+      throw err;
+    }
+  }
+
+  /** Post-configure mode: networking for a process that made its own namespace (the seed's setupNetNS). */
+  async attachToPid(pid: number, opts: Omit<CreateSandboxOptions, 'pid'>): Promise<SandboxState> {
+    return this.createSandbox({ ...opts, pid });
+  }
+
+  /**
+   * Restarts a sandbox's CNI networks, using `requested` IP/MAC for this start
+   * only; later restarts get the configured static ones again.
+   */
+  async restartNetwork(id: string, requested: { ip?: string; mac?: string } = {}): Promise<SandboxState> {
+    const state = await this.#get(id);
+    if (state.mode !== 'bridge') throw invalidArgument('sandbox', `'${id}' has no CNI networks to restart (mode ${state.mode})`);
+    await this.cni.tearDownPod(this.#pod(state));
+    state.results = await this.cni.setUpPod({ ...this.#pod(state), portMappings: state.portMappings, ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC });
+    await this.state.write(state);
+    return state;
+  }
+
+  async get(id: string): Promise<SandboxState | undefined> {
+    return this.state.read(id);
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    return (await this.state.list()).map((s) => ({ id: s.id, name: s.name, mode: s.mode, netnsPath: s.netnsPath, status: s.status, ownerAlive: isAlive(s.owner) }));
+  }
+
+  /** Docker/Podman-compatible NetworkSettings of a sandbox. */
+  async inspect(id: string): Promise<NetworkSettings> {
+    const state = await this.#get(id);
+    const owner = state.joins ? await this.#get(await this.#ownerOf(state)) : state;
+    return toNetworkSettings({
+      netnsPath: owner.netnsPath ?? '',
+      portMappings: owner.portMappings,
+      networks: owner.networks,
+      results: owner.results.map((r) => r.result),
+    });
+  }
+
+  /** Link statistics of every non-loopback interface, keyed by name; null for 'none' and 'host'. */
+  async stats(id: string): Promise<Record<string, LinkStats> | null> {
+    const state = await this.#get(id);
+    if (state.mode === 'none' || state.mode === 'host') return null;
+    return linkStats(state.netnsPath ?? (await this.#netnsPathOf(id)));
+  }
+
+  /** Statistics of all sandboxes with a namespace of their own, in one native call. */
+  async statsAll(): Promise<{ id: string; stats?: LinkStats; error?: PodnetError }[]> {
+    const states = (await this.state.list()).filter((s) => s.status === 'ready' && s.netnsPath && !s.joins && s.mode !== 'none' && s.mode !== 'host');
+    const ifname = (s: SandboxState) => (s.mode === 'slirp4netns' ? 'tap0' : (s.results[0]?.ifname ?? 'eth0'));
+    const got = await linkStatsMany(states.map((s) => ({ netnsPath: s.netnsPath!, ifname: ifname(s) })));
+    return states.map((s, i) => ({ id: s.id, ...got[i] }));
+  }
+
+  /**
+   * Tears a sandbox down: CNI DEL (with the pod name used at set-up), stops
+   * the forwarder and slirp4netns, unmounts the namespace, removes the state.
+   * Goes on past errors and reports them together; a missing sandbox is a no-op.
+   */
+  async teardown(id: string): Promise<void> {
+    checkId('sandbox id', id);
+    const state = await this.state.locked(async () => {
+      const s = await this.state.read(id);
+      if (s && s.status !== 'removing') {
+        s.status = 'removing';
+        await this.state.write(s);
+      }
+      return s;
+    });
+    if (!state) return;
+    const live = this.#live.get(id) ?? {};
+    this.#live.delete(id);
+    await this.#tearDown(state, live);
+    await this.state.remove(id);
+  }
+
+  /** Releases this process's handles on a sandbox (namespace fd); the sandbox stays. */
+  close(id: string): void {
+    this.#live.get(id)?.netns?.close();
+    const live = this.#live.get(id);
+    if (live) live.netns = undefined;
+  }
+
+  /**
+   * Cleans what crashed owners left: half-created sandboxes (status creating or
+   * removing, owner dead), sandboxes whose rootless helpers died (their network
+   * is gone), and podnet namespaces under the netns dir that no state names.
+   * Returns the ids and paths it removed.
+   */
+  async gc(): Promise<{ sandboxes: string[]; namespaces: string[] }> {
+    const removed = { sandboxes: [] as string[], namespaces: [] as string[] };
+    for (const s of await this.state.list()) {
+      const orphaned = s.status !== 'ready' && !isAlive(s.owner);
+      const helpersDied = s.status === 'ready' && (['slirp', 'holder'] as const).some((h) => s.helpers[h] && !isAlive(s.helpers[h]));
+      if (orphaned || helpersDied) {
+        await this.teardown(s.id).catch(() => {});
+        removed.sandboxes.push(s.id);
+      }
+    }
+    const known = new Set((await this.state.list()).map((s) => s.netnsPath));
+    for (const name of await NetNS.list(this.#opts.netnsDir)) {
+      const p = `${this.#opts.netnsDir ?? '/run/netns'}/${name}`;
+      if (name.startsWith('podnet-') && !known.has(p)) {
+        await NetNS.removePath(p);
+        removed.namespaces.push(p);
+      }
+    }
+    return removed;
+  }
+
+  async #setUp(state: SandboxState, live: Live, req: { ip?: string; mac?: string; pid?: number }): Promise<void> {
+    const mode = state.mode;
+    if (mode === 'host' || mode.startsWith('container:')) return;
+    if (mode.startsWith('ns:')) {
+      live.netns = await NetNS.open(mode.slice(3));
+      state.netnsPath = live.netns.path;
+      return;
+    }
+    if (mode === 'slirp4netns' && !isRoot()) {
+      // Unprivileged: the namespace lives in a user namespace held by a helper.
+      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary });
+      this.#recordHelpers(state, live.rootless);
+      state.netnsPath = live.rootless.netnsPath;
+      state.usernsPath = live.rootless.usernsPath;
+      return;
+    }
+    const nsName = `podnet-${state.id}`.slice(0, 255);
+    live.netns = req.pid !== undefined
+      ? await NetNS.fromPid(req.pid, { dir: this.#opts.netnsDir, name: nsName })
+      : await NetNS.create({ dir: this.#opts.netnsDir, name: nsName });
+    state.ownsNetns = true;
+    state.netnsPath = live.netns.path;
+    await this.state.write(state);
+    await live.netns.setLoopbackUp();
+    if (mode === 'bridge') {
+      state.results = await this.cni.setUpPod({ ...this.#pod(state), portMappings: state.portMappings, ip: req.ip, mac: req.mac });
+    } else if (mode === 'slirp4netns') {
+      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, netnsPath: live.netns.path });
+      this.#recordHelpers(state, live.rootless);
+    }
+  }
+
+  async #tearDown(state: SandboxState, live: Live): Promise<void> {
+    const errors: unknown[] = [];
+    const step = async (fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        errors.push(err);
+      }
+    };
+    if (live.rootless) await step(() => live.rootless!.stop());
+    else for (const h of ['forwarder', 'slirp', 'holder'] as const) await step(() => signalIfAlive(state.helpers[h]));
+    if (state.mode === 'bridge' && state.netnsPath) await step(() => this.cni.tearDownPod(this.#pod(state)));
+    if (state.netnsPath && !state.joins) await step(() => releaseStats(state.netnsPath!));
+    live.netns?.close();
+    if (state.ownsNetns && state.netnsPath) await step(() => NetNS.removePath(state.netnsPath!));
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) {
+      throw new PodnetError('ERR_TEARDOWN', `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`, { details: { errors } });
+    }
+  }
+
+  #recordHelpers(state: SandboxState, h: RootlessHandles): void {
+    state.helpers = {
+      holder: h.holderPid ? procRef(h.holderPid) : undefined,
+      slirp: h.slirpPid ? { ...procRef(h.slirpPid)!, apiSocket: h.apiSocket } : undefined,
+      forwarder: h.forwarderPid ? procRef(h.forwarderPid) : undefined,
+    };
+  }
+
+  #pod(state: SandboxState) {
+    return { id: state.id, name: state.cniPodName, netnsPath: state.netnsPath!, networks: state.networks.length ? state.networks : undefined };
+  }
+
+  async #get(id: string): Promise<SandboxState> {
+    const s = await this.state.read(checkId('sandbox id', id));
+    if (!s) throw new PodnetError('ENOENT', `no sandbox '${id}' in ${this.state.dir}`);
+    return s;
+  }
+
+  /** The sandbox that owns the namespace `id` uses (through container:<id> chains; a cycle is an error). */
+  async #ownerOf(state: SandboxState): Promise<string> {
+    const states = new Map((await this.state.list()).map((s) => [s.id, s]));
+    states.set(state.id, state);
+    return resolveNetnsPath(state.id, (sid: string) => {
+      const s = states.get(sid);
+      return s ? { joins: s.joins, netnsPath: s.netnsPath } : undefined;
+    }).ownerId;
+  }
+
+  async #netnsPathOf(id: string): Promise<string> {
+    const s = await this.#get(id);
+    const owner = s.joins ? await this.#get(await this.#ownerOf(s)) : s;
+    if (!owner.netnsPath) throw new PodnetError('ERR_NO_NETNS', `sandbox '${owner.id}' has no network namespace (mode ${owner.mode})`);
+    return owner.netnsPath;
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Sandbox state on disk, so another process (or this program after a crash)
+ * can inspect and tear a sandbox down: one JSON file per sandbox, written
+ * atomically (temp file + rename), and one lock file serializing changes
+ * across the processes sharing the directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { PortMapping } from '../cni/types';
+import type { PodNetworkResult } from '../cni';
+import { PodnetError } from '../errors';
+import { withLock } from './lock';
+import type { ProcRef } from './proc';
+
+export type NetworkMode = 'bridge' | 'slirp4netns' | 'none' | 'host' | `ns:${string}` | `container:${string}`;
+
+export interface SandboxState {
+  version: 1;
+  id: string;
+  name: string;
+  podId?: string;
+  /** The name CNI plugins see: the pod's when in a pod, else the sandbox's. Same for setup and teardown. */
+  cniPodName: string;
+  mode: NetworkMode;
+  /** 'creating' until set-up completes; a 'creating' state whose owner died is garbage. */
+  status: 'creating' | 'ready' | 'removing';
+  netnsPath?: string;
+  /** Whether the runtime made the namespace (and so removes it at teardown). */
+  ownsNetns: boolean;
+  usernsPath?: string;
+  networks: string[];
+  portMappings: PortMapping[];
+  staticIP?: string;
+  staticMAC?: string;
+  networkOptions: string[];
+  results: PodNetworkResult[];
+  /** The sandbox whose namespace this one shares (container:<id> mode). */
+  joins?: string;
+  owner: ProcRef;
+  helpers: { holder?: ProcRef; slirp?: ProcRef & { apiSocket?: string }; forwarder?: ProcRef };
+  createdAt: string;
+}
+
+export class StateStore {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  private file(id: string): string {
+    return path.join(this.dir, 'sandboxes', `${id}.json`);
+  }
+
+  /** Runs `fn` holding the store's cross-process lock. Keep `fn` short: no network set-up inside. */
+  async locked<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    return withLock(path.join(this.dir, 'lock'), fn);
+  }
+
+  async read(id: string): Promise<SandboxState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.file(id), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return JSON.parse(text) as SandboxState;
+    } catch (err) {
+      throw new PodnetError('ERR_STATE_CORRUPT', `sandbox state '${this.file(id)}' is not valid JSON`, { path: this.file(id), cause: err });
+    }
+  }
+
+  async write(state: SandboxState): Promise<void> {
+    const file = this.file(state.id);
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600, flush: true });
+    await rename(tmp, file);
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.file(id), { force: true });
+  }
+
+  async list(): Promise<SandboxState[]> {
+    let names: string[];
+    try {
+      names = await readdir(path.join(this.dir, 'sandboxes'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const states = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(n.slice(0, -5)).catch(() => undefined)));
+    return states.filter((s): s is SandboxState => s !== undefined).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+}

@@ -7,6 +7,8 @@
  * unprivileged callers), none (loopback only), host, ns:<path> (join an
  * existing namespace), container:<id> (share another sandbox's namespace).
  */
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+
 import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni';
 import type { PortMapping } from '../cni/types';
 import { PodnetError, invalidArgument } from '../errors';
@@ -14,6 +16,7 @@ import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../in
 import { NetNS } from '../netns';
 import { linkStats, linkStatsMany, releaseStats, type LinkStats } from '../stats';
 import { checkPid } from '../validate';
+import { spawnIn } from './exec';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
 import { isAlive, procRef, signalIfAlive } from './proc';
 import { startRootless, type RootlessHandles } from './rootless';
@@ -170,6 +173,13 @@ export class Runtime {
       networks: owner.networks,
       results: owner.results.map((r) => r.result),
     });
+  }
+
+  /** Starts a process inside a sandbox's namespaces. */
+  async spawn(id: string, cmd: string, args: string[] = [], opts: SpawnOptions = {}): Promise<ChildProcess> {
+    const state = await this.#get(id);
+    const owner = state.joins ? await this.#get(await this.#ownerOf(state)) : state;
+    return spawnIn(owner, cmd, args, opts);
   }
 
   /** Link statistics of every non-loopback interface, keyed by name; null for 'none' and 'host'. */

@@ -1,0 +1,143 @@
+/** The smaller `podnet` subcommands: netns, network, inspect, stats, gc. */
+import { NetNS } from '../netns';
+import { Runtime } from '../runtime/runtime';
+import { USAGE, UsageError, parse } from './usage';
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+function help(cmd: string, values: { help?: boolean | undefined }): boolean {
+  if (values.help) process.stdout.write(USAGE[cmd]);
+  return Boolean(values.help);
+}
+
+export async function netnsCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('netns', argv);
+  if (help('netns', values)) return 0;
+  const [sub, ...args] = positionals;
+  switch (sub) {
+    case 'add':
+      if (args.length !== 1) throw new UsageError('netns', 'netns add takes one NAME');
+      (await NetNS.create({ name: args[0] })).close();
+      return 0;
+    case 'ls':
+    case 'list':
+      for (const n of await NetNS.list()) out(n);
+      return 0;
+    case 'rm':
+    case 'del':
+      if (args.length === 0) throw new UsageError('netns', 'netns rm takes at least one NAME');
+      for (const n of args) await NetNS.removePath(`/run/netns/${n}`);
+      return 0;
+    case 'exec': {
+      if (args.length < 2) throw new UsageError('netns', 'netns exec takes NAME -- CMD ARGS...');
+      const ns = await NetNS.open(`/run/netns/${args[0]}`);
+      const child = ns.spawn(args[1], args.slice(2), { stdio: 'inherit' });
+      const code = await new Promise<number>((r) => child.on('exit', (c, s) => r(c ?? (s ? 128 : 1))));
+      ns.close();
+      return code;
+    }
+    default:
+      throw new UsageError('netns', sub ? `unknown netns command '${sub}'` : 'missing netns command');
+  }
+}
+
+export async function networkCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('network', argv, {
+    subnet: { type: 'string' },
+    gateway: { type: 'string' },
+    bridge: { type: 'string' },
+    'ipv6-subnet': { type: 'string' },
+    internal: { type: 'boolean' },
+    mtu: { type: 'string' },
+  });
+  if (help('network', values)) return 0;
+  const [sub, ...args] = positionals;
+  const rt = new Runtime();
+  switch (sub) {
+    case 'ls':
+    case 'list':
+      for (const n of await rt.cni.networks()) out(n.name);
+      return 0;
+    case 'create':
+      if (args.length !== 1) throw new UsageError('network', 'network create takes one NAME');
+      if (values.mtu !== undefined && !/^\d+$/.test(values.mtu as string)) throw new UsageError('network', `--mtu '${values.mtu}' is not a number`);
+      await rt.cni.createNetwork({
+        name: args[0],
+        subnet: values.subnet as string | undefined,
+        gateway: values.gateway as string | undefined,
+        bridge: values.bridge as string | undefined,
+        ipv6Subnet: values['ipv6-subnet'] as string | undefined,
+        internal: values.internal as boolean | undefined,
+        mtu: values.mtu === undefined ? undefined : Number(values.mtu),
+      });
+      out(args[0]);
+      return 0;
+    case 'rm':
+      if (args.length === 0) throw new UsageError('network', 'network rm takes at least one NAME');
+      for (const n of args) await rt.cni.removeNetwork(n);
+      return 0;
+    default:
+      throw new UsageError('network', sub ? `unknown network command '${sub}'` : 'missing network command');
+  }
+}
+
+export async function inspectCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('inspect', argv);
+  if (help('inspect', values)) return 0;
+  if (positionals.length !== 1) throw new UsageError('inspect', 'inspect takes one sandbox ID');
+  out(JSON.stringify(await new Runtime().inspect(positionals[0]), null, 2));
+  return 0;
+}
+
+export async function statsCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('stats', argv, { watch: { type: 'boolean' }, interval: { type: 'string' } });
+  if (help('stats', values)) return 0;
+  const interval = Number(values.interval ?? 1);
+  if (!(interval > 0)) throw new UsageError('stats', `--interval '${values.interval}' is not a positive number`);
+  const rt = new Runtime();
+  let prev = new Map<string, { rx: number; tx: number; at: number }>();
+  const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}GB` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}kB` : `${n}B`);
+  const draw = async () => {
+    const wanted = new Set(positionals);
+    const rows = (await rt.statsAll()).filter((r) => wanted.size === 0 || wanted.has(r.id));
+    const now = Date.now();
+    const lines = [`${'ID'.padEnd(28)} ${'RX'.padStart(10)} ${'TX'.padStart(10)} ${'RX/s'.padStart(10)} ${'TX/s'.padStart(10)} ${'RX PKTS'.padStart(9)} ${'TX PKTS'.padStart(9)}`];
+    const next = new Map<string, { rx: number; tx: number; at: number }>();
+    for (const r of rows) {
+      if (!r.stats) {
+        lines.push(`${r.id.padEnd(28)} ${r.error?.message ?? 'no statistics'}`);
+        continue;
+      }
+      const p = prev.get(r.id);
+      const secs = p ? (now - p.at) / 1000 : 0;
+      const rate = (cur: number, old?: number) => (p && secs > 0 && old !== undefined ? `${fmt((cur - old) / secs)}/s` : '-');
+      lines.push(`${r.id.padEnd(28)} ${fmt(r.stats.rxBytes).padStart(10)} ${fmt(r.stats.txBytes).padStart(10)} ${rate(r.stats.rxBytes, p?.rx).padStart(10)} ${rate(r.stats.txBytes, p?.tx).padStart(10)} ${String(r.stats.rxPackets).padStart(9)} ${String(r.stats.txPackets).padStart(9)}`);
+      next.set(r.id, { rx: r.stats.rxBytes, tx: r.stats.txBytes, at: now });
+    }
+    prev = next;
+    return lines.join('\n');
+  };
+  if (!values.watch) {
+    out(await draw());
+    return 0;
+  }
+  let stop = false;
+  const onSig = () => (stop = true);
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  while (!stop) {
+    const table = await draw();
+    process.stdout.write(`\x1b[H\x1b[2J${table}\n`);
+    await new Promise((r) => setTimeout(r, interval * 1000));
+  }
+  return 0;
+}
+
+export async function gcCommand(argv: string[]): Promise<number> {
+  const { values } = parse('gc', argv);
+  if (help('gc', values)) return 0;
+  const removed = await new Runtime().gc();
+  for (const id of removed.sandboxes) out(`removed sandbox ${id}`);
+  for (const p of removed.namespaces) out(`removed namespace ${p}`);
+  return 0;
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * The `podnet` command. Usage errors: one line and the usage, exit 2.
+ * Runtime errors: the typed error's message and code, exit 1.
+ */
+import { PodnetError } from '../errors';
+import { demo } from './demo';
+import { run } from './run';
+import { netnsCommand, networkCommand, inspectCommand, statsCommand, gcCommand } from './commands';
+import { UsageError, USAGE } from './usage';
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  run,
+  demo,
+  netns: netnsCommand,
+  network: networkCommand,
+  inspect: inspectCommand,
+  stats: statsCommand,
+  gc: gcCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const debug = argv.includes('--debug');
+  if (debug) process.env.PODNET_DEBUG = '1';
+  try {
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      process.stdout.write(USAGE.main);
+      return cmd === undefined ? 2 : 0;
+    }
+    const fn = COMMANDS[cmd];
+    if (!fn) throw new UsageError('main', `unknown command '${cmd}'`);
+    return await fn(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`podnet: ${err.message}\n\n${USAGE[err.command] ?? USAGE.main}`);
+      return 2;
+    }
+    const e = err as PodnetError;
+    process.stderr.write(`podnet: ${e.message}${e.code ? ` (${e.code})` : ''}\n`);
+    if (debug) process.stderr.write(`${e.stack ?? ''}\n${e.details ? JSON.stringify(e.details, null, 2) : ''}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

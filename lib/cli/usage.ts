@@ -1,0 +1,84 @@
+/** Usage texts of `podnet` and its subcommands, the error that prints them, and flag parsing. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {
+  constructor(
+    readonly command: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const COMMON = `  --debug            show helpers' logs and error details
+  -h, --help         show this help
+`;
+
+export const USAGE: Record<string, string> = {
+  main: `Usage: podnet <command> [options]
+
+Container networking for Node.js.
+
+Commands:
+  run [opts] -- CMD ARGS...       run a command in a fresh network, ports published
+  demo                            a sandbox on the default network, end to end
+  netns add|ls|rm|exec            persistent network namespaces (like ip netns)
+  network ls|create|rm            CNI networks
+  inspect ID                      a sandbox's NetworkSettings as JSON
+  stats [ID...] [--watch]         traffic statistics per sandbox
+  gc                              clean up what crashed owners left
+
+Run 'podnet <command> --help' for a command's options.
+`,
+  run: `Usage: podnet run [options] -- CMD ARGS...
+
+Runs CMD in a new network namespace with its ports published, forwards signals
+and the exit code, and tears everything down when CMD exits.
+
+  --network MODE     bridge (root default), slirp4netns (unprivileged default),
+                     none, or a CNI network name (repeatable)
+  -p, --publish SPEC [hostIP:]hostPort:containerPort[/tcp|udp|sctp] (repeatable)
+  --ip IP            static IP on the first network
+  --mac MAC          static MAC on the first network
+  --network-opt OPT  slirp4netns option, e.g. port_handler=slirp4netns (repeatable)
+  --name NAME        sandbox name (default: a random id)
+${COMMON}`,
+  demo: `Usage: podnet demo
+
+Starts an HTTP server inside a new sandbox on the embedded default network
+(or slirp4netns and the port forwarder when not root), publishes it on a host
+port, fetches a page through it, prints the inspect JSON and the traffic
+statistics, and tears everything down.
+${COMMON}`,
+  netns: `Usage: podnet netns add NAME | ls | rm NAME... | exec NAME -- CMD ARGS...
+
+Persistent network namespaces under /run/netns, interoperable with ip netns.
+${COMMON}`,
+  network: `Usage: podnet network ls | create NAME [--subnet CIDR] [--gateway IP] [--bridge NAME]
+                            [--ipv6-subnet CIDR] [--internal] [--mtu N] | rm NAME
+${COMMON}`,
+  inspect: `Usage: podnet inspect ID
+
+Prints the sandbox's NetworkSettings as JSON, like podman inspect --format json.
+${COMMON}`,
+  stats: `Usage: podnet stats [ID...] [--watch] [--interval SECONDS]
+
+rx/tx bytes and packets per sandbox; --watch refreshes a live table with rates.
+${COMMON}`,
+  gc: `Usage: podnet gc
+
+Tears down sandboxes whose owner crashed half-way or whose helpers died, and
+removes podnet namespaces that no sandbox names.
+${COMMON}`,
+};
+
+export type Options = ParseArgsConfig['options'];
+
+/** Parses `argv` for a subcommand; unknown flags are usage errors. */
+export function parse(cmd: string, argv: string[], options: Options = {}) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, debug: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(cmd, (err as Error).message);
+  }
+}

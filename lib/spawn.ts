@@ -68,8 +68,8 @@ export interface SpawnHelperOptions {
   readyFd?: boolean;
   /** More fds: [child fd, parent fd] (child fd >= 5 when exit/ready pipes are used). */
   fds?: Array<[number, number]>;
-  /** The helper's stdin (default /dev/null). */
-  stdin?: number;
+  /** The helper's stdin (default /dev/null); 'exit' for the exit pipe's read end (for helpers that wait on stdin). */
+  stdin?: number | 'exit';
   /** Join this user namespace (fd or path) before exec, first. */
   userns?: number | string;
   /** Join this network namespace (fd or path) before exec. */
@@ -300,8 +300,10 @@ export function spawnHelper(cmd: string, args: readonly string[] = [], opts: Spa
   let readyR = -1;
   let logFd = -1;
   try {
-    if (opts.exitFd !== false) {
+    let stdin = typeof opts.stdin === 'number' ? opts.stdin : undefined;
+    if (opts.exitFd !== false || opts.stdin === 'exit') {
       const [r, w] = native.pipe();
+      if (opts.stdin === 'exit') stdin = r;
       toClose.push(r);
       exitW = w;
       fds.push([3, r]);
@@ -323,7 +325,7 @@ export function spawnHelper(cmd: string, args: readonly string[] = [], opts: Spa
       file,
       argv: [name, ...args],
       env,
-      stdin: opts.stdin,
+      stdin,
       stdout: logFd,
       stderr: logFd,
       fds,

@@ -17,7 +17,7 @@
  *   for the private mount namespace needs CAP_SYS_ADMIN, which an unprivileged
  *   process only has inside its own user namespace.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants as fsc, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -85,6 +85,19 @@ export function slirpArgs(
   return a;
 }
 
+// Unprivileged slirp4netns opens /dev/net/tun with the caller's own uid: say so before spawning.
+function checkTun(): void {
+  try {
+    accessSync('/dev/net/tun', fsc.R_OK | fsc.W_OK);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new PodnetError(e.code ?? 'EACCES', `slirp4netns needs read-write access to /dev/net/tun (${e.code}); distributions make it mode 0666 via udev, or grant the user an ACL`, {
+      path: '/dev/net/tun',
+      syscall: 'access',
+    });
+  }
+}
+
 function checkIfname(n: string): string {
   if (typeof n !== 'string' || n === '' || n === '.' || n === '..' || Buffer.byteLength(n) > 15 || /[/:\s]/.test(n)) {
     throw invalidArgument('interface name', `'${String(n)}' must be 1-15 bytes without '/', ':' or whitespace`);
@@ -145,6 +158,7 @@ export class Slirp4netns {
     }
     const args = slirpArgs(features, options, { netns, pid, userns, ifname, apiSocket, sandbox, seccomp });
     const joinUserns = sandbox && userns !== undefined && !isRoot();
+    if (!isRoot()) checkTun();
     let helper: HelperProcess;
     try {
       helper = spawnHelper(features.binary, args, {

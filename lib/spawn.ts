@@ -188,7 +188,9 @@ export class HelperProcess {
         void this.kill('SIGKILL').then(() => {
           const out = this.output();
           (err.details as Record<string, unknown>).output = out;
-          if (out) err.message += `: ${out.trim().split('\n').slice(-20).join('\n')}`;
+          // The first lines say what went wrong (a usage text may follow); all of it is in details.output.
+          const lines = out.trim().split('\n');
+          if (out) err.message += `: ${lines.slice(0, 8).join('\n')}${lines.length > 8 ? '\n...' : ''}`;
           reject(err);
         });
       };

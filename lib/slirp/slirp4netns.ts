@@ -177,6 +177,7 @@ export class Slirp4netns {
       for (const f of opts.hostForwards ?? []) await s.addHostForward(f);
     } catch (err) {
       await s.stop();
+      if (err instanceof PodnetError) err.message = `slirp4netns for ${netns ? `'${netns}'` : `pid ${pid}`}: ${err.message}`;
       throw err;
     }
     return s;

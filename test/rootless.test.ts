@@ -48,7 +48,15 @@ const fetchTcp = (port) => new Promise((resolve, reject) => {
   }
   const single = await UserNetns.start({ idMap: 'single' });
   r.single = { idMap: single.idMap, uidMap: fs.readFileSync('/proc/' + single.pid + '/uid_map', 'utf8'), pid: single.pid };
-  await single.stop();
+  try {
+    // Without the sandbox slirp4netns joins the user namespace itself, from --userns-path alone.
+    const s2 = await Slirp4netns.start({ netns: single.netnsPath, userns: single.usernsPath, sandbox: false, seccomp: false });
+    r.single.args = s2.args;
+    r.single.addr = (await single.exec('ip', ['-o', '-4', 'addr', 'show', 'tap0'])).stdout;
+    r.single.exit = await s2.stop();
+  } finally {
+    await single.stop();
+  }
   console.log(JSON.stringify(r));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
@@ -98,6 +106,10 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
     expect(r.slirpExit).toEqual({ code: 0, signal: null });
     expect(r.single.idMap).toBe('single');
     expect(r.single.uidMap.trim().split(/\s+/).map(Number)).toEqual([0, user!.uid, 1]);
+    expect(r.single.args).not.toContain('--enable-sandbox');
+    expect(r.single.args).toContain(`--userns-path=/proc/${r.single.pid}/ns/user`);
+    expect(r.single.addr).toContain('inet 10.0.2.100/24');
+    expect(r.single.exit).toEqual({ code: 0, signal: null });
     for (const pid of [r.holder, r.slirpPid, r.single.pid]) expect(existsSync(`/proc/${pid}`)).toBe(false);
   });
 });

@@ -17,6 +17,7 @@
  */
 import { accessSync, closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { constants as osc } from 'node:os';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
@@ -90,9 +91,7 @@ export interface HelperExit {
   signal: NodeJS.Signals | null;
 }
 
-const SIGNAL_NAMES = Object.fromEntries(
-  Object.entries(require('node:os').constants.signals as Record<string, number>).map(([k, v]) => [v, k]),
-) as Record<number, NodeJS.Signals>;
+const SIGNAL_NAMES = Object.fromEntries(Object.entries(osc.signals).map(([k, v]) => [v, k])) as Record<number, NodeJS.Signals>;
 
 /** Finds `cmd` (a path, or a name looked up in PATH); throws ERR_HELPER_NOT_FOUND. */
 export function resolveCommand(cmd: string, envPath: string = process.env.PATH ?? ''): string {
@@ -151,7 +150,7 @@ export class HelperProcess {
     return this.#exit === null;
   }
 
-  /** What the helper wrote to stdout/stderr so far (the last 64 KiB). */
+  /** What the helper wrote to stdout/stderr so far (the last 64 KiB); empty once stop() has released it. */
   output(): string {
     if (this.#logFd < 0) return '';
     const size = fstatSync(this.#logFd).size;
@@ -220,11 +219,10 @@ export class HelperProcess {
   /** Sends a signal to the helper's process group (or to it alone), then waits for it to be reaped. */
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<HelperExit> {
     if (this.#exit) return this.#exit;
-    const signo = require('node:os').constants.signals[signal] as number;
     try {
       process.kill(-this.pid, signal); // the group: the helper is not reaped yet, so the id is still ours
     } catch {
-      native.pidfdSignal(this.#pidfd, signo);
+      native.pidfdSignal(this.#pidfd, osc.signals[signal]);
     }
     return this.exited;
   }

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { NetNS } from '../lib/netns';
 import { Slirp4netns } from '../lib/slirp';
 import { spawnHelper, CLONE_NEWNET } from '../lib/spawn';
-import { describeRoot, ipNetnsList, nsfsMounts, openFdCount, uniqueName } from './helpers/system';
+import { spawnFdCount } from './helpers/fds';
+import { describeRoot, ipNetnsList, nsfsMounts, uniqueName } from './helpers/system';
 
 const SERVER = `require('net').createServer(s => s.end('hello from ' + require('os').networkInterfaces().tap0[0].address)).listen(8080, () => console.log('listening'))`;
 
@@ -62,7 +63,7 @@ describeRoot('Slirp4netns (root)', () => {
   });
 
   test('configures tap0, forwards a host loopback port to a server inside, lists and removes it', async () => {
-    const fdsBefore = openFdCount();
+    const fdsBefore = spawnFdCount();
     const s = await Slirp4netns.start({ netns: ns.path, options: ['port_handler=slirp4netns'] });
     let server: ChildProcess | undefined;
     try {
@@ -94,7 +95,7 @@ describeRoot('Slirp4netns (root)', () => {
     }
     expect(alive(s.pid)).toBe(false); // reaped: no zombie
     expect(existsSync(path.dirname(s.apiSocket!))).toBe(false);
-    expect(openFdCount()).toBe(fdsBefore);
+    expect(spawnFdCount()).toBe(fdsBefore);
   });
 
   test('the sandbox does not take the host\'s /run/netns bind mounts with it', async () => {
@@ -137,8 +138,8 @@ describeRoot('Slirp4netns (root)', () => {
 
   describe('failures: typed errors with the helper output, nothing left behind', () => {
     let fdsBefore: number;
-    beforeEach(() => (fdsBefore = openFdCount()));
-    afterEach(() => expect(openFdCount()).toBe(fdsBefore));
+    beforeEach(() => (fdsBefore = spawnFdCount()));
+    afterEach(() => expect(spawnFdCount()).toBe(fdsBefore));
 
     test('binary missing', async () => {
       await expect(Slirp4netns.start({ netns: ns.path, binary: path.join(fakes, 'absent') })).rejects.toMatchObject({ code: 'ERR_HELPER_NOT_FOUND' });

@@ -62,8 +62,12 @@ const fetchTcp = (port) => new Promise((resolve, reject) => {
 `;
 
 /** The unprivileged user needs /dev/net/tun (0666 under udev; 0600 on hosts without it): a named ACL entry, removed afterwards. */
+function tunOpenToAll(): boolean {
+  return execFileSync('stat', ['-c', '%a', '/dev/net/tun'], { encoding: 'utf8' }).trim().endsWith('6');
+}
+
 function grantTun(user: string): boolean {
-  if (execFileSync('stat', ['-c', '%a', '/dev/net/tun'], { encoding: 'utf8' }).trim().endsWith('6')) return false; // already rw for all
+  if (tunOpenToAll()) return false;
   execFileSync('setfacl', ['-m', `u:${user}:rw`, '/dev/net/tun']);
   return true;
 }
@@ -81,8 +85,22 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
   beforeAll(() => {
     execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: path.resolve(__dirname, '..') }); // the user runs dist/
     user = createTestUser('pnslirp');
-    granted = grantTun(user.name);
   }, 120000);
+
+  test('without access to /dev/net/tun: a typed EACCES before slirp4netns is spawned', async () => {
+    if (tunOpenToAll()) {
+      console.warn('SKIP tun access check: /dev/net/tun is mode 0666 here');
+      return;
+    }
+    const script = `const { UserNetns, Slirp4netns } = require(${JSON.stringify(DIST)});
+      (async () => { const u = await UserNetns.start(); try { await Slirp4netns.start({ netns: u.netnsPath, userns: u.usernsPath }); console.log('started'); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); } finally { await u.stop(); } })();`;
+    const { stdout } = await user!.run(process.execPath, ['-e', script], { timeout: 30000 });
+    const r = JSON.parse(stdout.trim());
+    expect(r.code).toBe('EACCES');
+    expect(r.message).toContain('/dev/net/tun');
+    granted = grantTun(user!.name); // for the next test
+  });
 
   afterAll(() => {
     if (user && granted) revokeTun(user.name);
@@ -90,6 +108,7 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
   });
 
   test('UserNetns + slirp4netns with --userns-path: tap0, MTU, default route, add/list/remove_hostfwd on 127.0.0.1', async () => {
+    if (!granted) granted = grantTun(user!.name);
     const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT], { timeout: 60000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.uid).toBe(user!.uid);

@@ -189,3 +189,30 @@ describeRoot('Slirp4netns (root)', () => {
     });
   });
 });
+
+describe('slirpFeatures', () => {
+  test('probes --help once per binary file, again when the file changes', async () => {
+    const { slirpFeatures } = await import('../lib/slirp');
+    const real = await slirpFeatures();
+    expect(real.binary).toMatch(/\/slirp4netns$/);
+    expect(real.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(real).toMatchObject({ sandbox: true, seccomp: true, mtu: true, apiSocket: true, usernsPath: true, cidr: true });
+    expect(await slirpFeatures(real.binary)).toBe(real); // cached
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'pn-sl-feat-'));
+    try {
+      const bin = path.join(dir, 'slirp4netns');
+      writeFileSync(bin, '#!/bin/sh\necho "--mtu=MTU --disable-host-loopback"\n');
+      chmodSync(bin, 0o755);
+      const old = await slirpFeatures(bin);
+      expect(old).toMatchObject({ binary: bin, mtu: true, disableHostLoopback: true, sandbox: false, apiSocket: false });
+      writeFileSync(bin, '#!/bin/sh\necho "--mtu=MTU --enable-sandbox"\n');
+      const { utimesSync } = await import('node:fs');
+      utimesSync(bin, new Date(), new Date(Date.now() + 5000)); // a new mtime even within the same tick
+      expect(await slirpFeatures(bin)).toMatchObject({ sandbox: true, disableHostLoopback: false });
+      await expect(slirpFeatures(path.join(dir, 'absent'))).rejects.toMatchObject({ code: 'ERR_HELPER_NOT_FOUND' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -67,7 +67,7 @@ function run(file: string, arg: string): Promise<string> {
 }
 
 /** Features of `binary` (default: slirp4netns from PATH); ERR_HELPER_NOT_FOUND when absent. */
-export function slirpFeatures(binary?: string): Promise<SlirpFeatures> {
+export async function slirpFeatures(binary?: string): Promise<SlirpFeatures> {
   const file = resolveCommand(binary ?? 'slirp4netns');
   const st = statSync(file);
   const key = `${file}\0${st.ino}\0${st.mtimeMs}`;

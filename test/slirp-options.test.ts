@@ -1,5 +1,5 @@
 /** Pure logic: option parsing, --help feature parsing, command line, subordinate id ranges. */
-import { parseSlirpOptions, parseSlirpHelp, slirpArgs, DEFAULT_SLIRP_MTU } from '../lib/slirp';
+import { parseSlirpOptions, parseSlirpHelp, slirpArgs, hostForwardsFromPortMappings, DEFAULT_SLIRP_MTU } from '../lib/slirp';
 import { findSubIdRange } from '../lib/rootless';
 
 const HELP_1_2 = `Usage: slirp4netns [OPTION]... PID|PATH [TAPNAME]
@@ -111,5 +111,30 @@ describe('findSubIdRange', () => {
     ['eve', 1004, undefined],
   ])('%s (%i)', (name, id, want) => {
     expect(findSubIdRange(text, name as string, id as number)).toEqual(want);
+  });
+});
+
+describe('hostForwardsFromPortMappings', () => {
+  test('ranges, protocol lists and the default host address', () => {
+    expect(hostForwardsFromPortMappings([
+      { hostPort: 8080, containerPort: 80 },
+      { hostIP: '127.0.0.1', hostPort: 5000, containerPort: 6000, protocol: 'tcp,udp', range: 2 },
+    ])).toEqual([
+      { proto: 'tcp', hostAddr: '0.0.0.0', hostPort: 8080, guestPort: 80 },
+      { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 5000, guestPort: 6000 },
+      { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 5001, guestPort: 6001 },
+      { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 5000, guestPort: 6000 },
+      { proto: 'udp', hostAddr: '127.0.0.1', hostPort: 5001, guestPort: 6001 },
+    ]);
+  });
+
+  test.each([
+    [{ hostPort: 80, containerPort: 80, protocol: 'sctp' }, "protocol 'sctp'"],
+    [{ hostIP: '::1', hostPort: 80, containerPort: 80 }, 'IPv4 only'],
+    [{ hostPort: 65535, containerPort: 80, range: 2 }, 'last host port'],
+    [{ hostPort: 0, containerPort: 80 }, 'host port'],
+    [{ hostPort: 80, containerPort: 80, range: 0 }, 'range'],
+  ])('%j is refused (%s)', (m, why) => {
+    expect(() => hostForwardsFromPortMappings([m])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining(why) }));
   });
 });

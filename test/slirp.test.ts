@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { NetNS } from '../lib/netns';
-import { Slirp4netns } from '../lib/slirp';
+import { Slirp4netns, hostForwardsFromPortMappings } from '../lib/slirp';
 import { spawnHelper, CLONE_NEWNET } from '../lib/spawn';
 import { spawnFdCount } from './helpers/fds';
 import { describeRoot, ipNetnsList, nsfsMounts, uniqueName } from './helpers/system';
@@ -101,9 +101,14 @@ describeRoot('Slirp4netns (root)', () => {
   test('the sandbox does not take the host\'s /run/netns bind mounts with it', async () => {
     const other = await NetNS.create({ name: uniqueName('pn-sl-keep') });
     try {
-      const s = await Slirp4netns.start({ netns: ns.path, sandbox: true });
+      const hostForwards = hostForwardsFromPortMappings([{ hostIP: '127.0.0.1', hostPort: 19003, containerPort: 8080, protocol: 'tcp,udp' }]);
+      const s = await Slirp4netns.start({ netns: ns.path, sandbox: true, hostForwards });
       try {
         expect(s.args).toContain('--enable-sandbox');
+        expect((await s.listHostForwards()).map((f) => `${f.proto} ${f.hostAddr}:${f.hostPort}->${f.guestPort}`)).toEqual([
+          'tcp 127.0.0.1:19003->8080',
+          'udp 127.0.0.1:19003->8080',
+        ]);
         // slirp4netns has pivoted and unmounted the old root in its namespace by now
         expect(nsfsMounts()).toEqual(expect.arrayContaining([ns.path, other.path]));
         expect(ipNetnsList()).toEqual(expect.arrayContaining([ns.name, other.name]));

@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
+import type { PortMapping } from '../cni/types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 
 export interface HostForward {
@@ -122,4 +123,29 @@ export async function listHostForwards(socketPath: string): Promise<HostForwardE
 export async function removeHostForward(socketPath: string, id: number): Promise<void> {
   if (!Number.isInteger(id) || id < 0) throw invalidArgument('host forward id', `'${String(id)}' is not an id`);
   check(await slirpApiRequest(socketPath, { execute: 'remove_hostfwd', arguments: { id } }), `remove_hostfwd id ${id}`, socketPath);
+}
+
+/**
+ * Host forwards for Podman-style port mappings (the seed's
+ * setupRootlessPortMappingViaSlirp): `range` ports one to one, each protocol
+ * of "tcp,udp", host address default 0.0.0.0. slirp4netns forwards IPv4 TCP
+ * and UDP only: sctp or an IPv6 host address is refused, naming the mapping.
+ */
+export function hostForwardsFromPortMappings(mappings: readonly PortMapping[]): HostForward[] {
+  const out: HostForward[] = [];
+  for (const m of mappings) {
+    const what = `port mapping ${m.hostIP ? `${m.hostIP}:` : ''}${m.hostPort}:${m.containerPort}/${m.protocol ?? 'tcp'}`;
+    const range = m.range ?? 1;
+    if (!Number.isInteger(range) || range < 1) throw invalidArgument(what, `range '${String(m.range)}' is not a positive integer`);
+    checkPort(`${what} host port`, m.hostPort);
+    checkPort(`${what} container port`, m.containerPort);
+    checkPort(`${what} last host port`, m.hostPort + range - 1);
+    checkPort(`${what} last container port`, m.containerPort + range - 1);
+    const hostAddr = m.hostIP ? checkV4(`${what} host address (slirp4netns forwards IPv4 only)`, m.hostIP) : '0.0.0.0';
+    for (const p of (m.protocol ?? 'tcp').split(',').map((s) => s.trim().toLowerCase())) {
+      if (p !== 'tcp' && p !== 'udp') throw invalidArgument(what, `protocol '${p}' cannot be forwarded by slirp4netns (tcp or udp)`);
+      for (let i = 0; i < range; i++) out.push({ proto: p, hostAddr, hostPort: m.hostPort + i, guestPort: m.containerPort + i });
+    }
+  }
+  return out;
 }

@@ -238,6 +238,11 @@ export class Slirp4netns {
     return this.#api((s) => removeHostForward(s, id));
   }
 
+  /** Lets this process exit while slirp4netns runs (it then leaves when this process's exit pipe end closes). */
+  unref(): void {
+    this.helper.unref();
+  }
+
   /** Closes the exit pipe; slirp4netns exits and is reaped (killed after `graceMs`). Idempotent. */
   async stop(graceMs = 2000): Promise<HelperExit> {
     const e = await this.helper.stop(graceMs);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -63,7 +64,7 @@ struct SpawnPlan {
 
 // Runs in the child between fork and exec: async-signal-safe calls only.
 [[noreturn]] void ChildMain(const SpawnPlan& p, int errfd, int* tmp) {
-  // Node ignores SIGPIPE and libuv blocks signals around fork: exec with defaults.
+  // Node ignores SIGPIPE and the parent blocked all signals around fork: exec with defaults.
   struct sigaction dfl;
   for (size_t i = 0; i < sizeof dfl; i++) reinterpret_cast<char*>(&dfl)[i] = 0;
   dfl.sa_handler = SIG_DFL;
@@ -220,9 +221,16 @@ Napi::Value SpawnHelper(const Napi::CallbackInfo& info) {
     if (pipe2(errPipe, O_CLOEXEC) != 0) ThrowErrno("pipe2");
     Fd errR(errPipe[0]), errW(errPipe[1]);
 
+    // Block signals across fork (as libuv does): a handler of this process
+    // must not run in the child before its dispositions are reset.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t pid = fork();
-    if (pid < 0) ThrowErrno("fork", plan.file);
     if (pid == 0) ChildMain(plan, errW.get(), tmp.data());
+    int forkErr = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) throw ErrnoError(forkErr, "fork", plan.file);
     errW = Fd();
 
     int msg[2];

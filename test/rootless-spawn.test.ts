@@ -24,6 +24,10 @@ describe('spawnHelper', () => {
       const stat = readFileSync(`/proc/${h.pid}/stat`, 'utf8').replace(/\(.*\)/, '').split(/\s+/);
       expect(Number(stat[3])).toBe(h.pid); // process group id
       expect(fds(h.pid)).toBe('cat\0');
+      // Node ignores SIGPIPE and the spawn blocks signals around fork: the helper starts with neither.
+      const status = readFileSync(`/proc/${h.pid}/status`, 'utf8');
+      expect(status).toMatch(/^SigBlk:\s+0+$/m);
+      expect(status).toMatch(/^SigIgn:\s+0+$/m);
     } finally {
       const e = await h.stop();
       expect(e).toEqual({ code: 0, signal: null }); // exited on EOF, not killed

@@ -34,6 +34,13 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   NOT_NETNS: 'ERR_NOT_NETNS',
   NOT_ROOT: 'ERR_NOT_ROOT',
+  // helper processes (spawnHelper), slirp4netns and user namespaces
+  HELPER_NOT_FOUND: 'ERR_HELPER_NOT_FOUND',
+  HELPER_EXITED: 'ERR_HELPER_EXITED',
+  HELPER_TIMEOUT: 'ERR_HELPER_TIMEOUT',
+  SLIRP_OPTION: 'ERR_SLIRP_OPTION',
+  SLIRP_API: 'ERR_SLIRP_API',
+  USERNS: 'ERR_USERNS',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

@@ -1,0 +1,2 @@
+export { UserNetns, findSubIdRange } from './userns';
+export type { UserNetnsOptions, IdMapMode, SubIdRange } from './userns';

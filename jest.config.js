@@ -7,4 +7,5 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'test/tsconfig.json' }] },
   testTimeout: 60000,
   maxWorkers: 2,
+  globalSetup: '<rootDir>/test/global-setup.js',
 };

@@ -83,7 +83,6 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
   let granted = false;
 
   beforeAll(() => {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: path.resolve(__dirname, '..') }); // the user runs dist/
     user = createTestUser('pnslirp');
   }, 120000);
 

@@ -1,0 +1,214 @@
+/**
+ * The runtime end to end on the real kernel and real plugins: modes, state
+ * that survives the owner's crash, gc, and concurrency across processes.
+ * Resources: network pn-rt-net (10.89.40.0/24, bridge pnrt0), netns podnet-rt*, ports 21000-21099.
+ */
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { NetNS, PodnetError, Runtime } from '../lib';
+import { describeRoot, ipNetnsList, uniqueName } from './helpers/system';
+
+const NET = 'pn-rt-net';
+const run = promisify(execFile);
+
+function iptablesHas(text: string): boolean {
+  return execFileSync('iptables-save', { encoding: 'utf8' }).includes(text);
+}
+
+async function httpGet(port: number, host = '127.0.0.1', deadlineMs = 10_000): Promise<string> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      const res = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2000) });
+      return await res.text();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+const SERVER = (port: number) => `require('http').createServer((q,s)=>s.end('ok '+q.socket.localAddress)).listen(${port},'0.0.0.0')`;
+
+describeRoot('Runtime (root, bridge and other modes)', () => {
+  let dir = '';
+  let rt: Runtime;
+  const opts = () => ({ stateDir: path.join(dir, 'state'), cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache') } });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'podnet-rt-'));
+    rt = new Runtime(opts());
+    await rt.cni.createNetwork({ name: NET, subnet: '10.89.40.0/24', bridge: 'pnrt0' });
+  });
+
+  afterAll(async () => {
+    for (const s of await rt.list()) await rt.teardown(s.id).catch(() => {});
+    await rt.cni.removeNetwork(NET).catch(() => {});
+    try { execFileSync('ip', ['link', 'del', 'pnrt0'], { stdio: 'ignore' }); } catch { /* not there */ }
+    rmSync(`/var/lib/cni/networks/${NET}`, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('bridge: a server inside is reached through its published port, and teardown removes everything', async () => {
+    const id = uniqueName('rt-br');
+    const sb = await rt.createSandbox({ id, networks: [NET], portMappings: [{ hostPort: 21001, containerPort: 8000 }] });
+    expect(sb.status).toBe('ready');
+    expect(ipNetnsList()).toContain(path.basename(sb.netnsPath!));
+    const server = await rt.spawn(id, process.execPath, ['-e', SERVER(8000)], { stdio: 'ignore' });
+    try {
+      expect(await httpGet(21001)).toMatch(/^ok 10\.89\.40\.\d+$/);
+      const inspect = await rt.inspect(id);
+      expect(inspect.IPAddress).toMatch(/^10\.89\.40\.\d+$/);
+      expect(inspect.Gateway).toBe('10.89.40.1');
+      expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: '21001' }]);
+      expect(inspect.Networks?.[NET]?.IPAddress).toBe(inspect.IPAddress);
+      const stats = await rt.stats(id);
+      expect(stats?.eth0.rxBytes).toBeGreaterThan(0);
+    } finally {
+      server.kill('SIGKILL');
+      await rt.teardown(id);
+    }
+    expect(ipNetnsList()).not.toContain(path.basename(sb.netnsPath!));
+    expect(await rt.get(id)).toBeUndefined();
+    expect(iptablesHas(id)).toBe(false);
+    await rt.teardown(id); // idempotent
+  });
+
+  it('none, host, ns:<path> and container:<id> modes', async () => {
+    const none = await rt.createSandbox({ id: uniqueName('rt-none'), network: 'none' });
+    const joiner = await rt.createSandbox({ id: uniqueName('rt-join'), network: `container:${none.id}` });
+    const host = await rt.createSandbox({ id: uniqueName('rt-host'), network: 'host' });
+    const own = await NetNS.create({ name: uniqueName('podnet-rt-own') });
+    try {
+      const byPath = await rt.createSandbox({ id: uniqueName('rt-ns'), network: `ns:${own.path}` });
+      const links = execFileSync('ip', ['-n', path.basename(none.netnsPath!), '-o', 'link'], { encoding: 'utf8' }).trim().split('\n');
+      expect(links).toHaveLength(1);
+      expect(links[0]).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+      expect(joiner.netnsPath).toBe(none.netnsPath);
+      expect(await rt.stats(none.id)).toBeNull();
+      expect((await rt.inspect(joiner.id)).SandboxKey).toBe(none.netnsPath);
+      expect(host.netnsPath).toBeUndefined();
+      expect(byPath.netnsPath).toBe(own.path);
+      await rt.teardown(byPath.id);
+      expect(existsSync(own.path)).toBe(true); // not ours to remove
+    } finally {
+      await rt.teardown(joiner.id);
+      await rt.teardown(none.id);
+      await rt.teardown(host.id);
+      await own.remove();
+    }
+    expect(existsSync(none.netnsPath!)).toBe(false);
+  });
+
+  it('refuses bad input before creating anything', async () => {
+    const before = ipNetnsList().length;
+    const bad: [object, string][] = [
+      [{ id: 'bad/id' }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), network: 'bogus' }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), network: 'none', portMappings: [{ hostPort: 21002, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), networks: [NET], portMappings: [{ hostPort: 70000, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), network: 'container:nosuch' }, 'ENOENT'],
+    ];
+    for (const [o, code] of bad) {
+      await expect(rt.createSandbox(o as never)).rejects.toMatchObject({ code });
+    }
+    expect(ipNetnsList().length).toBe(before);
+    expect(await rt.list()).toEqual([]);
+    const id = uniqueName('rt-dup');
+    await rt.createSandbox({ id, network: 'none' });
+    await expect(rt.createSandbox({ id, network: 'none' })).rejects.toBeInstanceOf(PodnetError);
+    await rt.teardown(id);
+  });
+
+  it('a crashed owner leaves sandboxes that a new process lists, inspects and tears down; gc cleans half-made ones', async () => {
+    const prefix = uniqueName('rt-crash');
+    const script = `
+      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const rt = new Runtime(${JSON.stringify(opts())});
+      (async () => {
+        for (let i = 0; i < 3; i++) await rt.createSandbox({ id: '${prefix}-' + i, networks: ['${NET}'] });
+        process.stdout.write('ready');
+        setInterval(() => {}, 1000);
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.once('data', () => resolve());
+      child.once('exit', (c) => reject(new Error(`owner exited ${c}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+
+    const fresh = new Runtime(opts());
+    const listed = (await fresh.list()).filter((s) => s.id.startsWith(prefix));
+    expect(listed.map((s) => s.id).sort()).toEqual([0, 1, 2].map((i) => `${prefix}-${i}`));
+    expect(listed.every((s) => !s.ownerAlive && s.status === 'ready')).toBe(true);
+    for (const s of listed) {
+      expect((await fresh.inspect(s.id)).IPAddress).toMatch(/^10\.89\.40\./);
+      await fresh.teardown(s.id);
+      expect(existsSync(s.netnsPath!)).toBe(false);
+    }
+    expect(readdirSync(`/var/lib/cni/networks/${NET}`).filter((f) => /^10\./.test(f))).toEqual([]);
+
+    // Half-made: a state still 'creating' whose owner is dead, and a stray podnet namespace.
+    const stray = await NetNS.create({ name: `podnet-${prefix}-stray` });
+    stray.close();
+    const half = await NetNS.create({ name: `podnet-${prefix}-half` });
+    half.close();
+    writeFileSync(path.join(opts().stateDir, 'sandboxes', `${prefix}-half.json`), JSON.stringify({
+      version: 1, id: `${prefix}-half`, name: `${prefix}-half`, cniPodName: `${prefix}-half`, mode: 'none', status: 'creating',
+      netnsPath: half.path, ownsNetns: true, networks: [], portMappings: [], networkOptions: [], results: [],
+      owner: { pid: child.pid, start: 1 }, helpers: {}, createdAt: new Date().toISOString(),
+    }));
+    const removed = await fresh.gc();
+    expect(removed.sandboxes).toEqual([`${prefix}-half`]);
+    expect(removed.namespaces).toEqual([stray.path]);
+    expect(existsSync(half.path) || existsSync(stray.path)).toBe(false);
+  });
+
+  it('50 sandboxes created and torn down concurrently from two processes sharing the state dir', async () => {
+    const prefix = uniqueName('rt-conc');
+    const worker = (k: number) => `
+      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const rt = new Runtime(${JSON.stringify(opts())});
+      const ids = Array.from({ length: 25 }, (_, i) => '${prefix}-${k}-' + i);
+      (async () => {
+        const made = await Promise.all(ids.map((id) => rt.createSandbox({ id, networks: ['${NET}'] })));
+        const ips = await Promise.all(ids.map(async (id) => (await rt.inspect(id)).IPAddress));
+        await Promise.all(ids.map((id) => rt.teardown(id)));
+        process.stdout.write(JSON.stringify({ made: made.length, ips }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const results = await Promise.all([0, 1].map((k) => run(process.execPath, ['-e', worker(k)], { encoding: 'utf8', maxBuffer: 1 << 20 })));
+    const parsed = results.map((r) => JSON.parse(r.stdout) as { made: number; ips: string[] });
+    const ips = parsed.flatMap((p) => p.ips);
+    expect(parsed.map((p) => p.made)).toEqual([25, 25]);
+    expect(new Set(ips).size).toBe(50);
+    expect((await rt.list()).filter((s) => s.id.startsWith(prefix))).toEqual([]);
+    expect(ipNetnsList().filter((n) => n.includes(prefix))).toEqual([]);
+    expect(readdirSync(`/var/lib/cni/networks/${NET}`).filter((f) => /^10\./.test(f))).toEqual([]);
+  }, 180_000);
+});
+
+describe('podnet CLI (root)', () => {
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+
+  it('usage errors exit 2 with the reason and the usage; --help exits 0', async () => {
+    const r = await run(process.execPath, [cli, 'bogus']).catch((e) => e);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown command 'bogus'/);
+    expect(r.stderr).toMatch(/Usage: podnet/);
+    const p = await run(process.execPath, [cli, 'run', '-p', 'x:80', '--', 'true']).catch((e) => e);
+    expect(p.code).toBe(2);
+    expect(p.stderr).toMatch(/host port 'x'/);
+    for (const sub of ['run', 'demo', 'netns', 'network', 'inspect', 'stats', 'gc']) {
+      expect((await run(process.execPath, [cli, sub, '--help'])).stdout).toMatch(/^Usage: podnet/);
+    }
+    const missing = await run(process.execPath, [cli, 'inspect', 'no-such-sandbox']).catch((e) => e);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no sandbox 'no-such-sandbox'.*\(ENOENT\)/);
+  });
+});

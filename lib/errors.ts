@@ -34,6 +34,12 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   NOT_NETNS: 'ERR_NOT_NETNS',
   NOT_ROOT: 'ERR_NOT_ROOT',
+  // inspect and statistics (issue 6)
+  INVALID_CNI_RESULT: 'ERR_INVALID_CNI_RESULT',
+  INSPECT_MISMATCH: 'ERR_INSPECT_MISMATCH',
+  NETNS_CYCLE: 'ERR_NETNS_CYCLE',
+  NO_SUCH_SANDBOX: 'ERR_NO_SUCH_SANDBOX',
+  NO_SUCH_INTERFACE: 'ERR_NO_SUCH_INTERFACE',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

@@ -2,3 +2,5 @@ export { PodnetError, ErrorCode } from './errors';
 export type { PodnetErrorFields } from './errors';
 export { NetNS, DEFAULT_NETNS_DIR, randomNetnsName } from './netns';
 export type { NetNSCreateOptions, NetNSExecOptions, NetNSExecResult } from './netns';
+export { toNetworkSettings, resultToBasicNetworkConfig, resolveNetnsPath, portBindings } from './inspect';
+export type { NetworkSettings, NetworkSettingsInput, BasicNetworkConfig, AdditionalNetwork, InspectHostPort, NetnsRef } from './inspect';

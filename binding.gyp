@@ -20,7 +20,7 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "ldflags": ["-pthread"],
       "libraries": [
-        "-Wl,-Bstatic", "-lnl-route-3", "-lnl-3", "-Wl,-Bdynamic"
+        "-lnl-route-3", "-lnl-3"
       ]
     }
   ]

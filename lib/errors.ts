@@ -40,6 +40,7 @@ export const ErrorCode = {
   NETNS_CYCLE: 'ERR_NETNS_CYCLE',
   NO_SUCH_SANDBOX: 'ERR_NO_SUCH_SANDBOX',
   NO_SUCH_INTERFACE: 'ERR_NO_SUCH_INTERFACE',
+  NETLINK: 'ERR_NETLINK',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

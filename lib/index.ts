@@ -4,3 +4,5 @@ export { NetNS, DEFAULT_NETNS_DIR, randomNetnsName } from './netns';
 export type { NetNSCreateOptions, NetNSExecOptions, NetNSExecResult } from './netns';
 export { toNetworkSettings, resultToBasicNetworkConfig, resolveNetnsPath, portBindings } from './inspect';
 export type { NetworkSettings, NetworkSettingsInput, BasicNetworkConfig, AdditionalNetwork, InspectHostPort, NetnsRef } from './inspect';
+export { linkStats, linkStatsMany, releaseStats, statsCacheInfo } from './stats';
+export type { LinkStats, LinkStatsByName, LinkStatsEntry, LinkStatsOutcome } from './stats';

@@ -122,6 +122,19 @@ describeRoot('linkStats on real namespaces', () => {
     expect(gone.error).toMatchObject({ code: 'ENOENT', path: ns.path });
     expect(await statsCacheInfo()).toEqual({ sockets: 0, paths: 0 });
     expect(openFdCount()).toBe(fds - 2); // the namespace handle and the socket
+
+    // Not polled again: a later poll of anything sweeps it (within a second), so
+    // the socket does not keep a removed namespace alive.
+    const other = await create('c');
+    const doomed = await create('c');
+    await linkStats(doomed.path);
+    expect((await statsCacheInfo()).sockets).toBe(1);
+    await doomed.remove();
+    made.splice(made.indexOf(doomed), 1);
+    await new Promise((r) => setTimeout(r, 1100));
+    await linkStats(other.path);
+    expect(await statsCacheInfo()).toEqual({ sockets: 1, paths: 1 });
+    await releaseStats();
   });
 
   it('the same path naming a new namespace gets a new socket, not the old namespace', async () => {

@@ -224,12 +224,9 @@ nl_sock* WrapFd(int fd, const std::string& path) {
   return sk;
 }
 
-// One recvmsg per reply (libnl peeks first by default, and asks for ACKs) into a 32 KiB buffer,
-// which holds any single link message; dumps arrive in several reads.
+// Exchange reads the single reply of a GET; libnl would also ask for an ACK.
 nl_sock* Tune(nl_sock* sk) {
   nl_socket_disable_auto_ack(sk);  // a GET's reply is its answer; an ACK would be a second read
-  nl_socket_disable_msg_peek(sk);
-  nl_socket_set_msg_buf_size(sk, 32768);
   return sk;
 }
 
@@ -308,17 +305,16 @@ int Exchange(nl_sock* sk, nl_msg* msg, bool dump, const std::function<void(ifinf
   nlmsg_free(msg);
   if (err < 0) throw NlError(err, "send RTM_GETLINK", path);
   for (;;) {
-    unsigned char* buf = nullptr;
-    sockaddr_nl from;
-    int n = nl_recv(sk, &from, &buf, nullptr);
-    if (n <= 0) {
-      free(buf);
-      throw NlError(n < 0 ? n : -NLE_MSG_TRUNC, "receive RTM_NEWLINK", path);
-    }
+    // Batches are serialized (g_mu), so one receive buffer serves them all.
+    static unsigned char buf[32768];
+    ssize_t n;
+    do n = recv(nl_socket_get_fd(sk), buf, sizeof(buf), MSG_TRUNC); while (n < 0 && errno == EINTR);
+    if (n < 0) throw ErrnoError(errno, "recv", path);
+    if (n == 0 || static_cast<size_t>(n) > sizeof(buf)) throw NlError(-NLE_MSG_TRUNC, "receive RTM_NEWLINK", path);
     bool done = false;
     int result = 0;
     auto* h = reinterpret_cast<nlmsghdr*>(buf);
-    for (int left = n; nlmsg_ok(h, left); h = nlmsg_next(h, &left)) {
+    for (int left = static_cast<int>(n); nlmsg_ok(h, left); h = nlmsg_next(h, &left)) {
       if (h->nlmsg_seq != seq) continue;  // a stale reply to an earlier, failed request
       if (h->nlmsg_type == NLMSG_DONE) {
         done = true;
@@ -334,7 +330,6 @@ int Exchange(nl_sock* sk, nl_msg* msg, bool dump, const std::function<void(ifinf
         if (!dump) done = true;
       }
     }
-    free(buf);
     if (done) return result;
   }
 }
@@ -475,7 +470,7 @@ void RunBatch(const std::vector<Request>& reqs, std::vector<Outcome>& outs) {
 // statsRead([[path, ifname|null], ...]) -> Promise<[errors, counts, names, counters]>:
 // errors[i] is an Error or undefined; counts[i] the number of links of entry i;
 // names and counters (kNumCounters per link) list the links of all entries in
-// order. Flat arrays keep the crossing into JS cheap for thousands of entries.
+// order (names only for entries without an interface name). Flat arrays keep the crossing into JS cheap for thousands of entries.
 Napi::Value StatsRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "statsRead expects an array");
@@ -506,8 +501,9 @@ Napi::Value StatsRead(const Napi::CallbackInfo& info) {
           const Outcome& o = (*outs)[i];
           if (o.failed) errors.Set(i, ToJsError(env, o.error).Value());
           counts[i] = static_cast<int32_t>(o.links.size());
+          const bool named = (*reqs)[i].ifname.empty();  // JS knows the name of a single link
           for (const Link& l : o.links) {
-            names.Set(k, Napi::String::New(env, l.name));
+            if (named) names.Set(k, Napi::String::New(env, l.name));
             for (size_t j = 0; j < kNumCounters; j++) *c++ = static_cast<double>(l.counters[j]);
             k++;
           }

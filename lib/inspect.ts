@@ -222,8 +222,8 @@ function goLess(a: string, b: string): number {
  * A sandbox's `NetworkSettings`. With networks named, each gets an entry in
  * `Networks` from the result at the same index (a count mismatch is an error);
  * without, the single result (if any) fills the top-level fields. No results
- * (slirp4netns, none) yields ports and SandboxKey only; a down network yields
- * placeholder entries for the named networks.
+ * (slirp4netns, none) yields ports and SandboxKey only; a down network (no
+ * netnsPath) yields placeholder entries for the named networks.
  */
 export function toNetworkSettings(input: NetworkSettingsInput): NetworkSettings {
   if (typeof input !== 'object' || input === null) throw invalidArgument('network settings input', 'expected an object');
@@ -259,8 +259,8 @@ export function toNetworkSettings(input: NetworkSettingsInput): NetworkSettings 
       );
     }
     top = resultToBasicNetworkConfig(results[0]);
-  } else if (networks.length > 0) {
-    // Down, or no results at all: placeholder entries, as Podman prints them.
+  } else if (!up && networks.length > 0) {
+    // Down: placeholder entries for the networks it will join, as Podman prints them.
     named = {};
     for (const name of networks) named[name] = additional(name, emptyBasic(), input.aliases?.[name]);
   }

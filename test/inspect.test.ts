@@ -199,6 +199,7 @@ describe('toNetworkSettings', () => {
     expect(s).toMatchObject({ SandboxKey: '/proc/123/ns/net', IPAddress: '', MacAddress: '', Ports: { '22/tcp': [{ HostIp: '', HostPort: '2222' }] } });
     expect(s).not.toHaveProperty('Networks');
     expect(toNetworkSettings({ netnsPath: '/x', networks: [], results: [] }).Ports).toEqual({});
+    expect(toNetworkSettings({ netnsPath: '/x', networks: ['slirp'], results: [] })).not.toHaveProperty('Networks');
   });
 
   it('network down: placeholder entries for the named networks, empty SandboxKey', () => {

@@ -14,7 +14,6 @@
 #include <linux/nsfs.h>
 #include <net/if.h>
 #include <linux/if_link.h>
-#include <netlink/cache.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/link.h>
@@ -306,7 +305,7 @@ int Exchange(nl_sock* sk, nl_msg* msg, bool dump, const std::function<void(ifinf
   if (err < 0) throw NlError(err, "send RTM_GETLINK", path);
   for (;;) {
     // Batches are serialized (g_mu), so one receive buffer serves them all.
-    static unsigned char buf[32768];
+    alignas(nlmsghdr) static unsigned char buf[32768];
     ssize_t n;
     do n = recv(nl_socket_get_fd(sk), buf, sizeof(buf), MSG_TRUNC); while (n < 0 && errno == EINTR);
     if (n < 0) throw ErrnoError(errno, "recv", path);
@@ -371,6 +370,8 @@ bool Query(nl_sock* sk, const Request& r, Outcome* out) {
     } else if (err < 0) {
       out->failed = true;
       out->error = ErrnoError(-err, "RTM_GETLINK", r.path);
+    } else if (!r.ifname.empty() && out->links.size() != 1) {
+      throw NlError(-NLE_MSG_TRUNC, "read link '" + r.ifname + "': no RTM_NEWLINK reply", r.path);
     }
     return true;
   } catch (const NativeError& e) {

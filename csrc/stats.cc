@@ -159,6 +159,12 @@ Fd OpenNetns(const std::string& path, Key* key) {
 int SocketViaChild(int nsfd, const std::string& path) {
   Fd userns(ioctl(nsfd, NS_GET_USERNS));
   if (!userns) ThrowErrno("ioctl(NS_GET_USERNS)", path);
+  // Owned by our own user namespace: joining it gives nothing more; we lack privilege.
+  struct stat own, target;
+  if (stat("/proc/self/ns/user", &own) == 0 && fstat(userns.get(), &target) == 0 && own.st_ino == target.st_ino &&
+      own.st_dev == target.st_dev) {
+    throw ErrnoError(EPERM, "setns", path);
+  }
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) ThrowErrno("socketpair");
   Fd parentEnd(sv[0]), childEnd(sv[1]);
@@ -243,16 +249,24 @@ struct Pending {
 void CreateSockets(std::vector<Pending>& pending) {
   std::vector<Pending*> needChild;
   OnOwnThread([&] {
+    // The namespace this thread is in needs no setns (and an unprivileged
+    // caller can read its own namespace this way).
+    struct stat self;
+    Key here{};
+    if (stat("/proc/thread-self/ns/net", &self) == 0) here = Key{self.st_dev, self.st_ino};
     for (auto& p : pending) {
       if (p.failed) continue;
-      if (setns(p.nsfd.get(), CLONE_NEWNET) != 0) {
-        if (errno == EPERM && geteuid() != 0) {
-          needChild.push_back(&p);
-        } else {
-          p.failed = true;
-          p.error = ErrnoError(errno, "setns", p.path);
+      if (!(p.key == here)) {
+        if (setns(p.nsfd.get(), CLONE_NEWNET) != 0) {
+          if (errno == EPERM && geteuid() != 0) {
+            needChild.push_back(&p);
+          } else {
+            p.failed = true;
+            p.error = ErrnoError(errno, "setns", p.path);
+          }
+          continue;
         }
-        continue;
+        here = p.key;
       }
       nl_sock* sk = nl_socket_alloc();
       int err = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;

@@ -268,5 +268,16 @@ describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
     const mine = JSON.parse(out.stdout) as LinkStats;
     expect(mine.txPackets).toBeGreaterThanOrEqual(after.txPackets);
     expect(mine.txBytes).toBeGreaterThan(0);
+
+    // Unprivileged: its own (host) namespace reads without setns; pid 1's is refused with a typed error.
+    const probe = (p: string) =>
+      `require(${JSON.stringify(`${process.cwd()}/dist`)}).linkStats(${JSON.stringify(p)})` +
+      '.then((s) => console.log(JSON.stringify(Object.keys(s))), (e) => console.log(JSON.stringify(e.code)))';
+    const own = JSON.parse((await user.run(process.execPath, ['-e', probe('/proc/self/ns/net')])).stdout);
+    // (Other sessions add and remove host links meanwhile: check the shape, not the list.)
+    expect(Array.isArray(own) && own.length > 0).toBe(true);
+    expect(own).not.toContain('lo');
+    const init = JSON.parse((await user.run(process.execPath, ['-e', probe('/proc/1/ns/net')])).stdout);
+    expect(['EACCES', 'EPERM']).toContain(init);
   }, 60000);
 });

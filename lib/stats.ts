@@ -155,7 +155,9 @@ export async function linkStatsMany(entries: readonly LinkStatsEntry[]): Promise
     }
   });
   if (req.length > 0) {
-    const [errors, counts, names, values] = await native.statsRead(req);
+    const [errors, counts, names, values] = await native.statsRead(req).catch((err: unknown) => {
+      throw fromNative(err, `link statistics of ${req.length} namespace(s)`);
+    });
     let k = 0;
     for (let j = 0; j < req.length; j++) {
       const [path, ifname] = req[j];

@@ -20,8 +20,10 @@
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "ldflags": ["-pthread"],
+      # Debian's libnl-3/libnl-route-3 .a archives are not built with -fPIC (linking them
+      # into a shared object fails on R_X86_64_PC32 relocations), so link the shared ones.
       "libraries": [
-        "-Wl,-Bstatic", "-lnl-route-3", "-lnl-3", "-Wl,-Bdynamic"
+        "-lnl-route-3", "-lnl-3"
       ]
     }
   ]

@@ -41,6 +41,13 @@ export const ErrorCode = {
   SLIRP_OPTION: 'ERR_SLIRP_OPTION',
   SLIRP_API: 'ERR_SLIRP_API',
   USERNS: 'ERR_USERNS',
+  // inspect and statistics (issue 6)
+  INVALID_CNI_RESULT: 'ERR_INVALID_CNI_RESULT',
+  INSPECT_MISMATCH: 'ERR_INSPECT_MISMATCH',
+  NETNS_CYCLE: 'ERR_NETNS_CYCLE',
+  NO_SUCH_SANDBOX: 'ERR_NO_SUCH_SANDBOX',
+  NO_SUCH_INTERFACE: 'ERR_NO_SUCH_INTERFACE',
+  NETLINK: 'ERR_NETLINK',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

@@ -7,3 +7,7 @@ export { spawnHelper, HelperProcess, resolveCommand, CLONE_NEWNS, CLONE_NEWUSER,
 export type { SpawnHelperOptions, HelperExit } from './spawn';
 export * from './slirp';
 export * from './rootless';
+export { toNetworkSettings, resultToBasicNetworkConfig, resolveNetnsPath, portBindings } from './inspect';
+export type { NetworkSettings, NetworkSettingsInput, BasicNetworkConfig, AdditionalNetwork, InspectHostPort, NetnsRef } from './inspect';
+export { linkStats, linkStatsMany, releaseStats, statsCacheInfo } from './stats';
+export type { LinkStats, LinkStatsByName, LinkStatsEntry, LinkStatsOutcome } from './stats';

@@ -30,6 +30,7 @@ import {
   parseNetworkConfig,
 } from './config';
 import { DEFAULT_BIN_DIRS, type CniCommand, execPlugin, findPlugin, outputError, parseOutput } from './exec';
+import { bridgeMasquerades, removeBridgeMasq } from './masq';
 import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from './ports';
 import { ResultFormatError, compareVersions, convertResult, normalizeResult, parseResult } from './result';
 import type { CniResult, PortMapping } from './types';
@@ -545,6 +546,7 @@ export class CniRuntime {
       }
       try {
         await this.#runList('DEL', att, spec.id, netns, cniArgs, prev);
+        if (!netns && prev && bridgeMasquerades(att.net)) await removeBridgeMasq(att.net.name, spec.id, prev);
         await removeCache(this.cacheDir, att.net.name, spec.id, att.ifname);
       } catch (e) {
         errors.push(e instanceof PodnetError ? e : new PodnetError(ErrorCode.CNI_TEARDOWN, errorText(e), { cause: e }));

@@ -10,7 +10,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import { SUPPORTED_VERSIONS, compareVersions, isSupportedVersion } from './result';
+import { SUPPORTED_VERSIONS, compareVersions, isCidr, isIp, isSupportedVersion } from './result';
 
 export const DEFAULT_NETWORK_NAME = 'podnet';
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
@@ -190,20 +190,15 @@ export function checkIfName(what: string, name: unknown): string {
 
 /** A subnet and its gateway, validated: the subnet is given as its network address. */
 function checkRange(what: string, family: 'ipv4' | 'ipv6', subnet: string, gateway: string | undefined, internal: boolean) {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  let bits: number;
-  try {
-    [addr, bits] = ipaddr.parseCIDR(subnet);
-  } catch {
-    throw invalidArgument(what, `'${subnet}' is not an address/prefix`);
-  }
+  if (!isCidr(subnet)) throw invalidArgument(what, `'${String(subnet)}' is not an address/prefix`);
+  const [addr, bits] = ipaddr.parseCIDR(subnet);
   if (addr.kind() !== family) throw invalidArgument(what, `'${subnet}' is not an ${family} subnet`);
   const net = family === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(subnet) : ipaddr.IPv6.networkAddressFromCIDR(subnet);
   if (net.toString() !== addr.toString()) throw invalidArgument(what, `'${subnet}' has host bits set (network is ${net}/${bits})`);
   if (bits > (family === 'ipv4' ? 30 : 126)) throw invalidArgument(what, `'${subnet}' is too small`);
   const range: Record<string, string> = { subnet: `${net}/${bits}` };
   if (gateway !== undefined) {
-    if (!ipaddr.isValid(gateway) || !ipaddr.parse(gateway).match([addr, bits]) || ipaddr.parse(gateway).kind() !== family) {
+    if (!isIp(gateway) || !ipaddr.parse(gateway).match([addr, bits]) || ipaddr.parse(gateway).kind() !== family) {
       throw invalidArgument(`${what} gateway`, `'${gateway}' is not an address in ${subnet}`);
     }
     range.gateway = gateway;

@@ -9,6 +9,7 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 import { invalidArgument } from '../errors';
+import { isIp } from './result';
 import type { CniPortMapEntry, PortMapping, PortProtocol } from './types';
 
 const PROTOCOLS: readonly PortProtocol[] = ['tcp', 'udp', 'sctp'];
@@ -50,7 +51,7 @@ export function checkPortMappings(maps: unknown): CheckedPortMapping[] {
     }
     const checked: CheckedPortMapping = { hostPort, containerPort, protocols, range };
     if (m.hostIP !== undefined && m.hostIP !== '') {
-      if (typeof m.hostIP !== 'string' || !ipaddr.isValid(m.hostIP)) {
+      if (!isIp(m.hostIP)) {
         throw invalidArgument(`${what}.hostIP`, `'${String(m.hostIP)}' is not an IP address`);
       }
       checked.hostIP = ipaddr.parse(m.hostIP).toString();

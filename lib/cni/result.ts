@@ -29,6 +29,16 @@ export function isSupportedVersion(v: unknown): v is string {
 /** Thrown by parseResult with the path of the offending field; the caller wraps it with context. */
 export class ResultFormatError extends Error {}
 
+/** A plain dotted-quad IPv4 or an IPv6 address (ipaddr.isValid also takes "1.2.3" and hex forms). */
+export function isIp(s: unknown): s is string {
+  return typeof s === 'string' && (ipaddr.IPv4.isValidFourPartDecimal(s) || ipaddr.IPv6.isValid(s));
+}
+
+/** An address/prefix whose address passes isIp. */
+export function isCidr(s: unknown): s is string {
+  return typeof s === 'string' && isIp(s.split('/')[0]) && ipaddr.isValidCIDR(s);
+}
+
 function fail(field: string, why: string): never {
   throw new ResultFormatError(`${field}: ${why}`);
 }
@@ -38,17 +48,12 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function checkCidr(field: string, v: unknown): string {
-  if (typeof v !== 'string') fail(field, 'expected a CIDR string');
-  try {
-    ipaddr.parseCIDR(v);
-  } catch {
-    fail(field, `'${v}' is not an address/prefix`);
-  }
+  if (!isCidr(v)) fail(field, `'${String(v)}' is not an address/prefix`);
   return v;
 }
 
 function checkIp(field: string, v: unknown): string {
-  if (typeof v !== 'string' || !ipaddr.isValid(v)) fail(field, `'${String(v)}' is not an IP address`);
+  if (!isIp(v)) fail(field, `'${String(v)}' is not an IP address`);
   return v;
 }
 

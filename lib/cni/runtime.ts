@@ -32,7 +32,7 @@ import {
 import { DEFAULT_BIN_DIRS, type CniCommand, execPlugin, findPlugin, outputError, parseOutput } from './exec';
 import { bridgeMasquerades, removeBridgeMasq } from './masq';
 import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from './ports';
-import { ResultFormatError, compareVersions, convertResult, normalizeResult, parseResult } from './result';
+import { ResultFormatError, compareVersions, isCidr, isIp, convertResult, normalizeResult, parseResult } from './result';
 import type { CniResult, PortMapping } from './types';
 
 export interface CniRuntimeOptions {
@@ -122,9 +122,7 @@ function checkMac(what: string, mac: unknown): string {
 }
 
 function checkStaticIp(what: string, ip: unknown): string {
-  if (typeof ip !== 'string') throw invalidArgument(what, `'${String(ip)}' is not an IP address`);
-  const ok = ip.includes('/') ? ipaddr.isValidCIDR(ip) : ipaddr.isValid(ip);
-  if (!ok) throw invalidArgument(what, `'${ip}' is not an IP address`);
+  if (!(typeof ip === 'string' && (ip.includes('/') ? isCidr(ip) : isIp(ip)))) throw invalidArgument(what, `'${ip}' is not an IP address`);
   const addr = ipaddr.parse(ip.split('/')[0]);
   if (addr.range() === 'unspecified' || addr.range() === 'multicast' || addr.range() === 'broadcast') {
     throw invalidArgument(what, `'${ip}' cannot be a host address`);
@@ -593,9 +591,9 @@ function subnetsOf(net: CniNetworkConfig): string[] {
   for (const p of net.plugins) {
     const ipam = p.ipam as { ranges?: { subnet?: unknown }[][]; subnet?: unknown } | undefined;
     for (const set of Array.isArray(ipam?.ranges) ? ipam.ranges : []) {
-      for (const r of Array.isArray(set) ? set : []) if (typeof r?.subnet === 'string' && ipaddr.isValidCIDR(r.subnet)) out.push(r.subnet);
+      for (const r of Array.isArray(set) ? set : []) if (typeof r?.subnet === 'string' && isCidr(r.subnet)) out.push(r.subnet);
     }
-    if (typeof ipam?.subnet === 'string' && ipaddr.isValidCIDR(ipam.subnet)) out.push(ipam.subnet);
+    if (typeof ipam?.subnet === 'string' && isCidr(ipam.subnet)) out.push(ipam.subnet);
   }
   return out;
 }

@@ -5,7 +5,7 @@
  * Written atomically (temp file + rename); dir 0700, file 0600.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { PodnetError } from '../errors';
@@ -33,9 +33,14 @@ export function cachePath(cacheDir: string, network: string, containerId: string
 export async function writeCache(cacheDir: string, entry: CacheEntry): Promise<void> {
   const file = cachePath(cacheDir, entry.networkName, entry.containerId, entry.ifName);
   const tmp = `${path.dirname(file)}/.${path.basename(file)}.${randomBytes(4).toString('hex')}`;
+  const data = JSON.stringify(entry);
   try {
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    await writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
+    // The directory usually exists: create it only when the write says it does not.
+    await writeFile(tmp, data, { mode: 0o600 }).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+      await writeFile(tmp, data, { mode: 0o600 });
+    });
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -89,5 +94,7 @@ export async function listCacheByNetwork(cacheDir: string, network: string): Pro
 }
 
 export async function removeCache(cacheDir: string, network: string, containerId: string, ifname: string): Promise<void> {
-  await rm(cachePath(cacheDir, network, containerId, ifname), { force: true });
+  await unlink(cachePath(cacheDir, network, containerId, ifname)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }

@@ -4,8 +4,7 @@
  * does, and turning the spec's error JSON into a typed error.
  */
 import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError } from '../errors';
@@ -19,16 +18,18 @@ const ETXTBSY_TRIES = 5;
 const ETXTBSY_DELAY_MS = 1000;
 const MAX_OUTPUT = 16 << 20;
 
-/** Finds an executable plugin `type` in `dirs`; typed error naming it and the dirs. */
-export async function findPlugin(type: string, dirs: string[]): Promise<string> {
+/** A plugin binary found in the search path; `key` changes when the file is replaced. */
+export interface FoundPlugin {
+  path: string;
+  key: string;
+}
+
+/** Finds an executable plugin `type` in `dirs` (one stat per directory); typed error naming it and the dirs. */
+export async function findPlugin(type: string, dirs: string[]): Promise<FoundPlugin> {
   for (const d of dirs) {
     const p = path.join(d, type);
-    try {
-      await access(p, constants.X_OK);
-      if ((await stat(p)).isFile()) return p;
-    } catch {
-      // not here
-    }
+    const st = await stat(p).catch(() => undefined);
+    if (st?.isFile() && st.mode & 0o111) return { path: p, key: `${p}:${st.ino}:${st.mtimeMs}` };
   }
   throw new PodnetError(ErrorCode.CNI_PLUGIN_NOT_FOUND, `CNI plugin '${type}' not found in ${dirs.join(':')}`, {
     details: { plugin: type, dirs },

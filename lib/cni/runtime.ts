@@ -29,7 +29,7 @@ import {
   loadConfigDir,
   parseNetworkConfig,
 } from './config';
-import { DEFAULT_BIN_DIRS, type CniCommand, execPlugin, findPlugin, outputError, parseOutput } from './exec';
+import { DEFAULT_BIN_DIRS, type CniCommand, type FoundPlugin, execPlugin, findPlugin, outputError, parseOutput } from './exec';
 import { bridgeMasquerades, removeBridgeMasq } from './masq';
 import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from './ports';
 import { ResultFormatError, compareVersions, isCidr, isIp, convertResult, normalizeResult, parseResult } from './result';
@@ -107,6 +107,8 @@ export interface PodNetworkResult {
 /** One network of one pod, resolved and ready to run. */
 interface Attachment {
   net: CniNetworkConfig;
+  /** The plugin binaries, once resolved. */
+  bins?: string[];
   ifname: string;
   capabilityArgs: Record<string, unknown>;
   ports?: CheckedPortMapping[];
@@ -286,17 +288,16 @@ export class CniRuntime {
             details: { plugin: p.type, network: net.name, cniVersion: net.cniVersion, supported: versions },
           });
         }
-        return bin;
+        return bin.path;
       }),
     );
   }
 
-  async #supportedVersions(bin: string, net: CniNetworkConfig): Promise<string[]> {
-    const st = await stat(bin);
-    const key = `${bin}:${st.ino}:${st.mtimeMs}`;
-    let p = this.#versions.get(key);
+  /** VERSION is asked once per binary (until it is replaced). */
+  #supportedVersions(bin: FoundPlugin, net: CniNetworkConfig): Promise<string[]> {
+    let p = this.#versions.get(bin.key);
     if (!p) {
-      const call = { command: 'VERSION' as const, plugin: bin, network: net.name, path: this.binDirs.join(':'), timeoutMs: this.pluginTimeoutMs };
+      const call = { command: 'VERSION' as const, plugin: bin.path, network: net.name, path: this.binDirs.join(':'), timeoutMs: this.pluginTimeoutMs };
       p = execPlugin({ ...call, stdin: JSON.stringify({ cniVersion: net.cniVersion }) }).then((out) => {
         const v = parseOutput(out, call) as { supportedVersions?: unknown };
         if (!Array.isArray(v?.supportedVersions) || v.supportedVersions.some((x) => typeof x !== 'string')) {
@@ -304,23 +305,10 @@ export class CniRuntime {
         }
         return v.supportedVersions as string[];
       });
-      this.#versions.set(key, p);
-      p.catch(() => this.#versions.delete(key));
+      this.#versions.set(bin.key, p);
+      p.catch(() => this.#versions.delete(bin.key));
     }
     return p;
-  }
-
-  /** A plugin's stdin: its config without `capabilities`, plus name, cniVersion, runtimeConfig, prevResult. */
-  #pluginConfig(plugin: CniPluginConf, net: CniNetworkConfig, capabilityArgs: Record<string, unknown>, prevResult?: CniResult): string {
-    const { capabilities, ...conf } = plugin;
-    const out: Record<string, unknown> = { ...conf, name: net.name, cniVersion: net.cniVersion };
-    const rc: Record<string, unknown> = {};
-    for (const [cap, on] of Object.entries(capabilities ?? {})) {
-      if (on && capabilityArgs[cap] !== undefined) rc[cap] = capabilityArgs[cap];
-    }
-    if (Object.keys(rc).length) out.runtimeConfig = { ...(conf.runtimeConfig as object | undefined), ...rc };
-    if (prevResult) out.prevResult = convertResult(prevResult, net.cniVersion);
-    return JSON.stringify(out);
   }
 
   /**
@@ -330,7 +318,7 @@ export class CniRuntime {
    */
   async #runList(
     command: Exclude<CniCommand, 'VERSION'>,
-    att: { net: CniNetworkConfig; ifname: string; capabilityArgs: Record<string, unknown> },
+    att: { net: CniNetworkConfig; ifname: string; capabilityArgs: Record<string, unknown>; bins?: string[] },
     containerId: string,
     netns: string,
     cniArgs: string,
@@ -338,14 +326,14 @@ export class CniRuntime {
     progress?: (r: CniResult) => void,
   ): Promise<CniResult | undefined> {
     const { net } = att;
-    const bins = await this.#plugins(net);
+    const bins = att.bins ?? (await this.#plugins(net));
     const base = { network: net.name, containerId, netns, ifname: att.ifname, args: cniArgs, path: this.binDirs.join(':'), timeoutMs: this.pluginTimeoutMs };
     if (command === 'DEL') {
       // libcni passes prevResult on DEL from 0.4.0 on; the firewall plugin needs it to find its rules.
       const prev = compareVersions(net.cniVersion, '0.4.0') >= 0 ? prevResult : undefined;
       const errors: unknown[] = [];
       for (let i = net.plugins.length - 1; i >= 0; i--) {
-        const stdin = this.#pluginConfig(net.plugins[i], net, att.capabilityArgs, prev);
+        const stdin = pluginStdin(net.plugins[i], net, att.capabilityArgs, prev);
         await execPlugin({ ...base, command, plugin: bins[i], stdin }).catch((e) => errors.push(e));
       }
       if (errors.length) throw errors[0];
@@ -353,7 +341,7 @@ export class CniRuntime {
     }
     let result = prevResult;
     for (let i = 0; i < net.plugins.length; i++) {
-      const stdin = this.#pluginConfig(net.plugins[i], net, att.capabilityArgs, command === 'ADD' && i === 0 ? undefined : result);
+      const stdin = pluginStdin(net.plugins[i], net, att.capabilityArgs, command === 'ADD' && i === 0 ? undefined : result);
       const call = { ...base, command, plugin: bins[i], stdin };
       const out = await execPlugin(call);
       if (command === 'CHECK') continue;
@@ -425,7 +413,7 @@ export class CniRuntime {
       }
       atts.push(att);
     }
-    await Promise.all(atts.map((a) => this.#plugins(a.net)));
+    await Promise.all(atts.map(async (a) => (a.bins = await this.#plugins(a.net))));
     return atts;
   }
 
@@ -584,6 +572,19 @@ export class CniRuntime {
     const r = await run('nsenter', [`--net=${netns}`, '--', 'sysctl', '-q', '-w', 'net.ipv6.conf.default.accept_dad=0']);
     if (r.code !== 0) throw new PodnetError(ErrorCode.CNI_PLUGIN_FAILED, `disable IPv6 DAD in '${netns}': ${r.stderr.trim()}`, { path: netns });
   }
+}
+
+/** A plugin's stdin: its config without `capabilities`, plus name, cniVersion, runtimeConfig, prevResult. */
+export function pluginStdin(plugin: CniPluginConf, net: CniNetworkConfig, capabilityArgs: Record<string, unknown>, prevResult?: CniResult): string {
+  const { capabilities, ...conf } = plugin;
+  const out: Record<string, unknown> = { ...conf, name: net.name, cniVersion: net.cniVersion };
+  const rc: Record<string, unknown> = {};
+  for (const [cap, on] of Object.entries(capabilities ?? {})) {
+    if (on && capabilityArgs[cap] !== undefined) rc[cap] = capabilityArgs[cap];
+  }
+  if (Object.keys(rc).length) out.runtimeConfig = { ...(conf.runtimeConfig as object | undefined), ...rc };
+  if (prevResult) out.prevResult = convertResult(prevResult, net.cniVersion);
+  return JSON.stringify(out);
 }
 
 function subnetsOf(net: CniNetworkConfig): string[] {

@@ -5,7 +5,7 @@
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,7 +42,17 @@ const HANDWRITTEN: Record<string, unknown[]> = {
   'pn-cni-busy': [{ type: 'pn-cni-pass' }],
   'pn-cni-missing': [{ type: 'pn-cni-nosuch' }],
 };
-const ALL_BRIDGES = ['pncni2', 'pncni3', 'pncni4', 'pncni5', 'pncni6', 'pncni7', 'pncni10'];
+const ALL_BRIDGES = ['pncni2', 'pncni3', 'pncni4', 'pncni5', 'pncni6', 'pncni7', 'pncni8', 'pncni9', 'pncni10'];
+// Older spec versions, driven through the real plugins: a 0.4.0 list and a 0.3.1 single-plugin .conf.
+const V040 = {
+  cniVersion: '0.4.0',
+  name: 'pn-cni-v040',
+  plugins: [
+    { type: 'bridge', bridge: 'pncni8', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.8.0/24' }]] } },
+    { type: 'firewall' },
+  ],
+};
+const V031 = { cniVersion: '0.3.1', name: 'pn-cni-v031', type: 'bridge', bridge: 'pncni9', ipam: { type: 'host-local', subnet: '10.89.9.0/24' } };
 
 const rt = new CniRuntime({ confDir, cacheDir, binDirs: [binDir], pluginTimeoutMs: 20000 });
 const namespaces: NetNS[] = [];
@@ -114,6 +124,8 @@ describeRoot('CniRuntime with the real plugins', () => {
     for (const [name, plugins] of Object.entries(HANDWRITTEN)) {
       writeFileSync(path.join(confDir, `50-${name}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name, plugins }));
     }
+    writeFileSync(path.join(confDir, '40-pn-cni-v040.conflist'), JSON.stringify(V040));
+    writeFileSync(path.join(confDir, '40-pn-cni-v031.conf'), JSON.stringify(V031));
     writeFileSync(path.join(confDir, '60-pn-cni-bad.conflist'), '{"cniVersion": "1.0.0", "name": "pn-cni-bad", "plugins": [');
   });
 
@@ -122,7 +134,7 @@ describeRoot('CniRuntime with the real plugins', () => {
     for (const ns of namespaces) await ns.remove().catch(() => {});
     for (const b of [...BRIDGES, { name: 'pn-cni-val' }]) await rt.removeNetwork(b.name, { force: true }).catch(() => {});
     for (const b of ALL_BRIDGES) if (linkExists(b)) execFileSync('ip', ['link', 'delete', b]);
-    for (const n of Object.keys(HANDWRITTEN)) rmSync(`/var/lib/cni/networks/${n}`, { recursive: true, force: true });
+    for (const n of [...Object.keys(HANDWRITTEN), 'pn-cni-v040', 'pn-cni-v031']) rmSync(`/var/lib/cni/networks/${n}`, { recursive: true, force: true });
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -239,6 +251,26 @@ describeRoot('CniRuntime with the real plugins', () => {
     expect(leftovers(cacheDir, id, ['10.89.6.2', 'fd89:6::2'])).toEqual([]);
   });
 
+  it('drives a 0.4.0 list and a 0.3.1 .conf: results normalized, cache in the list version, CHECK only from 0.4.0', async () => {
+    const ns = await newNetns();
+    const id = podId();
+    const res = await rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-v040', 'pn-cni-v031'] });
+    try {
+      expect(res.map((r) => [r.network, r.ifname, r.result.cniVersion])).toEqual([['pn-cni-v040', 'eth0', '1.0.0'], ['pn-cni-v031', 'eth1', '1.0.0']]);
+      expect(res[0].result.ips![0]).not.toHaveProperty('version');
+      expect(res[1].result.ips![0].address).toMatch(/^10\.89\.9\.\d+\/24$/);
+      const cached = JSON.parse(readFileSync(path.join(cacheDir, 'results', `pn-cni-v040-${id}-eth0`), 'utf8'));
+      expect(cached.result.cniVersion).toBe('0.4.0');
+      expect(cached.result.ips[0].version).toBe('4');
+      await expect(rt.checkPod({ id, networks: ['pn-cni-v040'] })).resolves.toBeUndefined();
+      await expect(rt.checkPod({ id })).rejects.toMatchObject({ code: 'ERR_CNI_VERSION' });
+    } finally {
+      await rt.tearDownPod({ id });
+    }
+    expect(leftovers(cacheDir, id, [res[0].result.ips![0].address.split('/')[0]])).toEqual([]);
+    expect((await nsAddrs(ns)).map((l) => l.ifname)).toEqual(['lo']);
+  });
+
   it('tears down from the cache alone in a fresh process', async () => {
     const ns = await newNetns();
     const id = podId();
@@ -247,6 +279,15 @@ describeRoot('CniRuntime with the real plugins', () => {
     expect(leftovers(cacheDir, id, [ip]).length).toBeGreaterThan(3);
     const cache = readdirSync(path.join(cacheDir, 'results')).filter((f) => f.includes(id));
     expect(cache).toEqual([`pn-cni-a-${id}-eth0`]);
+    // libcni's layout and fields, so other CNI tools can read it.
+    const file = path.join(cacheDir, 'results', cache[0]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+    const entry = JSON.parse(readFileSync(file, 'utf8'));
+    expect(entry).toMatchObject({ kind: 'cniCacheV1', containerId: id, ifName: 'eth0', networkName: 'pn-cni-a', netns: ns.path });
+    expect(JSON.parse(Buffer.from(entry.config, 'base64').toString())).toMatchObject({ name: 'pn-cni-a', cniVersion: '1.0.0' });
+    expect(entry.capabilityArgs.portMappings).toEqual([{ hostPort: 18004, containerPort: 80, protocol: 'tcp' }]);
+    expect(entry.result.ips[0].address).toBe(res.result.ips![0].address);
     const r = runFresh(`await new podnet.CniRuntime(${JSON.stringify({ confDir: path.join(tmp, 'empty'), cacheDir, binDirs: [binDir] })}).tearDownPod({ id: ${JSON.stringify(id)} });`);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);

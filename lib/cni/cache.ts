@@ -3,9 +3,14 @@
  * `<cacheDir>/results/<network>-<containerID>-<ifname>`, JSON of kind
  * `cniCacheV1` with the list's bytes (base64), the args and the ADD result.
  * Written atomically (temp file + rename); dir 0700, file 0600.
+ *
+ * The per-pod file operations here, in config.ts and exec.ts are synchronous on
+ * purpose: each is a few microseconds of metadata work on a small local file,
+ * while a thread-pool round trip costs a wake-up (milliseconds on a loaded
+ * machine), which measurably added to every setup and teardown.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { PodnetError } from '../errors';
@@ -36,14 +41,16 @@ export async function writeCache(cacheDir: string, entry: CacheEntry): Promise<v
   const data = JSON.stringify(entry);
   try {
     // The directory usually exists: create it only when the write says it does not.
-    await writeFile(tmp, data, { mode: 0o600 }).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-      await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-      await writeFile(tmp, data, { mode: 0o600 });
-    });
-    await rename(tmp, file);
+    try {
+      writeFileSync(tmp, data, { mode: 0o600 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      writeFileSync(tmp, data, { mode: 0o600 });
+    }
+    renameSync(tmp, file);
   } catch (err) {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw new PodnetError((err as NodeJS.ErrnoException).code ?? 'EIO', `write CNI cache '${file}': ${(err as Error).message}`, { path: file, cause: err });
   }
 }
@@ -59,7 +66,7 @@ function isEntry(v: unknown): v is CacheEntry {
 /** The entry, or undefined when there is none (or it is unreadable: treated as absent). */
 export async function readCache(file: string): Promise<CacheEntry | undefined> {
   try {
-    const v = JSON.parse(await readFile(file, 'utf8'));
+    const v = JSON.parse(readFileSync(file, 'utf8'));
     return isEntry(v) ? v : undefined;
   } catch {
     return undefined;
@@ -71,7 +78,7 @@ export async function listCache(cacheDir: string, containerId: string): Promise<
   const dir = path.join(cacheDir, 'results');
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = readdirSync(dir);
   } catch {
     return [];
   }
@@ -85,7 +92,7 @@ export async function listCacheByNetwork(cacheDir: string, network: string): Pro
   const dir = path.join(cacheDir, 'results');
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = readdirSync(dir);
   } catch {
     return [];
   }
@@ -94,7 +101,9 @@ export async function listCacheByNetwork(cacheDir: string, network: string): Pro
 }
 
 export async function removeCache(cacheDir: string, network: string, containerId: string, ifname: string): Promise<void> {
-  await unlink(cachePath(cacheDir, network, containerId, ifname)).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
+  try {
+    unlinkSync(cachePath(cacheDir, network, containerId, ifname));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }

@@ -4,7 +4,7 @@
  * first of a name wins), validation, the embedded default network, and
  * conflists built from options.
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
 import ipaddr from 'ipaddr.js';
@@ -121,13 +121,19 @@ export interface LoadedConfigs {
 export async function loadConfigDir(dir: string): Promise<LoadedConfigs> {
   let names: string[];
   try {
-    names = await readdir(dir);
+    names = readdirSync(dir); // sync: see cache.ts
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { networks: [], errors: [] };
     throw new PodnetError((err as NodeJS.ErrnoException).code ?? ErrorCode.CNI_CONFIG, `read CNI config dir '${dir}': ${(err as Error).message}`, { path: dir });
   }
   const files = names.filter((n) => /\.(conflist|conf|json)$/.test(n)).sort();
-  const texts = await Promise.all(files.map((f) => readFile(path.join(dir, f), 'utf8').catch((e: Error) => e)));
+  const texts = files.map((f) => {
+    try {
+      return readFileSync(path.join(dir, f), 'utf8');
+    } catch (e) {
+      return e as Error;
+    }
+  });
   const networks: CniNetworkConfig[] = [];
   const errors: PodnetError[] = [];
   const seen = new Set<string>();

@@ -4,7 +4,7 @@
  * does, and turning the spec's error JSON into a typed error.
  */
 import { spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError } from '../errors';
@@ -28,7 +28,12 @@ export interface FoundPlugin {
 export async function findPlugin(type: string, dirs: string[]): Promise<FoundPlugin> {
   for (const d of dirs) {
     const p = path.join(d, type);
-    const st = await stat(p).catch(() => undefined);
+    let st;
+    try {
+      st = statSync(p, { throwIfNoEntry: false }); // sync: see cache.ts
+    } catch {
+      continue; // an unreadable directory: not here
+    }
     if (st?.isFile() && st.mode & 0o111) return { path: p, key: `${p}:${st.ino}:${st.mtimeMs}` };
   }
   throw new PodnetError(ErrorCode.CNI_PLUGIN_NOT_FOUND, `CNI plugin '${type}' not found in ${dirs.join(':')}`, {

@@ -5,7 +5,8 @@
  * rollback.
  */
 import { spawn } from 'node:child_process';
-import { link, mkdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { link, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 
@@ -147,10 +148,7 @@ function errorText(e: unknown): string {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
+  return existsSync(p); // sync: see cache.ts
 }
 
 /** Runs a helper command (argv, no shell) to completion; resolves with its exit code and stderr. */

@@ -12,12 +12,28 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..', '..');
+// Time spent waiting on plugin processes (spawn to close), to split podnet's cost from the plugins'.
+const exec = require(path.join(root, 'dist/cni/exec'));
+const execPlugin = exec.execPlugin;
+let inPluginsNs = 0n;
+let podnetPerPlugin = {};
+exec.execPlugin = async (call) => {
+  const t0 = process.hrtime.bigint();
+  try {
+    return await execPlugin(call);
+  } finally {
+    const dt = process.hrtime.bigint() - t0;
+    inPluginsNs += dt;
+    const key = `${path.basename(call.plugin)} ${call.command}`;
+    podnetPerPlugin[key] = (podnetPerPlugin[key] ?? 0) + ms(dt);
+  }
+};
 const { CniRuntime, NetNS } = require(path.join(root, 'dist'));
 const { pluginStdin } = require(path.join(root, 'dist/cni/runtime'));
 const { toCapabilityEntries, checkPortMappings } = require(path.join(root, 'dist/cni/ports'));
 
 const CYCLES = Number(process.argv[2] ?? 40);
-const ROUNDS = 4;
+const PER_ROUND = 2; // cycles per tool per round: fine interleaving evens out a noisy machine
 const NETAVARK = '/usr/lib/podman/netavark';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-cni-bench-'));
 const linkExists = (n) => fs.existsSync(`/sys/class/net/${n}`);
@@ -77,8 +93,8 @@ async function main() {
       for (const line of out.trim().split('\n')) {
         const parts = line.split(' ');
         const us = Number(parts.pop());
-        if (parts[0] === 'total_us') t.sh.push(us / 1000 / n);
-        else perPlugin[parts.join(' ')] = (perPlugin[parts.join(' ')] ?? 0) + us / 1000;
+        if (parts[0] === 'cycle_us') t.sh.push(us / 1000);
+        else if (parts[0] !== 'total_us') perPlugin[parts.join(' ')] = (perPlugin[parts.join(' ')] ?? 0) + us / 1000;
       }
     };
     const runNetavark = (n) => {
@@ -98,7 +114,10 @@ async function main() {
     if (haveNetavark) runNetavark(2);
     t.pnUp.length = t.pnDown.length = t.sh.length = t.nvUp.length = t.nvDown.length = 0;
     for (const k of Object.keys(perPlugin)) delete perPlugin[k];
-    const per = Math.max(1, Math.round(CYCLES / ROUNDS));
+    inPluginsNs = 0n;
+    podnetPerPlugin = {};
+    const per = PER_ROUND;
+    const ROUNDS = Math.max(1, Math.round(CYCLES / PER_ROUND));
     for (let r = 0; r < ROUNDS; r++) {
       await runPodnet(per);
       runShell(per);
@@ -106,19 +125,24 @@ async function main() {
     }
 
     const n = per * ROUNDS;
-    const pn = mean(t.pnUp.map((u, i) => u + t.pnDown[i]));
+    const pnCycles = t.pnUp.map((u, i) => u + t.pnDown[i]);
+    const pn = mean(pnCycles);
     const sh = mean(t.sh);
-    console.log(`CNI setup+teardown, one pod, one port, ${n} cycles in ${ROUNDS} interleaved rounds (ms per cycle)`);
-    console.log(`podnet    ${pn.toFixed(1)}  (setUpPod ${mean(t.pnUp).toFixed(1)} median ${median(t.pnUp).toFixed(1)}, tearDownPod ${mean(t.pnDown).toFixed(1)} median ${median(t.pnDown).toFixed(1)})`);
-    console.log(`shell     ${sh.toFixed(1)}  (per round: ${t.sh.map((x) => x.toFixed(1)).join(', ')})`);
-    console.log(`ratio podnet/shell: ${(pn / sh).toFixed(3)}  (overhead ${((pn / sh - 1) * 100).toFixed(1)}%, ${(pn - sh).toFixed(1)} ms)`);
+    console.log(`CNI setup+teardown, one pod, one port, ${n} cycles per tool in ${ROUNDS} interleaved rounds (ms per cycle); load ${os.loadavg()[0].toFixed(1)}`);
+    console.log(`podnet    ${pn.toFixed(1)}  median ${median(pnCycles).toFixed(1)}  (setUpPod ${mean(t.pnUp).toFixed(1)} median ${median(t.pnUp).toFixed(1)}, tearDownPod ${mean(t.pnDown).toFixed(1)} median ${median(t.pnDown).toFixed(1)})`);
+    console.log(`  of which in plugin processes (spawn to exit) ${(ms(inPluginsNs) / n).toFixed(1)}, in podnet itself ${(pn - ms(inPluginsNs) / n).toFixed(1)}`);
+    console.log(`shell     ${sh.toFixed(1)}  median ${median(t.sh).toFixed(1)}`);
+    console.log(`ratio podnet/shell: mean ${(pn / sh).toFixed(3)} (${(pn - sh).toFixed(1)} ms), median ${(median(pnCycles) / median(t.sh)).toFixed(3)}`);
     if (haveNetavark) {
-      const nvm = mean(t.nvUp.map((u, i) => u + t.nvDown[i]));
-      console.log(`netavark  ${nvm.toFixed(1)}  (setup ${mean(t.nvUp).toFixed(1)}, teardown ${mean(t.nvDown).toFixed(1)})`);
-      console.log(`ratio podnet/netavark: ${(pn / nvm).toFixed(3)}`);
+      const nvCycles = t.nvUp.map((u, i) => u + t.nvDown[i]);
+      const nvm = mean(nvCycles);
+      console.log(`netavark  ${nvm.toFixed(1)}  median ${median(nvCycles).toFixed(1)}  (setup ${mean(t.nvUp).toFixed(1)}, teardown ${mean(t.nvDown).toFixed(1)})`);
+      console.log(`ratio podnet/netavark: mean ${(pn / nvm).toFixed(3)}, median ${(median(pnCycles) / median(nvCycles)).toFixed(3)}`);
     } else console.log(`netavark  not installed (${NETAVARK})`);
-    console.log('where the bare chain spends its time (ms per cycle):');
-    for (const [k, v] of Object.entries(perPlugin).sort((a, b) => b[1] - a[1])) console.log(`  ${k.padEnd(13)} ${(v / n).toFixed(1)}`);
+    console.log('where the time goes, per plugin call (ms per cycle): bare chain | podnet');
+    for (const [k, v] of Object.entries(perPlugin).sort((a, b) => b[1] - a[1])) {
+      console.log(`  ${k.padEnd(13)} ${(v / n).toFixed(1).padStart(6)} | ${((podnetPerPlugin[k] ?? 0) / n).toFixed(1).padStart(6)}`);
+    }
   } finally {
     await rt.tearDownPod({ id: 'pn-cni-bench-pn' }).catch(() => {});
     for (const ns of [nsPn, nsSh, nsNv]) await ns.remove().catch(() => {});

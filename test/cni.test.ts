@@ -304,10 +304,23 @@ describeRoot('CniRuntime with the real plugins', () => {
     expect(leftovers(cacheDir, id, [res.result.ips![0].address.split('/')[0]])).toEqual([]);
   });
 
+  it('tears down with the configured list when the cached one is damaged', async () => {
+    const ns = await newNetns();
+    const id = podId();
+    const [res] = await rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-a'] });
+    const file = path.join(cacheDir, 'results', `pn-cni-a-${id}-eth0`);
+    const entry = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...entry, config: Buffer.from('{not json').toString('base64') }));
+    await rt.tearDownPod({ id });
+    expect(leftovers(cacheDir, id, [res.result.ips![0].address.split('/')[0]])).toEqual([]);
+    expect((await nsAddrs(ns)).map((l) => l.ifname)).toEqual(['lo']);
+  });
+
   it('tearing down a pod that is not set up succeeds; checking it is a typed error', async () => {
     const id = podId();
     await expect(rt.tearDownPod({ id })).resolves.toBeUndefined();
     await expect(rt.tearDownPod({ id, networks: ['pn-cni-a'] })).resolves.toBeUndefined();
+    await expect(rt.tearDownPod({ id, networks: ['pn-cni-unknown'] })).resolves.toBeUndefined();
     await expect(rt.checkPod({ id })).rejects.toMatchObject({ code: 'ERR_CNI_NOT_SET_UP' });
   });
 

@@ -105,6 +105,9 @@ export interface PodNetworkResult {
   portMappings?: PortMapping[];
 }
 
+/** An attachment found for teardown or check, with its cache entry when there is one. */
+type Item = { entry?: CacheEntry; att: Omit<Attachment, 'ports'> };
+
 /** One network of one pod, resolved and ready to run. */
 interface Attachment {
   net: CniNetworkConfig;
@@ -481,30 +484,46 @@ export class CniRuntime {
   }
 
   /** The attachments to tear down or check: the named networks, else everything cached for the pod. */
-  async #existing(spec: PodTeardownSpec): Promise<{ entry?: CacheEntry; att: Omit<Attachment, 'ports'> }[]> {
+  async #existing(spec: PodTeardownSpec): Promise<{ items: Item[]; errors: PodnetError[] }> {
     const id = checkId(spec.id);
+    const errors: PodnetError[] = [];
+    const nets = await this.networks();
+    const configured = (name: string) => nets.find((n) => n.name === name);
+    // The cached list is what ADD ran; if it cannot be read back, the list configured now under that name.
+    const fromCache = (entry: CacheEntry): Item | undefined => {
+      let net: CniNetworkConfig | undefined;
+      try {
+        net = parseNetworkConfig(JSON.parse(Buffer.from(entry.config, 'base64').toString()), `cache entry for '${entry.networkName}'`);
+      } catch (err) {
+        net = configured(entry.networkName);
+        if (!net) errors.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.CNI_CONFIG, `cache entry for '${entry.networkName}': ${errorText(err)}`));
+      }
+      return net && { entry, att: { net, ifname: entry.ifName, capabilityArgs: entry.capabilityArgs ?? {} } };
+    };
+    const items: Item[] = [];
     if (spec.networks === undefined) {
       const entries = await listCache(this.cacheDir, id);
       entries.sort((a, b) => a.ifName.localeCompare(b.ifName, 'en', { numeric: true }));
-      return entries.map((entry) => ({ entry, att: this.#fromCache(entry) }));
+      for (const e of entries) {
+        const item = fromCache(e);
+        if (item) items.push(item);
+      }
+      return { items, errors };
     }
     if (!Array.isArray(spec.networks)) throw invalidArgument('networks', 'expected an array');
     const list = spec.networks.length ? spec.networks : [this.defaultNetwork];
-    const out = [];
     for (let i = 0; i < list.length; i++) {
       const a = typeof list[i] === 'string' ? { name: list[i] as string } : (list[i] as PodNetworkAttachment);
       if (typeof a?.name !== 'string' || !NAME_RE.test(a.name)) throw invalidArgument(`networks[${i}].name`, `'${String(a?.name)}' does not match ${NAME_RE.source}`);
       const ifname = checkIfName(`networks[${i}].ifname`, a.ifname ?? `eth${i}`);
       const entry = await readCache(cachePath(this.cacheDir, a.name, id, ifname));
-      if (entry) out.push({ entry, att: this.#fromCache(entry) });
-      else out.push({ att: { net: await this.#lookup(a.name), ifname, capabilityArgs: {} } });
+      const item = entry ? fromCache(entry) : undefined;
+      const net = configured(a.name);
+      // Not cached: DEL with the current list (cleans up after a crash), or nothing if it is unknown.
+      if (item) items.push(item);
+      else if (net && !entry) items.push({ att: { net, ifname, capabilityArgs: {} } });
     }
-    return out;
-  }
-
-  #fromCache(entry: CacheEntry): Omit<Attachment, 'ports'> {
-    const net = parseNetworkConfig(JSON.parse(Buffer.from(entry.config, 'base64').toString()), `cache entry for '${entry.networkName}'`);
-    return { net, ifname: entry.ifName, capabilityArgs: entry.capabilityArgs ?? {} };
+    return { items, errors };
   }
 
   /**
@@ -515,8 +534,7 @@ export class CniRuntime {
   async tearDownPod(spec: PodTeardownSpec): Promise<void> {
     if (typeof spec !== 'object' || spec === null) throw invalidArgument('pod', 'expected an object');
     if (spec.netnsPath !== undefined) checkPath('netnsPath', spec.netnsPath);
-    const items = await this.#existing(spec);
-    const errors: PodnetError[] = [];
+    const { items, errors } = await this.#existing(spec);
     for (const { entry, att } of items.reverse()) {
       const nsPath = spec.netnsPath ?? entry?.netns ?? '';
       // DEL must succeed when the namespace is gone: then CNI_NETNS is left empty, as the spec allows.
@@ -545,9 +563,10 @@ export class CniRuntime {
   }
 
   /** CHECK for every network of the pod (in order) against its cached result; throws the first failure. */
-  async checkPod(spec: PodTeardownSpec & { netnsPath?: string }): Promise<void> {
+  async checkPod(spec: PodTeardownSpec): Promise<void> {
     if (typeof spec !== 'object' || spec === null) throw invalidArgument('pod', 'expected an object');
-    const items = await this.#existing(spec);
+    const { items, errors } = await this.#existing(spec);
+    if (errors.length) throw errors[0];
     if (items.length === 0 || items.some((x) => x.entry?.result === undefined)) {
       throw new PodnetError(ErrorCode.CNI_NOT_SET_UP, `pod '${spec.id}' is not set up on ${items.length ? items.filter((x) => !x.entry?.result).map((x) => x.att.net.name).join(', ') : 'any network'}`, {
         details: { id: spec.id },

@@ -46,6 +46,7 @@ export const ErrorCode = {
   CNI_VERSION: 'ERR_CNI_VERSION',
   CNI_NOT_SET_UP: 'ERR_CNI_NOT_SET_UP',
   CNI_TEARDOWN: 'ERR_CNI_TEARDOWN',
+  CNI_ALREADY_SET_UP: 'ERR_CNI_ALREADY_SET_UP',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

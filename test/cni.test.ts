@@ -186,6 +186,9 @@ describeRoot('CniRuntime with the real plugins', () => {
       expect(eth1.addr_info.map((a) => a.local)).toContain('10.89.4.77');
       expect(links.find((l) => l.ifname === 'eth0')!.addr_info.map((a) => a.local)).toContain(res[0].result.ips![0].address.split('/')[0]);
       await rt.checkPod({ id });
+      // Setting it up again is refused before anything runs, and the first setup stays intact.
+      await expect(rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-a'] })).rejects.toMatchObject({ code: 'ERR_CNI_ALREADY_SET_UP' });
+      await rt.checkPod({ id });
     } finally {
       await rt.tearDownPod({ id });
     }

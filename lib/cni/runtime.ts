@@ -439,6 +439,15 @@ export class CniRuntime {
     const cniArgs = pairs.map(([k, v]) => `${k}=${v}`).join(';');
     const atts = await this.#attachments(spec);
     if (!(await exists(netns))) throw new PodnetError('ENOENT', `network namespace '${netns}' does not exist`, { path: netns });
+    // A second ADD would fail and its rollback would undo the first: refuse it up front.
+    for (const att of atts) {
+      const cached = await readCache(cachePath(this.cacheDir, att.net.name, id, att.ifname));
+      if (cached?.result !== undefined) {
+        throw new PodnetError(ErrorCode.CNI_ALREADY_SET_UP, `pod '${id}' is already set up on network '${att.net.name}' as ${att.ifname}`, {
+          details: { id, network: att.net.name, ifname: att.ifname },
+        });
+      }
+    }
 
     const done: { att: Attachment; result?: CniResult }[] = [];
     const results: PodNetworkResult[] = [];

@@ -94,19 +94,14 @@ export function parseNetworkConfig(raw: unknown, source: string, single = false)
   if (raw.disableCheck !== undefined && typeof raw.disableCheck !== 'boolean') {
     throw configError(source, 'disableCheck', 'expected a boolean');
   }
-  const list = {
-    cniVersion: single ? raw.cniVersion : raw.cniVersion,
-    name: raw.name,
-    ...(raw.cniVersions !== undefined ? { cniVersions: raw.cniVersions } : {}),
-    ...(raw.disableCheck !== undefined ? { disableCheck: raw.disableCheck } : {}),
-    plugins,
-  };
+  // A single-plugin .conf is cached as the list libcni wraps it into.
+  const bytes = JSON.stringify(single ? { cniVersion: raw.cniVersion, name: raw.name, plugins } : raw);
   return {
     name: raw.name,
     cniVersion: version,
     ...(raw.disableCheck ? { disableCheck: true } : {}),
     plugins: plugins as CniPluginConf[],
-    bytes: Buffer.from(single ? JSON.stringify(list) : JSON.stringify(raw)),
+    bytes: Buffer.from(bytes),
   };
 }
 

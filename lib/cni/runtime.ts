@@ -150,10 +150,6 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function exists(p: string): Promise<boolean> {
-  return existsSync(p); // sync: see cache.ts
-}
-
 /** Runs a helper command (argv, no shell) to completion; resolves with its exit code and stderr. */
 function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -268,9 +264,9 @@ export class CniRuntime {
       if (ipam?.type === 'host-local') await rm(path.join(ipam.dataDir ?? '/var/lib/cni/networks', name), { recursive: true, force: true });
     }
     const bridge = bridgeOf(net);
-    if (bridge && (await exists(`/sys/class/net/${bridge}`))) {
+    if (bridge && existsSync(`/sys/class/net/${bridge}`)) {
       const r = await run('ip', ['link', 'delete', bridge]);
-      if (r.code !== 0 && (await exists(`/sys/class/net/${bridge}`))) {
+      if (r.code !== 0 && existsSync(`/sys/class/net/${bridge}`)) {
         throw new PodnetError(ErrorCode.CNI_TEARDOWN, `remove bridge '${bridge}' of network '${name}': ${r.stderr.trim()}`, { details: { network: name, bridge } });
       }
     }
@@ -438,7 +434,7 @@ export class CniRuntime {
     const pairs = this.#cniArgs(spec);
     const cniArgs = pairs.map(([k, v]) => `${k}=${v}`).join(';');
     const atts = await this.#attachments(spec);
-    if (!(await exists(netns))) throw new PodnetError('ENOENT', `network namespace '${netns}' does not exist`, { path: netns });
+    if (!existsSync(netns)) throw new PodnetError('ENOENT', `network namespace '${netns}' does not exist`, { path: netns });
     // A second ADD would fail and its rollback would undo the first: refuse it up front.
     for (const att of atts) {
       const cached = await readCache(cachePath(this.cacheDir, att.net.name, id, att.ifname));
@@ -547,7 +543,7 @@ export class CniRuntime {
     for (const { entry, att } of items.reverse()) {
       const nsPath = spec.netnsPath ?? entry?.netns ?? '';
       // DEL must succeed when the namespace is gone: then CNI_NETNS is left empty, as the spec allows.
-      const netns = nsPath && (await exists(nsPath)) ? nsPath : '';
+      const netns = nsPath && existsSync(nsPath) ? nsPath : '';
       const cniArgs = (entry?.cniArgs ?? this.#cniArgs({ ...spec, id: spec.id })).map(([k, v]) => `${k}=${v}`).join(';');
       let prev: CniResult | undefined;
       try {

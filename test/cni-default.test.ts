@@ -21,10 +21,15 @@ describeRoot('the embedded default network', () => {
   const bridgeExisted = linkExists('podnet0');
 
   afterAll(() => {
-    // The bridge and the lease dir are this file's to remove (unless they were there before).
-    if (!bridgeExisted && linkExists('podnet0')) execFileSync('ip', ['link', 'delete', 'podnet0']);
+    // The bridge and the lease dir are this file's to remove, unless they were there before or another
+    // suite (the pod runtime's) has pods on podnet right now: leases or ports on the bridge.
     const leases = '/var/lib/cni/networks/podnet';
-    if (existsSync(leases) && readdirSync(leases).every((f) => !/^\d/.test(f))) rmSync(leases, { recursive: true, force: true });
+    const inUse = (existsSync(leases) && readdirSync(leases).some((f) => /^\d/.test(f))) ||
+      (linkExists('podnet0') && readdirSync('/sys/class/net/podnet0/brif').length > 0);
+    if (!inUse) {
+      if (!bridgeExisted && linkExists('podnet0')) execFileSync('ip', ['link', 'delete', 'podnet0']);
+      rmSync(leases, { recursive: true, force: true });
+    }
     rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -146,7 +146,10 @@ async function main() {
   } finally {
     await rt.tearDownPod({ id: 'pn-cni-bench-pn' }).catch(() => {});
     for (const ns of [nsPn, nsSh, nsNv]) await ns.remove().catch(() => {});
-    for (const [b, had] of Object.entries(hadBridges)) if (!had && linkExists(b)) execFileSync('ip', ['link', 'delete', b]);
+    for (const [b, had] of Object.entries(hadBridges)) {
+      const ports = linkExists(b) ? fs.readdirSync(`/sys/class/net/${b}/brif`).length : 0;
+      if (!had && linkExists(b) && ports === 0) execFileSync('ip', ['link', 'delete', b]);
+    }
     for (const d of ['podnet', 'pn-cni-nv']) {
       const p = `/var/lib/cni/networks/${d}`;
       if (fs.existsSync(p) && fs.readdirSync(p).every((f) => !/^\d/.test(f))) fs.rmSync(p, { recursive: true, force: true });

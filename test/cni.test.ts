@@ -40,6 +40,10 @@ const HANDWRITTEN: Record<string, unknown[]> = {
   'pn-cni-hang': [{ type: 'pn-cni-hang' }],
   'pn-cni-old': [{ type: 'pn-cni-old' }],
   'pn-cni-busy': [{ type: 'pn-cni-pass' }],
+  'pn-cni-env': [
+    { type: 'pn-cni-pass', capabilities: { ips: true, mac: false }, opt: 1 },
+    { type: 'pn-cni-pass', capabilities: { portMappings: true }, runtimeConfig: { keep: true } },
+  ],
   'pn-cni-missing': [{ type: 'pn-cni-nosuch' }],
 };
 const ALL_BRIDGES = ['pncni2', 'pncni3', 'pncni4', 'pncni5', 'pncni6', 'pncni7', 'pncni8', 'pncni9', 'pncni10'];
@@ -325,6 +329,54 @@ describeRoot('CniRuntime with the real plugins', () => {
     await expect(rt.tearDownPod({ id, networks: ['pn-cni-a'] })).resolves.toBeUndefined();
     await expect(rt.tearDownPod({ id, networks: ['pn-cni-unknown'] })).resolves.toBeUndefined();
     await expect(rt.checkPod({ id })).rejects.toMatchObject({ code: 'ERR_CNI_NOT_SET_UP' });
+  });
+
+  it('gives each plugin the spec environment and a config with only its declared capabilities', async () => {
+    const ns = await newNetns();
+    const id = podId();
+    const log = path.join(tmp, 'env.log');
+    process.env.PN_CNI_FAKE_LOG = log;
+    try {
+      await rt.setUpPod({
+        id,
+        name: 'envpod',
+        namespace: 'podns',
+        netnsPath: ns.path,
+        networks: [{ name: 'pn-cni-env', ips: ['10.89.11.5'], ifname: 'net0' }],
+        portMappings: [{ hostPort: 18006, containerPort: 80, protocol: 'tcp,udp' }],
+      });
+      await rt.tearDownPod({ id });
+    } finally {
+      delete process.env.PN_CNI_FAKE_LOG;
+    }
+    // A static MAC needs a plugin declaring the `mac` capability (declared false here): refused, nothing run.
+    await expect(rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-env'], mac: '02:00:00:00:00:01' })).rejects.toThrow(/'mac' capability/);
+    const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c.env.CNI_COMMAND !== 'VERSION');
+    expect(calls.map((c) => c.env.CNI_COMMAND)).toEqual(['ADD', 'ADD', 'DEL', 'DEL']);
+    for (const c of calls) {
+      expect(c.env).toMatchObject({
+        CNI_CONTAINERID: id,
+        CNI_NETNS: ns.path,
+        CNI_IFNAME: 'net0',
+        CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=podns;K8S_POD_NAME=envpod;K8S_POD_INFRA_CONTAINER_ID=${id}`,
+      });
+      expect(c.env.CNI_PATH.split(':')).toEqual(expect.arrayContaining([binDir, '/usr/lib/cni', '/opt/cni/bin']));
+      expect(c.conf).toMatchObject({ name: 'pn-cni-env', cniVersion: '1.0.0' });
+      expect(c.conf).not.toHaveProperty('capabilities');
+    }
+    const [add1, add2, del2, del1] = calls.map((c) => c.conf);
+    expect(add1).toEqual({ type: 'pn-cni-pass', opt: 1, name: 'pn-cni-env', cniVersion: '1.0.0', runtimeConfig: { ips: ['10.89.11.5'] } });
+    expect(add2.runtimeConfig).toEqual({
+      keep: true,
+      portMappings: [
+        { hostPort: 18006, containerPort: 80, protocol: 'tcp' },
+        { hostPort: 18006, containerPort: 80, protocol: 'udp' },
+      ],
+    });
+    expect(add2.prevResult).toEqual({ cniVersion: '1.0.0' });
+    expect(del2.prevResult).toEqual({ cniVersion: '1.0.0' });
+    expect(del1.prevResult).toEqual({ cniVersion: '1.0.0' });
+    expect(del1.runtimeConfig).toEqual({ ips: ['10.89.11.5'] });
   });
 
   it('retries a plugin binary that is busy being written (ETXTBSY)', async () => {

@@ -323,6 +323,27 @@ describeRoot('CniRuntime with the real plugins', () => {
     expect((await nsAddrs(ns)).map((l) => l.ifname)).toEqual(['lo']);
   });
 
+  it('teardown goes on past a failing network, reports it, and can be retried', async () => {
+    const ns = await newNetns();
+    const id = podId();
+    const res = await rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-busy', 'pn-cni-a'] });
+    const ip = res[1].result.ips![0].address.split('/')[0];
+    process.env.PN_CNI_FAKE_DEL_FAIL = '1';
+    let err;
+    try {
+      err = await rt.tearDownPod({ id }).catch((e) => e);
+    } finally {
+      delete process.env.PN_CNI_FAKE_DEL_FAIL;
+    }
+    expect(err).toBeInstanceOf(PodnetError);
+    expect(err.code).toBe('ERR_CNI_TEARDOWN');
+    expect(err.details.errors).toEqual([expect.objectContaining({ code: 'ERR_CNI_PLUGIN_FAILED', details: expect.objectContaining({ cniCode: 11, network: 'pn-cni-busy', command: 'DEL' }) })]);
+    // pn-cni-a (torn down first, in reverse order) is gone; the failed one keeps its cache entry for a retry.
+    expect(leftovers(cacheDir, id, [ip])).toEqual([`cache: pn-cni-busy-${id}-eth0`]);
+    await rt.tearDownPod({ id });
+    expect(leftovers(cacheDir, id, [ip])).toEqual([]);
+  });
+
   it('tearing down a pod that is not set up succeeds; checking it is a typed error', async () => {
     const id = podId();
     await expect(rt.tearDownPod({ id })).resolves.toBeUndefined();

@@ -11,3 +11,8 @@ export { toNetworkSettings, resultToBasicNetworkConfig, resolveNetnsPath, portBi
 export type { NetworkSettings, NetworkSettingsInput, BasicNetworkConfig, AdditionalNetwork, InspectHostPort, NetnsRef } from './inspect';
 export { linkStats, linkStatsMany, releaseStats, statsCacheInfo } from './stats';
 export type { LinkStats, LinkStatsByName, LinkStatsEntry, LinkStatsOutcome } from './stats';
+export { CniRuntime } from './cni/runtime';
+export type { CniRuntimeOptions, PodNetworkAttachment, PodNetworkSpec, PodTeardownSpec, PodNetworkResult } from './cni/runtime';
+export { DEFAULT_NETWORK_NAME } from './cni/config';
+export type { CniNetworkConfig, CniPluginConf, BridgeNetworkOptions } from './cni/config';
+export type { CniResult, CniInterface, CniIPConfig, CniRoute, CniDNS, PortMapping, PortProtocol, CniPortMapEntry } from './cni/types';

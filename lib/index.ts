@@ -16,3 +16,7 @@ export type { CniRuntimeOptions, PodNetworkAttachment, PodNetworkSpec, PodTeardo
 export { DEFAULT_NETWORK_NAME } from './cni/config';
 export type { CniNetworkConfig, CniPluginConf, BridgeNetworkOptions } from './cni/config';
 export type { CniResult, CniInterface, CniIPConfig, CniRoute, CniDNS, PortMapping, PortProtocol, CniPortMapEntry } from './cni/types';
+// the runtime: a sandbox's whole network life, with state on disk (issue 5)
+export { Runtime } from './runtime/runtime';
+export type { RuntimeOptions, CreateSandboxOptions, SandboxInfo } from './runtime/runtime';
+export type { SandboxState, NetworkMode } from './runtime/state';

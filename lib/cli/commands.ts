@@ -63,9 +63,9 @@ export async function networkCommand(argv: string[]): Promise<number> {
       if (values.mtu !== undefined && !/^\d+$/.test(values.mtu as string)) throw new UsageError('network', `--mtu '${values.mtu}' is not a number`);
       await rt.cni.createNetwork({
         name: args[0],
+        bridge: (values.bridge as string | undefined) ?? (await freeBridgeName(rt)),
         subnet: values.subnet as string | undefined,
         gateway: values.gateway as string | undefined,
-        bridge: values.bridge as string | undefined,
         ipv6Subnet: values['ipv6-subnet'] as string | undefined,
         internal: values.internal as boolean | undefined,
         mtu: values.mtu === undefined ? undefined : Number(values.mtu),
@@ -79,6 +79,12 @@ export async function networkCommand(argv: string[]): Promise<number> {
     default:
       throw new UsageError('network', sub ? `unknown network command '${sub}'` : 'missing network command');
   }
+}
+
+/** The first podnet<N> bridge name no configured network uses (podman1, podman2... in Podman). */
+async function freeBridgeName(rt: Runtime): Promise<string> {
+  const used = new Set((await rt.cni.networks()).flatMap((n) => n.plugins.map((p) => (p as { bridge?: string }).bridge)));
+  for (let i = 1; ; i++) if (!used.has(`podnet${i}`)) return `podnet${i}`;
 }
 
 export async function inspectCommand(argv: string[]): Promise<number> {
@@ -108,11 +114,14 @@ export async function statsCommand(argv: string[]): Promise<number> {
         lines.push(`${r.id.padEnd(28)} ${r.error?.message ?? 'no statistics'}`);
         continue;
       }
+      const links = Object.values(r.stats);
+      const sum = (k: 'rxBytes' | 'txBytes' | 'rxPackets' | 'txPackets') => links.reduce((a, l) => a + l[k], 0);
+      const cur = { rxBytes: sum('rxBytes'), txBytes: sum('txBytes'), rxPackets: sum('rxPackets'), txPackets: sum('txPackets') };
       const p = prev.get(r.id);
       const secs = p ? (now - p.at) / 1000 : 0;
       const rate = (cur: number, old?: number) => (p && secs > 0 && old !== undefined ? `${fmt((cur - old) / secs)}/s` : '-');
-      lines.push(`${r.id.padEnd(28)} ${fmt(r.stats.rxBytes).padStart(10)} ${fmt(r.stats.txBytes).padStart(10)} ${rate(r.stats.rxBytes, p?.rx).padStart(10)} ${rate(r.stats.txBytes, p?.tx).padStart(10)} ${String(r.stats.rxPackets).padStart(9)} ${String(r.stats.txPackets).padStart(9)}`);
-      next.set(r.id, { rx: r.stats.rxBytes, tx: r.stats.txBytes, at: now });
+      lines.push(`${r.id.padEnd(28)} ${fmt(cur.rxBytes).padStart(10)} ${fmt(cur.txBytes).padStart(10)} ${rate(cur.rxBytes, p?.rx).padStart(10)} ${rate(cur.txBytes, p?.tx).padStart(10)} ${String(cur.rxPackets).padStart(9)} ${String(cur.txPackets).padStart(9)}`);
+      next.set(r.id, { rx: cur.rxBytes, tx: cur.txBytes, at: now });
     }
     prev = next;
     return lines.join('\n');

@@ -75,7 +75,7 @@ ${COMMON}`,
 export type Options = ParseArgsConfig['options'];
 
 /** Parses `argv` for a subcommand; unknown flags are usage errors. */
-export function parse(cmd: string, argv: string[], options: Options = {}) {
+export function parse(cmd: string, argv: string[], options: Options = {}): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, debug: { type: 'boolean' } }, allowPositionals: true, strict: true });
   } catch (err) {

@@ -9,12 +9,12 @@
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 
-import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni';
+import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni/runtime';
 import type { PortMapping } from '../cni/types';
 import { PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { NetNS } from '../netns';
-import { linkStats, linkStatsMany, releaseStats, type LinkStats } from '../stats';
+import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPid } from '../validate';
 import { spawnIn } from './exec';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
@@ -183,18 +183,20 @@ export class Runtime {
   }
 
   /** Link statistics of every non-loopback interface, keyed by name; null for 'none' and 'host'. */
-  async stats(id: string): Promise<Record<string, LinkStats> | null> {
+  async stats(id: string): Promise<LinkStatsByName | null> {
     const state = await this.#get(id);
     if (state.mode === 'none' || state.mode === 'host') return null;
     return linkStats(state.netnsPath ?? (await this.#netnsPathOf(id)));
   }
 
-  /** Statistics of all sandboxes with a namespace of their own, in one native call. */
-  async statsAll(): Promise<{ id: string; stats?: LinkStats; error?: PodnetError }[]> {
+  /** Statistics of every sandbox with a namespace of its own (all interfaces by name), in one native call. */
+  async statsAll(): Promise<{ id: string; stats?: LinkStatsByName; error?: PodnetError }[]> {
     const states = (await this.state.list()).filter((s) => s.status === 'ready' && s.netnsPath && !s.joins && s.mode !== 'none' && s.mode !== 'host');
-    const ifname = (s: SandboxState) => (s.mode === 'slirp4netns' ? 'tap0' : (s.results[0]?.ifname ?? 'eth0'));
-    const got = await linkStatsMany(states.map((s) => ({ netnsPath: s.netnsPath!, ifname: ifname(s) })));
-    return states.map((s, i) => ({ id: s.id, ...got[i] }));
+    const got = await linkStatsMany(states.map((s) => ({ netnsPath: s.netnsPath! })));
+    return states.map((s, i) => {
+      const g = got[i];
+      return g.error ? { id: s.id, error: g.error } : { id: s.id, stats: (g.stats ?? {}) as LinkStatsByName };
+    });
   }
 
   /**
@@ -324,14 +326,17 @@ export class Runtime {
     return s;
   }
 
-  /** The sandbox that owns the namespace `id` uses (through container:<id> chains; a cycle is an error). */
+  /** The sandbox that owns the namespace `state` uses (through container:<id> chains; a cycle is an error). */
   async #ownerOf(state: SandboxState): Promise<string> {
     const states = new Map((await this.state.list()).map((s) => [s.id, s]));
     states.set(state.id, state);
-    return resolveNetnsPath(state.id, (sid: string) => {
+    let owner = state.id;
+    resolveNetnsPath(state.id, (sid: string) => {
       const s = states.get(sid);
-      return s ? { joins: s.joins, netnsPath: s.netnsPath } : undefined;
-    }).ownerId;
+      if (s) owner = sid;
+      return s && { netnsPath: s.joins ? null : (s.netnsPath ?? null), netnsContainer: s.joins };
+    });
+    return owner;
   }
 
   async #netnsPathOf(id: string): Promise<string> {

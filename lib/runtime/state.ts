@@ -9,7 +9,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 
 import type { PortMapping } from '../cni/types';
-import type { PodNetworkResult } from '../cni';
+import type { PodNetworkResult } from '../cni/runtime';
 import { PodnetError } from '../errors';
 import { withLock } from './lock';
 import type { ProcRef } from './proc';

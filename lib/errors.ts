@@ -34,6 +34,8 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   NOT_NETNS: 'ERR_NOT_NETNS',
   NOT_ROOT: 'ERR_NOT_ROOT',
+  // port forwarder (lib/portfwd)
+  PORTFWD_FAILED: 'ERR_PORTFWD_FAILED', PORTFWD_TIMEOUT: 'ERR_PORTFWD_TIMEOUT', PORTFWD_NO_ADDRESS: 'ERR_PORTFWD_NO_ADDRESS',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

@@ -37,7 +37,7 @@ namespace {
 
 constexpr int kExitFd = 3;
 constexpr int kReadyFd = 4;
-constexpr int kPipeSize = 256 * 1024;
+constexpr int kPipeSize = 262144;
 constexpr int kUdpIdleSec = 60;
 
 int g_ep = -1;

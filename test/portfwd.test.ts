@@ -182,6 +182,16 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
   });
 }
 
+// A Node process (as root, or as the test user) that owns the forwarder: prints
+// {"pid","rss"} once it is ready (or {"error"}), and exits when its stdin closes.
+const OWNER = `
+const { PortForwarder } = require(process.argv[1]);
+PortForwarder.start(JSON.parse(process.argv[2])).then((h) => {
+  console.log(JSON.stringify({ pid: h.pid, rss: h.rssKiB() }));
+  process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
+}, (e) => { console.log(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } })); process.exit(1); });
+`;
+
 describeRoot('PortForwarder as root', () => {
   let ns: NetNS | undefined;
   let server: { proc: ChildProcess; lines: string[] } | undefined;
@@ -211,6 +221,61 @@ describeRoot('PortForwarder as root', () => {
     expect(h.rssKiB()).toBeUndefined();
   });
 
+  it('listens on an IPv6 host address', async () => {
+    const h = await PortForwarder.start({ netnsPath: ns!.path, portMappings: [{ hostIP: '::1', hostPort: 19542, containerPort: 8000 }] });
+    try {
+      const data = randomBytes(65536);
+      expect((await exchange(19542, data, '::1')).equals(data)).toBe(true);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it('applies back-pressure: a client that does not read does not grow the forwarder', async () => {
+    const h = await PortForwarder.start({ netnsPath: ns!.path, portMappings: [{ hostIP: '127.0.0.1', hostPort: 19543, containerPort: 8000 }] });
+    const s = net.connect({ port: 19543, host: '127.0.0.1', allowHalfOpen: true });
+    try {
+      await new Promise((r) => s.once('connect', r));
+      s.pause();  // the echo comes back to a reader that does not read
+      const rss0 = h.rssKiB()!;
+      const chunk = randomBytes(1 << 20);
+      let sent = 0;
+      // Write until the whole path (socket buffers, forwarder pipes, echo server) is full.
+      for (let stalled = 0; stalled < 10 && sent < (256 << 20);) {
+        if (s.write(chunk)) { sent += chunk.length; continue; }
+        sent += chunk.length;
+        const drained = await Promise.race([new Promise((r) => s.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 100))]);
+        stalled = drained ? 0 : stalled + 1;
+      }
+      expect(sent).toBeLessThan(256 << 20);  // the writer was stopped, not buffered without bound
+      expect(h.rssKiB()! - rss0).toBeLessThan(1024);
+      // Reading again lets everything through, intact in length.
+      let got = 0;
+      s.on('data', (d: Buffer) => { got += d.length; });
+      s.resume();
+      s.end();
+      await new Promise((r) => s.once('end', r));
+      expect(got).toBe(sent);
+    } finally {
+      s.destroy();
+      await h.stop();
+    }
+  });
+
+  it('exits within a second when its owner is killed with SIGKILL', async () => {
+    const opts = { netnsPath: ns!.path, portMappings: [{ hostIP: '127.0.0.1', hostPort: 19544, containerPort: 8000 }] };
+    const o = spawn(process.execPath, ['-e', OWNER, path.resolve(__dirname, '../dist'), JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((r) => createInterface({ input: o.stdout! }).once('line', r));
+      const { pid } = JSON.parse(line);
+      expect(alive(pid)).toBe(true);
+      o.kill('SIGKILL');
+      expect(await waitGone(pid, 1000)).toBe(true);
+    } finally {
+      o.kill('SIGKILL');
+    }
+  });
+
   it('reports a namespace without a global address', async () => {
     const bare = await NetNS.create({ name: uniqueName('pn-fwd') });
     try {
@@ -221,16 +286,6 @@ describeRoot('PortForwarder as root', () => {
     }
   });
 });
-
-// A Node process running as the test user that owns the forwarder: prints
-// {"pid","rss"} once it is ready (or {"error"}), and exits when its stdin closes.
-const OWNER = `
-const { PortForwarder } = require(process.argv[1]);
-PortForwarder.start(JSON.parse(process.argv[2])).then((h) => {
-  console.log(JSON.stringify({ pid: h.pid, rss: h.rssKiB() }));
-  process.stdin.resume(); process.stdin.on('end', () => process.exit(0));
-}, (e) => { console.log(JSON.stringify({ error: { code: e.code, message: e.message, details: e.details } })); process.exit(1); });
-`;
 
 describeRoot('PortForwarder as an unprivileged user', () => {
   let user: TestUser | undefined;

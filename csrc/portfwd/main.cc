@@ -8,10 +8,12 @@
 // bound. On a failure before that, one line "CODE: message" goes to stdout and
 // the process exits 1, so no listener stays open.
 //
-// One thread, epoll, edge-triggered. TCP bytes move with splice() through a
-// bounded pipe per direction: a slow reader stops reads from its peer (memory
-// stays at the pipe size). UDP is relayed per client address through a
-// connected socket in the namespace.
+// epoll, edge-triggered. The main thread accepts and hands each TCP connection
+// to one of a few worker loops (one per CPU, at most 4; the main loop is one of
+// them), round robin, so several streams use several cores. TCP bytes move with
+// splice() through a bounded pipe per direction: a slow reader stops reads from
+// its peer (memory stays at the pipe size). UDP is relayed by the main thread,
+// per client address, through a connected socket in the namespace.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +23,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +44,12 @@ constexpr int kReadyFd = 4;
 constexpr int kPipeSize = 262144;
 constexpr int kUdpIdleSec = 60;
 
-int g_ep = -1;
+constexpr int kMaxWorkers = 4;
+constexpr size_t kSparePipes = 32;  // per worker, kept for reuse by short connections
+
+thread_local int t_ep = -1;  // this loop's epoll
+int g_workers[kMaxWorkers];  // every loop's epoll; [0] is the main thread's
+int g_nworkers = 1;
 NsSockets g_ns;
 sockaddr_storage g_target{};
 
@@ -59,13 +68,14 @@ struct Handler {
   virtual void Destroy() { delete this; }
 };
 
-std::vector<Handler*> g_dead;  // freed after the current batch of events
+thread_local std::vector<Handler*> t_dead;  // freed after the current batch of events
+thread_local std::vector<int> t_pipes;      // empty pipes (read end, write end) for reuse
 
-void Watch(int fd, Handler* h, uint32_t ev) {
+bool Watch(int ep, int fd, Handler* h, uint32_t ev) {
   epoll_event e{};
   e.events = ev;
   e.data.ptr = h;
-  if (epoll_ctl(g_ep, EPOLL_CTL_ADD, fd, &e) != 0) FailErrno("epoll_ctl");
+  return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) == 0;
 }
 
 // The container address with `port`, in a sockaddr of the right size.
@@ -105,9 +115,19 @@ struct Conn {
   void Close() {
     if (closed) return;
     closed = true;
-    for (int fd : {client.fd, upstream.fd, up.pr, up.pw, down.pr, down.pw})
-      if (fd >= 0) close(fd);
-    g_dead.push_back(&client);
+    close(client.fd);
+    close(upstream.fd);
+    for (Dir* d : {&up, &down}) {
+      if (d->pr < 0) continue;
+      if (d->pending == 0 && t_pipes.size() < 2 * kSparePipes) {
+        t_pipes.push_back(d->pr);
+        t_pipes.push_back(d->pw);
+      } else {
+        close(d->pr);
+        close(d->pw);
+      }
+    }
+    t_dead.push_back(&client);
   }
 
   // Moves what can move now; false on a fatal error.
@@ -132,6 +152,13 @@ struct Conn {
   }
 
   bool MakePipe(Dir& d) {
+    if (!t_pipes.empty()) {
+      d.pw = t_pipes.back();
+      t_pipes.pop_back();
+      d.pr = t_pipes.back();
+      t_pipes.pop_back();
+      return true;
+    }
     int p[2];
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
     d.pr = p[0];
@@ -188,11 +215,23 @@ struct TcpListener : Handler {
       c->client.c = c->upstream.c = c;
       c->client.fd = cfd;
       c->upstream.fd = ufd;
+      // From here on only the chosen worker touches the connection.
+      int ep = g_workers[next_++ % g_nworkers];
       uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      Watch(cfd, &c->client, ev);
-      Watch(ufd, &c->upstream, ev);
+      if (!Watch(ep, ufd, &c->upstream, ev)) {
+        close(cfd);
+        close(ufd);
+        delete c;
+        continue;
+      }
+      if (!Watch(ep, cfd, &c->client, ev)) {
+        // Both directions then read EOF at once, and the worker closes the pair.
+        shutdown(cfd, SHUT_RDWR);
+        shutdown(ufd, SHUT_RDWR);
+      }
     }
   }
+  unsigned next_ = 0;
 };
 
 // ---- UDP ----
@@ -235,7 +274,12 @@ struct UdpListener : Handler {
         f->fd = ufd;
         f->peer = peer;
         f->plen = plen;
-        Watch(ufd, f, EPOLLIN);
+        if (!Watch(t_ep, ufd, f, EPOLLIN)) {
+          close(ufd);
+          delete f;
+          flows.erase(key);
+          continue;
+        }
       }
       f->last = time(nullptr);
       send(f->fd, buf, n, MSG_DONTWAIT);  // datagrams: drop when the queue is full
@@ -246,7 +290,7 @@ struct UdpListener : Handler {
     for (auto it = flows.begin(); it != flows.end();) {
       if (now - it->second->last < kUdpIdleSec) { ++it; continue; }
       close(it->second->fd);
-      g_dead.push_back(it->second);
+      t_dead.push_back(it->second);
       it = flows.erase(it);
     }
   }
@@ -285,6 +329,21 @@ bool ParseAddr(const std::string& ip, int port, sockaddr_storage* ss, socklen_t*
     return true;
   }
   return false;
+}
+
+// One round of this thread's event loop.
+void RunOnce(int timeoutMs) {
+  epoll_event evs[128];
+  int n = epoll_wait(t_ep, evs, 128, timeoutMs);
+  if (n < 0 && errno != EINTR) FailErrno("epoll_wait");
+  for (int i = 0; i < n; i++) static_cast<Handler*>(evs[i].data.ptr)->OnEvent(evs[i].events);
+  for (Handler* h : t_dead) h->Destroy();
+  t_dead.clear();
+}
+
+void* WorkerMain(void* ep) {
+  t_ep = *static_cast<int*>(ep);
+  for (;;) RunOnce(-1);
 }
 
 std::string ReadAll(int fd) {
@@ -347,8 +406,13 @@ int Main() {
     Fail("ERR_PORTFWD_NO_ADDRESS", "network namespace " + cfg.getStr("netns") + " has no global address to forward to");
   }
 
-  g_ep = epoll_create1(EPOLL_CLOEXEC);
-  if (g_ep < 0) FailErrno("epoll_create1");
+  g_nworkers = get_nprocs() < kMaxWorkers ? get_nprocs() : kMaxWorkers;
+  if (g_nworkers < 1) g_nworkers = 1;
+  for (int i = 0; i < g_nworkers; i++) {
+    g_workers[i] = epoll_create1(EPOLL_CLOEXEC);
+    if (g_workers[i] < 0) FailErrno("epoll_create1");
+  }
+  t_ep = g_workers[0];
   std::vector<UdpListener*> udp;
   for (const Json& l : listen->arr) {
     std::string proto = l.getStr("proto");
@@ -360,33 +424,32 @@ int Main() {
       auto* h = new TcpListener;
       h->fd = fd;
       h->cport = cport;
-      Watch(fd, h, EPOLLIN);
+      if (!Watch(t_ep, fd, h, EPOLLIN)) FailErrno("epoll_ctl");
     } else {
       auto* h = new UdpListener;
       h->fd = fd;
       h->cport = cport;
       udp.push_back(h);
-      Watch(fd, h, EPOLLIN);
+      if (!Watch(t_ep, fd, h, EPOLLIN)) FailErrno("epoll_ctl");
     }
   }
   ExitWatch exitWatch;
-  Watch(kExitFd, &exitWatch, EPOLLIN);
+  if (!Watch(t_ep, kExitFd, &exitWatch, EPOLLIN)) FailErrno("epoll_ctl");
+  for (int i = 1; i < g_nworkers; i++) {
+    pthread_t t;
+    if (pthread_create(&t, nullptr, WorkerMain, &g_workers[i]) != 0) FailErrno("pthread_create");
+  }
   if (write(kReadyFd, "1", 1) != 1) FailErrno("write ready fd");
   close(kReadyFd);
 
-  epoll_event evs[128];
   time_t lastSweep = time(nullptr);
   for (;;) {
-    int n = epoll_wait(g_ep, evs, 128, udp.empty() ? -1 : 10000);
-    if (n < 0 && errno != EINTR) FailErrno("epoll_wait");
-    for (int i = 0; i < n; i++) static_cast<Handler*>(evs[i].data.ptr)->OnEvent(evs[i].events);
+    RunOnce(udp.empty() ? -1 : 10000);
     time_t now = time(nullptr);
     if (!udp.empty() && now - lastSweep >= 10) {
       for (UdpListener* u : udp) u->Sweep(now);
       lastSweep = now;
     }
-    for (Handler* h : g_dead) h->Destroy();
-    g_dead.clear();
   }
 }
 

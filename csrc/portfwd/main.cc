@@ -8,9 +8,10 @@
 // bound. On a failure before that, one line "CODE: message" goes to stdout and
 // the process exits 1, so no listener stays open.
 //
-// epoll, edge-triggered. The main thread accepts and hands each TCP connection
-// to one of a few worker loops (one per CPU, at most 4; the main loop is one of
-// them), round robin, so several streams use several cores. TCP bytes move with
+// epoll, edge-triggered, in a few worker loops (one per CPU, at most 4; the
+// main thread's loop is one of them). Every loop watches the TCP listeners with
+// EPOLLEXCLUSIVE: an idle loop accepts a new connection and serves it from then
+// on, so several streams use several cores without a hand-off between threads. TCP bytes move with
 // splice() through a bounded pipe per direction: a slow reader stops reads from
 // its peer (memory stays at the pipe size). UDP is relayed by the main thread,
 // per client address, through a connected socket in the namespace.
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,7 @@ thread_local int t_ep = -1;  // this loop's epoll
 int g_workers[kMaxWorkers];  // every loop's epoll; [0] is the main thread's
 int g_nworkers = 1;
 NsSockets g_ns;
+std::mutex g_nsMu;  // g_ns is shared by the loops
 sockaddr_storage g_target{};
 
 [[noreturn]] void Fail(const char* code, const std::string& msg) {
@@ -177,8 +180,15 @@ struct Conn {
       if (err == EINPROGRESS || (!err && !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))) return;
       if (err || !MakePipe(up) || !MakePipe(down)) return Close();
       connected = true;
+      ev = EPOLLIN | EPOLLOUT;  // move what the client sent meanwhile
+      s = nullptr;
     }
-    if (!Pump(up, client.fd, upstream.fd) || !Pump(down, upstream.fd, client.fd)) return Close();
+    // Only the directions this event can unblock: reading from s, writing to s.
+    bool readable = ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    bool writable = ev & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+    bool doUp = !s || (s == &client ? readable : writable);
+    bool doDown = !s || (s == &upstream ? readable : writable);
+    if ((doUp && !Pump(up, client.fd, upstream.fd)) || (doDown && !Pump(down, upstream.fd, client.fd))) return Close();
     if (up.done && down.done) Close();
   }
 };
@@ -190,18 +200,22 @@ struct TcpListener : Handler {
   int fd = -1;
   int cport = 0;
   void OnEvent(uint32_t) override {
-    for (int i = 0; i < 64; i++) {
+    {  // one per wake-up: the next pending connection may wake another, idle loop
       int cfd = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (cfd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
           dprintf(2, "podnet-portfwd: accept: %s\n", strerror(errno));
         return;
       }
-      int ufd = g_ns.Take(g_target.ss_family, SOCK_STREAM);
+      int ufd;
+      {
+        std::lock_guard<std::mutex> lock(g_nsMu);
+        ufd = g_ns.Take(g_target.ss_family, SOCK_STREAM);
+      }
       if (ufd < 0) {
         dprintf(2, "podnet-portfwd: socket in namespace: %s\n", strerror(errno));
         close(cfd);
-        continue;
+        return;
       }
       sockaddr_storage t;
       socklen_t tl = TargetFor(cport, &t);
@@ -209,29 +223,21 @@ struct TcpListener : Handler {
       if (r != 0 && errno != EINPROGRESS) {
         close(cfd);
         close(ufd);
-        continue;
+        return;
       }
       Conn* c = new Conn;
       c->client.c = c->upstream.c = c;
       c->client.fd = cfd;
       c->upstream.fd = ufd;
-      // From here on only the chosen worker touches the connection.
-      int ep = g_workers[next_++ % g_nworkers];
       uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      if (!Watch(ep, ufd, &c->upstream, ev)) {
+      if (!Watch(t_ep, cfd, &c->client, ev) || !Watch(t_ep, ufd, &c->upstream, ev)) {
+        // Closing both fds drops them from this loop's epoll.
         close(cfd);
         close(ufd);
         delete c;
-        continue;
-      }
-      if (!Watch(ep, cfd, &c->client, ev)) {
-        // Both directions then read EOF at once, and the worker closes the pair.
-        shutdown(cfd, SHUT_RDWR);
-        shutdown(ufd, SHUT_RDWR);
       }
     }
   }
-  unsigned next_ = 0;
 };
 
 // ---- UDP ----
@@ -261,7 +267,11 @@ struct UdpListener : Handler {
       std::string key(reinterpret_cast<char*>(&peer), plen);
       UdpFlow*& f = flows[key];
       if (!f) {
-        int ufd = g_ns.Take(g_target.ss_family, SOCK_DGRAM);
+        int ufd;
+      {
+        std::lock_guard<std::mutex> lock(g_nsMu);
+        ufd = g_ns.Take(g_target.ss_family, SOCK_DGRAM);
+      }
         sockaddr_storage t;
         socklen_t tl = TargetFor(cport, &t);
         if (ufd < 0 || connect(ufd, reinterpret_cast<sockaddr*>(&t), tl) != 0) {
@@ -424,7 +434,8 @@ int Main() {
       auto* h = new TcpListener;
       h->fd = fd;
       h->cport = cport;
-      if (!Watch(t_ep, fd, h, EPOLLIN)) FailErrno("epoll_ctl");
+      for (int i = 0; i < g_nworkers; i++)
+        if (!Watch(g_workers[i], fd, h, EPOLLIN | EPOLLEXCLUSIVE)) FailErrno("epoll_ctl");
     } else {
       auto* h = new UdpListener;
       h->fd = fd;

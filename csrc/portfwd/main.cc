@@ -10,8 +10,9 @@
 //
 // epoll, edge-triggered, in a few worker loops (one per CPU, at most 4; the
 // main thread's loop is one of them). Every loop watches the TCP listeners with
-// EPOLLEXCLUSIVE: an idle loop accepts a new connection and serves it from then
-// on, so several streams use several cores without a hand-off between threads. TCP bytes move with
+// EPOLLEXCLUSIVE; the loop that accepts keeps the connection unless another
+// serves fewer, so streams spread over cores and a lone short connection is not
+// handed between threads. TCP bytes move with
 // splice() through a bounded pipe per direction: a slow reader stops reads from
 // its peer (memory stays at the pipe size). UDP is relayed by the main thread,
 // per client address, through a connected socket in the namespace.
@@ -24,12 +25,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -43,7 +46,12 @@ namespace {
 
 constexpr int kExitFd = 3;
 constexpr int kReadyFd = 4;
-constexpr int kPipeSize = 262144;
+// Pipes start at the default size (64 KiB) and grow to kBulkPipe once a
+// connection fills one in a single splice: bulk streams get fewer, larger
+// moves (less CPU per byte) while short connections stay small. Pipe pages are
+// charged to the user (fs/pipe-user-pages-soft): an unprivileged forwarder with
+// large pipes everywhere would shrink every other pipe of that user.
+constexpr int kBulkPipe = 1024 * 1024;
 constexpr int kUdpIdleSec = 60;
 
 constexpr int kMaxWorkers = 4;
@@ -52,6 +60,8 @@ constexpr size_t kSparePipes = 32;  // per worker, kept for reuse by short conne
 thread_local int t_ep = -1;  // this loop's epoll
 int g_workers[kMaxWorkers];  // every loop's epoll; [0] is the main thread's
 int g_nworkers = 1;
+std::atomic<int> g_load[kMaxWorkers];  // open connections per loop
+thread_local int t_index = 0;          // this loop's index
 NsSockets g_ns;
 std::mutex g_nsMu;  // g_ns is shared by the loops
 sockaddr_storage g_target{};
@@ -106,11 +116,13 @@ struct Side : Handler {
 struct Dir {
   int pr = -1, pw = -1;
   size_t pending = 0;  // bytes in the pipe
+  int size = 0;        // pipe capacity
   bool done = false;   // EOF seen and forwarded as shutdown(SHUT_WR)
 };
 
 struct Conn {
   Side client, upstream;
+  int loop = 0;  // the loop that serves it
   Dir up, down;  // client->upstream, upstream->client
   bool connected = false;
   bool closed = false;
@@ -122,7 +134,7 @@ struct Conn {
     close(upstream.fd);
     for (Dir* d : {&up, &down}) {
       if (d->pr < 0) continue;
-      if (d->pending == 0 && t_pipes.size() < 2 * kSparePipes) {
+      if (d->pending == 0 && d->size < kBulkPipe && t_pipes.size() < 2 * kSparePipes) {
         t_pipes.push_back(d->pr);
         t_pipes.push_back(d->pw);
       } else {
@@ -130,6 +142,7 @@ struct Conn {
         close(d->pw);
       }
     }
+    g_load[loop]--;
     t_dead.push_back(&client);
   }
 
@@ -142,8 +155,15 @@ struct Conn {
         d.pending -= n;
         continue;
       }
-      ssize_t n = splice(src, nullptr, d.pw, nullptr, kPipeSize, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) { d.pending = n; continue; }
+      ssize_t n = splice(src, nullptr, d.pw, nullptr, kBulkPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.pending = n;
+        if (n >= d.size && d.size < kBulkPipe) {
+          int grown = fcntl(d.pw, F_SETPIPE_SZ, kBulkPipe);  // best effort
+          d.size = grown > 0 ? grown : kBulkPipe;           // on failure: do not try again
+        }
+        continue;
+      }
       if (n == 0) {  // EOF: pass the half-close on
         shutdown(dst, SHUT_WR);
         d.done = true;
@@ -160,13 +180,13 @@ struct Conn {
       t_pipes.pop_back();
       d.pr = t_pipes.back();
       t_pipes.pop_back();
-      return true;
+    } else {
+      int p[2];
+      if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+      d.pr = p[0];
+      d.pw = p[1];
     }
-    int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-    d.pr = p[0];
-    d.pw = p[1];
-    fcntl(d.pw, F_SETPIPE_SZ, kPipeSize);  // best effort: the default 64 KiB still works
+    d.size = fcntl(d.pw, F_GETPIPE_SZ);
     return true;
   }
 
@@ -229,13 +249,31 @@ struct TcpListener : Handler {
       c->client.c = c->upstream.c = c;
       c->client.fd = cfd;
       c->upstream.fd = ufd;
+      c->loop = t_index;
+      for (int i = 0; i < g_nworkers; i++)
+        if (g_load[i] < g_load[c->loop]) c->loop = i;
+      g_load[c->loop]++;
+      // Upstream first: once it is in a loop's epoll, that loop owns the Conn.
       uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      if (!Watch(t_ep, cfd, &c->client, ev) || !Watch(t_ep, ufd, &c->upstream, ev)) {
-        // Closing both fds drops them from this loop's epoll.
+      int ep = g_workers[c->loop];
+      if (!Watch(ep, ufd, &c->upstream, ev)) {
         close(cfd);
         close(ufd);
+        g_load[c->loop]--;
         delete c;
+        return;
       }
+      if (!Watch(ep, cfd, &c->client, ev)) {
+        // Both directions then read EOF at once, and the owner closes the pair.
+        shutdown(cfd, SHUT_RDWR);
+        shutdown(ufd, SHUT_RDWR);
+        return;
+      }
+      // Inside one host the handshake has usually completed already: start
+      // now rather than one event-loop round later (short connections).
+      pollfd p{ufd, POLLOUT, 0};
+      if (c->loop == t_index && poll(&p, 1, 0) == 1)
+        c->upstream.OnEvent(p.revents & POLLOUT ? EPOLLOUT : EPOLLERR);
     }
   }
 };
@@ -353,6 +391,7 @@ void RunOnce(int timeoutMs) {
 
 void* WorkerMain(void* ep) {
   t_ep = *static_cast<int*>(ep);
+  t_index = static_cast<int*>(ep) - g_workers;
   for (;;) RunOnce(-1);
 }
 

@@ -11,11 +11,11 @@
 // epoll, edge-triggered, in a few worker loops (one per CPU, at most 4; the
 // main thread's loop is one of them). Every loop watches the TCP listeners with
 // EPOLLEXCLUSIVE; the loop that accepts keeps the connection unless another
-// serves fewer, so streams spread over cores and a lone short connection is not
-// handed between threads. TCP bytes move with
-// splice() through a bounded pipe per direction: a slow reader stops reads from
-// its peer (memory stays at the pipe size). UDP is relayed by the main thread,
-// per client address, through a connected socket in the namespace.
+// serves fewer (then it posts the fd to that loop's inbox), so streams spread
+// over cores and a lone short connection is not handed between threads. TCP bytes move with splice() through a bounded pipe
+// per direction: a slow reader stops reads from its peer (memory stays at the
+// pipe size). UDP is relayed by the main thread, per client address, through a
+// connected socket in the namespace.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,9 +24,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
+#include <sys/eventfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
 #include <time.h>
@@ -216,65 +217,84 @@ struct Conn {
 void Side::OnEvent(uint32_t ev) { c->Event(this, ev); }
 void Side::Destroy() { delete c; }
 
+// Starts relaying an accepted client connection on this loop.
+void StartConn(int cfd, int cport) {
+  int ufd;
+  {
+    std::lock_guard<std::mutex> lock(g_nsMu);
+    ufd = g_ns.Take(g_target.ss_family, SOCK_STREAM);
+  }
+  sockaddr_storage t;
+  socklen_t tl = TargetFor(cport, &t);
+  if (ufd < 0 || (connect(ufd, reinterpret_cast<sockaddr*>(&t), tl) != 0 && errno != EINPROGRESS)) {
+    if (ufd < 0) dprintf(2, "podnet-portfwd: socket in namespace: %s\n", strerror(errno));
+    close(cfd);
+    if (ufd >= 0) close(ufd);
+    g_load[t_index]--;
+    return;
+  }
+  Conn* c = new Conn;
+  c->client.c = c->upstream.c = c;
+  c->client.fd = cfd;
+  c->upstream.fd = ufd;
+  c->loop = t_index;
+  uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  if (!Watch(t_ep, cfd, &c->client, ev) || !Watch(t_ep, ufd, &c->upstream, ev)) {
+    close(cfd);  // closing drops them from this loop's epoll
+    close(ufd);
+    g_load[t_index]--;
+    delete c;
+    return;
+  }
+  // Inside one host the handshake has usually completed already: start now
+  // rather than one event-loop round later (short connections).
+  pollfd p{ufd, POLLOUT, 0};
+  if (poll(&p, 1, 0) == 1) c->upstream.OnEvent(p.revents & POLLOUT ? EPOLLOUT : EPOLLERR);
+}
+
+// Accepted connections handed to another loop, with the eventfd that wakes it.
+struct Inbox : Handler {
+  int efd = -1;
+  std::mutex mu;
+  std::vector<std::pair<int, int>> conns;  // client fd, container port
+  void Post(int cfd, int cport) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      conns.emplace_back(cfd, cport);
+    }
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof one) < 0) {}  // a full counter still wakes the loop
+  }
+  void OnEvent(uint32_t) override {
+    uint64_t n;
+    if (read(efd, &n, sizeof n) < 0) {}
+    std::vector<std::pair<int, int>> mine;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      mine.swap(conns);
+    }
+    for (auto& [cfd, cport] : mine) StartConn(cfd, cport);
+  }
+};
+Inbox g_inbox[kMaxWorkers];
+
 struct TcpListener : Handler {
   int fd = -1;
   int cport = 0;
+  // One per wake-up: the next pending connection may wake another, idle loop.
   void OnEvent(uint32_t) override {
-    {  // one per wake-up: the next pending connection may wake another, idle loop
-      int cfd = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (cfd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-          dprintf(2, "podnet-portfwd: accept: %s\n", strerror(errno));
-        return;
-      }
-      int ufd;
-      {
-        std::lock_guard<std::mutex> lock(g_nsMu);
-        ufd = g_ns.Take(g_target.ss_family, SOCK_STREAM);
-      }
-      if (ufd < 0) {
-        dprintf(2, "podnet-portfwd: socket in namespace: %s\n", strerror(errno));
-        close(cfd);
-        return;
-      }
-      sockaddr_storage t;
-      socklen_t tl = TargetFor(cport, &t);
-      int r = connect(ufd, reinterpret_cast<sockaddr*>(&t), tl);
-      if (r != 0 && errno != EINPROGRESS) {
-        close(cfd);
-        close(ufd);
-        return;
-      }
-      Conn* c = new Conn;
-      c->client.c = c->upstream.c = c;
-      c->client.fd = cfd;
-      c->upstream.fd = ufd;
-      c->loop = t_index;
-      for (int i = 0; i < g_nworkers; i++)
-        if (g_load[i] < g_load[c->loop]) c->loop = i;
-      g_load[c->loop]++;
-      // Upstream first: once it is in a loop's epoll, that loop owns the Conn.
-      uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      int ep = g_workers[c->loop];
-      if (!Watch(ep, ufd, &c->upstream, ev)) {
-        close(cfd);
-        close(ufd);
-        g_load[c->loop]--;
-        delete c;
-        return;
-      }
-      if (!Watch(ep, cfd, &c->client, ev)) {
-        // Both directions then read EOF at once, and the owner closes the pair.
-        shutdown(cfd, SHUT_RDWR);
-        shutdown(ufd, SHUT_RDWR);
-        return;
-      }
-      // Inside one host the handshake has usually completed already: start
-      // now rather than one event-loop round later (short connections).
-      pollfd p{ufd, POLLOUT, 0};
-      if (c->loop == t_index && poll(&p, 1, 0) == 1)
-        c->upstream.OnEvent(p.revents & POLLOUT ? EPOLLOUT : EPOLLERR);
+    int cfd = accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) {
+      if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        dprintf(2, "podnet-portfwd: accept: %s\n", strerror(errno));
+      return;
     }
+    int loop = t_index;
+    for (int i = 0; i < g_nworkers; i++)
+      if (g_load[i] < g_load[loop]) loop = i;
+    g_load[loop]++;
+    if (loop == t_index) StartConn(cfd, cport);
+    else g_inbox[loop].Post(cfd, cport);
   }
 };
 
@@ -459,7 +479,9 @@ int Main() {
   if (g_nworkers < 1) g_nworkers = 1;
   for (int i = 0; i < g_nworkers; i++) {
     g_workers[i] = epoll_create1(EPOLL_CLOEXEC);
-    if (g_workers[i] < 0) FailErrno("epoll_create1");
+    g_inbox[i].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (g_workers[i] < 0 || g_inbox[i].efd < 0) FailErrno("epoll_create1/eventfd");
+    if (!Watch(g_workers[i], g_inbox[i].efd, &g_inbox[i], EPOLLIN)) FailErrno("epoll_ctl");
   }
   t_ep = g_workers[0];
   std::vector<UdpListener*> udp;

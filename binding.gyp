@@ -25,6 +25,17 @@
       "libraries": [
         "-lnl-route-3", "-lnl-3"
       ]
+    },
+    {
+      "target_name": "podnet-portfwd",
+      "type": "executable",
+      "sources": [
+        "csrc/portfwd/main.cc",
+        "csrc/portfwd/nsock.cc",
+        "csrc/portfwd/json.cc"
+      ],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "ldflags": ["-pthread", "-static-libstdc++", "-static-libgcc"]
     }
   ]
 }

@@ -61,6 +61,8 @@ export const ErrorCode = {
   CNI_NOT_SET_UP: 'ERR_CNI_NOT_SET_UP',
   CNI_TEARDOWN: 'ERR_CNI_TEARDOWN',
   CNI_ALREADY_SET_UP: 'ERR_CNI_ALREADY_SET_UP',
+  // port forwarder (lib/portfwd)
+  PORTFWD_FAILED: 'ERR_PORTFWD_FAILED', PORTFWD_TIMEOUT: 'ERR_PORTFWD_TIMEOUT', PORTFWD_NO_ADDRESS: 'ERR_PORTFWD_NO_ADDRESS',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

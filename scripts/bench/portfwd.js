@@ -1,0 +1,250 @@
+/* eslint-disable no-console */
+// See scripts/bench/portfwd. Every namespace, link, process, iptables chain and
+// subordinate id range it creates is removed in `finally`, in reverse order.
+'use strict';
+const { execFileSync, spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { PortForwarder } = require('../../dist');
+
+const SECS = Number(process.argv[2] || 4);
+// PODNET_BENCH_ONLY=podnet,direct limits the run to some paths (for quick experiments).
+const only = (name) => !process.env.PODNET_BENCH_ONLY || process.env.PODNET_BENCH_ONLY.split(',').includes(name);
+const CONN_SECS = 3;
+const ROUNDS = Number(process.env.PODNET_BENCH_ROUNDS || 3);
+const CNI_BIN = '/usr/lib/cni';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-fwd-bench-'));
+const connrate = path.join(tmp, 'connrate');
+const undo = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts });
+const tryRun = (fn) => { try { fn(); } catch (e) { console.error(`cleanup: ${e.message.split('\n')[0]}`); } };
+
+/** Starts a process we own; killed by PID at the end. */
+function start(cmd, args, opts = {}) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
+  undo.push(() => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  return p;
+}
+
+function netns(name) {
+  sh('ip', ['netns', 'add', name]);
+  undo.push(() => sh('ip', ['netns', 'del', name]));
+  sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return `/run/netns/${name}`;
+}
+
+/** iperf3 and the short-connection server inside a namespace. */
+function servers(nsPath) {
+  start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });  // quiet about probes
+  start('nsenter', [`--net=${nsPath}`, connrate, 'server', '8080']);
+}
+
+async function waitPort(host, port, ms = 5000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, host, () => { s.destroy(); r(true); });
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`${host}:${port} not reachable`);
+    await sleep(50);
+  }
+}
+
+function cpuSecs(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;  // utime + stime, USER_HZ 100
+}
+function memKiB(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)[1]), hwm: Number(/VmHWM:\s+(\d+)/.exec(s)[1]) };
+}
+
+function iperf(host, port, streams) {
+  const out = JSON.parse(sh('iperf3', ['-c', host, '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }));
+  if (out.error) throw new Error(`iperf3: ${out.error}`);
+  return { gbps: out.end.sum_received.bits_per_second / 1e9, bytes: out.end.sum_received.bytes };
+}
+
+/** One round of the three measurements through a path; `pids` are its relaying processes. */
+function measure({ host, port, connPort, pids = [] }) {
+  const cpu0 = pids.reduce((s, p) => s + cpuSecs(p), 0);
+  const one = iperf(host, port, 1);
+  const four = iperf(host, port, 4);
+  const cpu = pids.reduce((s, p) => s + cpuSecs(p), 0) - cpu0;
+  const [rate, fails] = sh(connrate, ['client', host, String(connPort), String(CONN_SECS)]).trim().split(' ').map(Number);
+  const mem = pids.length ? pids.map(memKiB).reduce((a, m) => ({ rss: a.rss + m.rss, hwm: a.hwm + m.hwm }), { rss: 0, hwm: 0 }) : undefined;
+  return { one: one.gbps, four: four.gbps, cpuPerGB: pids.length ? cpu / ((one.bytes + four.bytes) / 1e9) : undefined, rate, fails, mem };
+}
+
+/** Best of the rounds (the machine is shared and noisy: the best is the least disturbed). */
+function best(rounds) {
+  const max = (k) => Math.max(...rounds.map((r) => r[k]));
+  const cpu = rounds.map((r) => r.cpuPerGB).filter((c) => c !== undefined);
+  return { one: max('one'), four: max('four'), rate: max('rate'), fails: rounds.reduce((s, r) => s + r.fails, 0),
+    cpuPerGB: cpu.length ? Math.min(...cpu) : undefined, mem: rounds[rounds.length - 1].mem };
+}
+
+function line(name, r) {
+  return `${name.padEnd(26)} ${r.one.toFixed(1).padStart(5)} ${r.four.toFixed(1).padStart(5)} Gbit/s  ` +
+    `${r.cpuPerGB === undefined ? '   (kernel)' : `${r.cpuPerGB.toFixed(3)} s/GB`}  ${String(Math.round(r.rate)).padStart(6)} conn/s` +
+    `${r.fails ? ` (${r.fails} failed)` : ''}${r.mem ? `  RSS ${(r.mem.rss / 1024).toFixed(1)} MB (peak ${(r.mem.hwm / 1024).toFixed(1)})` : ''}`;
+}
+
+function cni(plugin, cmd, conf, nsPath, ifname = 'eth0') {
+  return sh(path.join(CNI_BIN, plugin), [], {
+    input: JSON.stringify(conf),
+    env: { CNI_COMMAND: cmd, CNI_CONTAINERID: 'pn-fwd-bench', CNI_NETNS: nsPath, CNI_IFNAME: ifname, CNI_PATH: CNI_BIN, PATH: process.env.PATH },
+  });
+}
+
+function slirpApi(sock, req) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(sock, () => s.end(JSON.stringify(req)));
+    let out = '';
+    s.on('data', (d) => { out += d; });
+    s.on('end', () => { const r = JSON.parse(out); r.error ? reject(new Error(JSON.stringify(r.error))) : resolve(r); });
+    s.on('error', reject);
+  });
+}
+
+async function main() {
+  sh('cc', ['-O2', '-o', connrate, path.join(__dirname, 'portfwd-connrate.c')]);
+
+  // Direct veth and podnet's forwarder share one namespace.
+  const ns = netns('pn-fwd-bench');
+  sh('ip', ['link', 'add', 'pnfw0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'pn-fwd-bench']);
+  undo.push(() => sh('ip', ['link', 'del', 'pnfw0']));
+  sh('ip', ['addr', 'add', '10.89.97.1/24', 'dev', 'pnfw0']);
+  sh('ip', ['link', 'set', 'pnfw0', 'up']);
+  sh('ip', ['-n', 'pn-fwd-bench', 'addr', 'add', '10.89.97.2/24', 'dev', 'eth0']);
+  sh('ip', ['-n', 'pn-fwd-bench', 'link', 'set', 'eth0', 'up']);
+  servers(ns);
+  await waitPort('10.89.97.2', 8080);
+  await waitPort('10.89.97.2', 5201);
+  const paths = [];
+  if (only('direct')) paths.push({ key: 'direct', name: 'direct veth', host: '10.89.97.2', port: 5201, connPort: 8080 });
+
+  const fwd = await PortForwarder.start({ netnsPath: ns, portMappings: [
+    { hostIP: '127.0.0.1', hostPort: 19600, containerPort: 5201 },
+    { hostIP: '127.0.0.1', hostPort: 19601, containerPort: 8080 },
+  ] });
+  undo.push(() => fwd.stop());
+  console.log(`podnet forwarder idle RSS ${fwd.rssKiB()} KiB`);
+  paths.push({ key: 'podnet', name: 'podnet forwarder', host: '127.0.0.1', port: 19600, connPort: 19601, pids: [fwd.pid] });
+
+  if (only('dnat')) paths.push(await dnat());
+  if (only('slirp')) paths.push(await slirp4netns());
+  if (only('rootlesskit')) paths.push(await rootlesskit());
+
+  // Rounds interleave the paths so a burst of load elsewhere hits them alike.
+  const rounds = {};
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const p of paths.filter(Boolean)) {
+      const r = measure(p);
+      (rounds[p.key] ??= []).push(r);
+      console.log(`round ${i + 1} ${line(p.name, r)}`);
+    }
+  }
+  const results = {};
+  console.log(`\nbest of ${ROUNDS} rounds (iperf3 ${SECS} s, 1 and 4 streams; short connections ${CONN_SECS} s, one client):`);
+  for (const p of paths.filter(Boolean)) {
+    results[p.key] = best(rounds[p.key]);
+    console.log(line(p.name, results[p.key]));
+  }
+  report(results);
+}
+
+async function dnat() {
+  // CNI bridge + host-local + portmap (kernel DNAT from 127.0.0.1).
+  const cns = netns('pn-fwd-cni');
+  const base = { cniVersion: '1.0.0', name: 'pn-fwd-bench-cni' };
+  const bridge = { ...base, type: 'bridge', bridge: 'pnfwbr0', isGateway: true,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.100.0/24' }]], dataDir: path.join(tmp, 'ipam') } };
+  const portmap = { ...base, type: 'portmap', capabilities: { portMappings: true },
+    runtimeConfig: { portMappings: [{ hostIP: '127.0.0.1', hostPort: 19630, containerPort: 5201, protocol: 'tcp' },
+      { hostIP: '127.0.0.1', hostPort: 19631, containerPort: 8080, protocol: 'tcp' }] } };
+  undo.push(() => tryRun(() => sh('ip', ['link', 'del', 'pnfwbr0'])));
+  undo.push(() => tryRun(() => cni('bridge', 'DEL', bridge, cns)));
+  const bres = JSON.parse(cni('bridge', 'ADD', bridge, cns));
+  undo.push(() => cni('portmap', 'DEL', { ...portmap, prevResult: bres }, cns));
+  cni('portmap', 'ADD', { ...portmap, prevResult: bres }, cns);
+  servers(cns);
+  const cip = bres.ips[0].address.split('/')[0];
+  await waitPort(cip, 8080);
+  await waitPort('127.0.0.1', 19630);
+  return { key: 'dnat', name: 'CNI portmap DNAT', host: '127.0.0.1', port: 19630, connPort: 19631 };
+}
+
+async function slirp4netns() {
+  // slirp4netns add_hostfwd (the seed's port_handler=slirp4netns).
+  const sns = netns('pn-fwd-slirp');
+  const api = path.join(tmp, 'slirp.sock');
+  const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api,
+    '--netns-type=path', sns, 'tap0']);
+  for (let i = 0; i < 100 && !fs.existsSync(api); i++) await sleep(20);
+  servers(sns);
+  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 19610, guest_port: 5201 } });
+  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 19611, guest_port: 8080 } });
+  await waitPort('127.0.0.1', 19611);
+  await waitPort('127.0.0.1', 19610);
+  return { key: 'slirp', name: 'slirp4netns add_hostfwd', host: '127.0.0.1', port: 19610, connPort: 19611, pids: [slirp.pid] };
+}
+
+async function rootlesskit() {
+  // rootlesskit's builtin port driver: root with a subordinate id range, in a private mount namespace.
+  try {
+    sh('usermod', ['--add-subuids', '1000000000-1000065535', '--add-subgids', '1000000000-1000065535', 'root']);
+    // usermod refuses to delete while root runs processes: remove exactly the line added.
+    undo.push(() => ['/etc/subuid', '/etc/subgid'].forEach((f) => sh('sed', ['-i', '/^root:1000000000:65536$/d', f])));
+    const rk = start('unshare', ['--mount', '--propagation', 'private', 'rootlesskit', '--state-dir', path.join(tmp, 'rk'),
+      '--net=slirp4netns', '--mtu=65520', '--disable-host-loopback', '--port-driver=builtin', '--copy-up=/etc',
+      '-p', '127.0.0.1:19620:5201/tcp', '-p', '127.0.0.1:19621:8080/tcp',
+      'sh', '-c', `iperf3 -s -p 5201 & exec ${connrate} server 8080`]);
+    // Its descendants (child in the namespaces, slirp4netns, servers) die with it; kill them by PID too.
+    undo.push(() => descendants(rk.pid).forEach((p) => tryRun(() => process.kill(p, 'SIGKILL'))));
+    await waitPort('127.0.0.1', 19621, 10000);
+    await waitPort('127.0.0.1', 19620, 10000);
+    return { key: 'rootlesskit', name: 'rootlesskit builtin', host: '127.0.0.1', port: 19620, connPort: 19621, pids: [rk.pid] };
+  } catch (e) {
+    console.log(`rootlesskit builtin: not measured: ${e.message}`);
+    return undefined;
+  }
+}
+
+function report(results) {
+  const p = results.podnet;
+  const ratio = (a, b) => (b ? (a / b).toFixed(2) : 'n/a');
+  console.log('\npodnet forwarder ratios (same run):');
+  if (results.rootlesskit) {
+    const rk = results.rootlesskit;
+    console.log(`  throughput vs rootlesskit builtin: 1 stream ${ratio(p.one, rk.one)}x, 4 streams ${ratio(p.four, rk.four)}x`);
+    console.log(`  CPU per GB vs rootlesskit: ${ratio(p.cpuPerGB, rk.cpuPerGB)}x`);
+    console.log(`  short connections vs rootlesskit: ${ratio(p.rate, rk.rate)}x`);
+  }
+  for (const [k, label] of [['dnat', 'CNI portmap DNAT'], ['slirp', 'slirp4netns'], ['direct', 'direct veth']]) {
+    const r = results[k];
+    if (r) console.log(`  throughput vs ${label}: 1 stream ${ratio(p.one, r.one)}x, 4 streams ${ratio(p.four, r.four)}x; short connections ${ratio(p.rate, r.rate)}x`);
+  }
+}
+
+function descendants(pid) {
+  let kids = [];
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      kids.push(...fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    }
+  } catch { /* gone */ }
+  return kids.flatMap((k) => [...descendants(k), k]);
+}
+
+main().catch((e) => { console.error(e); process.exitCode = 1; }).finally(async () => {
+  for (const fn of undo.reverse()) {
+    try { await fn(); } catch (e) { console.error(`cleanup: ${String(e.message).split('\n')[0]}`); }
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+});

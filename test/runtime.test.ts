@@ -62,11 +62,13 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     const server = await rt.spawn(id, process.execPath, ['-e', SERVER(8000)], { stdio: 'ignore' });
     try {
       expect(await httpGet(21001)).toMatch(/^ok 10\.89\.40\.\d+$/);
+      // Named networks: addresses are per network (top-level fields empty, as Podman prints them).
       const inspect = await rt.inspect(id);
-      expect(inspect.IPAddress).toMatch(/^10\.89\.40\.\d+$/);
-      expect(inspect.Gateway).toBe('10.89.40.1');
+      expect(inspect.SandboxKey).toBe(sb.netnsPath);
+      expect(inspect.Networks?.[NET]?.IPAddress).toMatch(/^10\.89\.40\.\d+$/);
+      expect(inspect.Networks?.[NET]?.Gateway).toBe('10.89.40.1');
+      expect(inspect.Networks?.[NET]?.MacAddress).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
       expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: '21001' }]);
-      expect(inspect.Networks?.[NET]?.IPAddress).toBe(inspect.IPAddress);
       const stats = await rt.stats(id);
       expect(stats?.eth0.rxBytes).toBeGreaterThan(0);
     } finally {
@@ -148,7 +150,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     expect(listed.map((s) => s.id).sort()).toEqual([0, 1, 2].map((i) => `${prefix}-${i}`));
     expect(listed.every((s) => !s.ownerAlive && s.status === 'ready')).toBe(true);
     for (const s of listed) {
-      expect((await fresh.inspect(s.id)).IPAddress).toMatch(/^10\.89\.40\./);
+      expect((await fresh.inspect(s.id)).Networks?.[NET]?.IPAddress).toMatch(/^10\.89\.40\./);
       await fresh.teardown(s.id);
       expect(existsSync(s.netnsPath!)).toBe(false);
     }
@@ -178,7 +180,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
       const ids = Array.from({ length: 25 }, (_, i) => '${prefix}-${k}-' + i);
       (async () => {
         const made = await Promise.all(ids.map((id) => rt.createSandbox({ id, networks: ['${NET}'] })));
-        const ips = await Promise.all(ids.map(async (id) => (await rt.inspect(id)).IPAddress));
+        const ips = await Promise.all(ids.map(async (id) => (await rt.inspect(id)).Networks['${NET}'].IPAddress));
         await Promise.all(ids.map((id) => rt.teardown(id)));
         process.stdout.write(JSON.stringify({ made: made.length, ips }));
       })().catch((e) => { console.error(e); process.exit(1); });`;

@@ -5,5 +5,7 @@ const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
 module.exports = () => {
+  // Remembered so that global-teardown removes the default bridge only if the tests made it.
+  globalThis.__podnetDefaultBridgeExisted = require('node:fs').existsSync('/sys/class/net/podnet0');
   execFileSync('bash', [path.join(__dirname, '..', 'scripts', 'setup.sh')], { stdio: 'inherit' });
 };

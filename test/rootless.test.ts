@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { UserNetns } from '../lib/rootless';
-import { createTestUser, type TestUser } from './helpers/rootless';
+import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from './helpers/rootless';
 import { describeRoot } from './helpers/system';
 
 const DIST = path.resolve(__dirname, '..', 'dist', 'index.js');
@@ -60,23 +60,6 @@ const fetchTcp = (port) => new Promise((resolve, reject) => {
   console.log(JSON.stringify(r));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
-
-/** The unprivileged user needs /dev/net/tun (0666 under udev; 0600 on hosts without it): a named ACL entry, removed afterwards. */
-function tunOpenToAll(): boolean {
-  return execFileSync('stat', ['-c', '%a', '/dev/net/tun'], { encoding: 'utf8' }).trim().endsWith('6');
-}
-
-function grantTun(user: string): boolean {
-  if (tunOpenToAll()) return false;
-  execFileSync('setfacl', ['-m', `u:${user}:rw`, '/dev/net/tun']);
-  return true;
-}
-
-function revokeTun(user: string): void {
-  execFileSync('setfacl', ['-x', `u:${user}`, '/dev/net/tun']);
-  const acl = execFileSync('getfacl', ['-cp', '/dev/net/tun'], { encoding: 'utf8' });
-  if (!/^(user|group):[^:]+:/m.test(acl)) execFileSync('setfacl', ['-b', '/dev/net/tun']); // no one else's entries: back to plain mode bits
-}
 
 describeRoot('unprivileged callers (test user pnslirp)', () => {
   let user: TestUser | undefined;

@@ -11,7 +11,7 @@ import { Runtime } from '../runtime/runtime';
 import { USAGE, parse } from './usage';
 
 const CONTAINER_PORT = 8000;
-const SERVER = `require('http').createServer((q, s) => s.end('hello from inside ' + require('os').hostname() + ' sandbox, you are ' + q.socket.remoteAddress + '\\n')).listen(${CONTAINER_PORT}, '0.0.0.0')`;
+const SERVER = `require('http').createServer((q, s) => s.end('hello from inside the sandbox, you are ' + q.socket.remoteAddress + '\\n')).listen(${CONTAINER_PORT}, '0.0.0.0')`;
 
 /** A free TCP port on the host loopback (bound and released at once). */
 function freePort(): Promise<number> {

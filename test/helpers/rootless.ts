@@ -46,3 +46,21 @@ export function createTestUser(name: string): TestUser {
     },
   };
 }
+
+/** The unprivileged user needs /dev/net/tun (0666 under udev; 0600 on hosts without it): a named ACL entry, removed afterwards. */
+export function tunOpenToAll(): boolean {
+  return execFileSync('stat', ['-c', '%a', '/dev/net/tun'], { encoding: 'utf8' }).trim().endsWith('6');
+}
+
+export function grantTun(user: string): boolean {
+  if (tunOpenToAll()) return false;
+  execFileSync('setfacl', ['-m', `u:${user}:rw`, '/dev/net/tun']);
+  return true;
+}
+
+export function revokeTun(user: string): void {
+  execFileSync('setfacl', ['-x', `u:${user}`, '/dev/net/tun']);
+  const acl = execFileSync('getfacl', ['-cp', '/dev/net/tun'], { encoding: 'utf8' });
+  if (!/^(user|group):[^:]+:/m.test(acl)) execFileSync('setfacl', ['-b', '/dev/net/tun']); // no one else's entries: back to plain mode bits
+}
+

@@ -1,0 +1,114 @@
+/**
+ * `podnet run` and `podnet demo` end to end, as root (bridge, the embedded
+ * default network) and as an unprivileged user (slirp4netns + the forwarder):
+ * the published port answers while the command runs, signals and the exit code
+ * pass through, and nothing is left once it ends.
+ * Resources: host ports 21100-21199, test user pncli.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+import { createTestUser, grantTun, revokeTun, type TestUser } from './helpers/rootless';
+import { describeRoot, ipNetnsList } from './helpers/system';
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const SERVER = (port: number) => `require('http').createServer((q,s)=>s.end('pong')).listen(${port},'0.0.0.0')`;
+
+async function get(port: number, deadlineMs = 15_000): Promise<string> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) })).text();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+  let stderr = '';
+  child.stderr?.on('data', (b) => (stderr += b));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+}
+
+function leftovers(hostPort: number): string[] {
+  const found: string[] = [];
+  if (ipNetnsList().some((n) => n.startsWith('podnet-run-'))) found.push('netns');
+  if (execFileSync('iptables-save', { encoding: 'utf8' }).includes(`--dport ${hostPort} `)) found.push('iptables');
+  if (execFileSync('ss', ['-Htln', `sport = :${hostPort}`], { encoding: 'utf8' }).trim()) found.push('listener');
+  return found;
+}
+
+describeRoot('podnet run as root (default network)', () => {
+  it.each([
+    ['SIGINT', 21101, 130],
+    ['SIGTERM', 21102, 143],
+  ] as const)('serves on the published port until %s, then exits and leaves nothing', async (signal, port, want) => {
+    const child = spawn(process.execPath, [CLI, 'run', '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)], { stdio: ['ignore', 'inherit', 'pipe'] });
+    const done = exited(child);
+    try {
+      expect(await get(port)).toBe('pong');
+      child.kill(signal);
+      const { code, stderr } = await done;
+      expect({ code, stderr }).toEqual({ code: want, stderr: '' });
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(leftovers(port)).toEqual([]);
+  });
+
+  it('passes the command exit code through', async () => {
+    const r = spawn(process.execPath, [CLI, 'run', '--network', 'none', '--', 'sh', '-c', 'ip -o link | wc -l; exit 7'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    r.stdout!.on('data', (b) => (out += b));
+    const { code } = await exited(r);
+    expect(code).toBe(7);
+    expect(out.trim()).toBe('1'); // only lo in a 'none' network
+  });
+
+  it('podnet demo fetches a page through the published port and prints inspect and stats', () => {
+    const out = execFileSync(process.execPath, [CLI, 'demo'], { encoding: 'utf8', timeout: 60_000 });
+    expect(out).toMatch(/hello from inside the sandbox, you are 10\.89\.0\.1/);
+    expect(out).toMatch(/"IPAddress": "10\.89\.0\.\d+"/);
+    expect(out).toMatch(/eth0: rx [1-9]\d* bytes/);
+    expect(out).toMatch(/torn down/);
+  });
+});
+
+describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', () => {
+  let user: TestUser;
+  let granted = false;
+  beforeAll(() => {
+    user = createTestUser('pncli');
+    granted = grantTun(user.name);
+  });
+  afterAll(() => {
+    if (granted) revokeTun(user.name);
+    user.remove();
+  });
+
+  it.each([['rootlesskit', 21110], ['slirp4netns', 21111]] as const)('run -p with port_handler=%s serves, then SIGTERM leaves nothing', async (handler, port) => {
+    const [cmd, args] = user.argv(process.execPath, [CLI, 'run', '--network-opt', `port_handler=${handler}`, '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)]);
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, HOME: `/home/${user.name}`, XDG_RUNTIME_DIR: `/home/${user.name}/.run` } });
+    const done = exited(child);
+    try {
+      expect(await get(port)).toBe('pong');
+      process.kill(child.pid!, 'SIGTERM'); // setpriv execs podnet: this is podnet's pid
+      expect((await done).code).toBe(143);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(execFileSync('ps', ['-u', user.name, '-o', 'comm='], { encoding: 'utf8' }).trim()).toBe('');
+    expect(existsSync(`/home/${user.name}/.run/podnet/sandboxes`) ? execFileSync('ls', [`/home/${user.name}/.run/podnet/sandboxes`], { encoding: 'utf8' }) : '').toBe('');
+    expect(leftovers(port)).toEqual([]);
+  });
+
+  it('podnet demo runs over slirp4netns', async () => {
+    const { stdout } = await user.run(process.execPath, [CLI, 'demo'], { timeout: 60_000 });
+    expect(stdout).toMatch(/network slirp4netns/);
+    expect(stdout).toMatch(/hello from inside the sandbox/);
+    expect(stdout).toMatch(/tap0: rx \d+ bytes \/ \d+ packets, tx [1-9]\d* bytes/);
+  });
+});

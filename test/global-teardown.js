@@ -1,0 +1,14 @@
+// After all test files: the embedded default network's bridge (podnet0) and its
+// IPAM directory are removed when the tests made them and no lease remains.
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+
+const IPAM = '/var/lib/cni/networks/podnet';
+
+module.exports = () => {
+  if (process.getuid() !== 0 || globalThis.__podnetDefaultBridgeExisted) return;
+  const leases = fs.existsSync(IPAM) ? fs.readdirSync(IPAM).filter((f) => /^[0-9a-f.:]+$/.test(f)) : [];
+  if (leases.length) return;
+  try { execFileSync('ip', ['link', 'del', 'podnet0'], { stdio: 'ignore' }); } catch { /* not there */ }
+  fs.rmSync(IPAM, { recursive: true, force: true });
+};

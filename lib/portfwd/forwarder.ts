@@ -81,9 +81,13 @@ export class PortForwarder {
     exitPipe.on('error', () => { /* likewise */ });
     stdin.end(JSON.stringify({ netns, userns, target, listen }));
 
-    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    let spawnError: Error | undefined;
+    const exited = new Promise<void>((resolve) => {
+      child.once('close', () => resolve());
+      child.once('error', (e) => { spawnError = e; resolve(); });  // could not be started
+    });
     try {
-      await waitReady(child, readyPipe, exited, timeoutMs, () => out);
+      await waitReady(child, readyPipe, exited, timeoutMs, () => out || (spawnError ? `${exe}: ${spawnError.message}` : ''));
     } catch (err) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       exitPipe.destroy();

@@ -262,6 +262,11 @@ describeRoot('PortForwarder as root', () => {
     }
   });
 
+  it('reports a host address that is not the host\'s as a typed error naming it', async () => {
+    await expect(PortForwarder.start({ netnsPath: ns!.path, portMappings: [{ hostIP: '10.89.111.1', hostPort: 19545, containerPort: 8000, protocol: 'udp' }] }))
+      .rejects.toMatchObject({ code: 'EADDRNOTAVAIL', details: { hostIP: '10.89.111.1', hostPort: 19545, protocol: 'udp' } });
+  });
+
   it('exits within a second when its owner is killed with SIGKILL', async () => {
     const opts = { netnsPath: ns!.path, portMappings: [{ hostIP: '127.0.0.1', hostPort: 19544, containerPort: 8000 }] };
     const o = spawn(process.execPath, ['-e', OWNER, path.resolve(__dirname, '../dist'), JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -358,6 +363,17 @@ describeRoot('PortForwarder as an unprivileged user', () => {
       o.proc.stdin!.end();
       await waitGone(o.pid, 2000);
     }
+  });
+
+  it('reports a privileged host port as EACCES', async () => {
+    const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+    if (start <= 1023) {
+      // eslint-disable-next-line no-console
+      console.warn(`SKIP privileged port: ip_unprivileged_port_start is ${start}`);
+      return;
+    }
+    await expect(mode.start([{ hostIP: '127.0.0.1', hostPort: 1023, containerPort: 8000 }]))
+      .rejects.toMatchObject({ code: 'EACCES', details: { hostIP: '127.0.0.1', hostPort: 1023, protocol: 'tcp' } });
   });
 
   it('exits within a second when its owner is killed with SIGKILL', async () => {

@@ -106,13 +106,18 @@ function exchange(port: number, data: Buffer, host = '127.0.0.1'): Promise<Buffe
   });
 }
 
-function udpExchange(port: number, msg: Buffer): Promise<Buffer> {
+/** Sends from a connected UDP socket (which drops replies from any other source address). */
+function udpExchange(port: number, msg: Buffer, host = '127.0.0.1', ms = 3000): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const u = dgram.createSocket('udp4');
-    const t = setInterval(() => u.send(msg, port, '127.0.0.1'), 200);  // UDP may drop: resend
-    u.on('message', (m) => { clearInterval(t); u.close(); resolve(m); });
-    u.on('error', (e) => { clearInterval(t); u.close(); reject(e); });
-    u.send(msg, port, '127.0.0.1');
+    let t: NodeJS.Timeout | undefined;
+    const end = setTimeout(() => { clearInterval(t); u.close(); resolve(undefined); }, ms);
+    u.on('message', (m) => { clearInterval(t); clearTimeout(end); u.close(); resolve(m); });
+    u.on('error', (e) => { clearInterval(t); clearTimeout(end); u.close(); reject(e); });
+    u.connect(port, host, () => {
+      u.send(msg);
+      t = setInterval(() => u.send(msg), 200);  // UDP may drop: resend
+    });
   });
 }
 
@@ -144,7 +149,13 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
 
   it('relays UDP both ways', async () => {
     const msg = randomBytes(1200);
-    expect((await udpExchange(base, msg)).equals(msg)).toBe(true);
+    expect((await udpExchange(base, msg))?.equals(msg)).toBe(true);
+  });
+
+  it('answers UDP from the host address the client sent to (wildcard listener)', async () => {
+    const msg = randomBytes(100);
+    // 127.0.0.2 is on lo, but routing would answer 127.0.0.1 from 127.0.0.1.
+    expect((await udpExchange(base, msg, '127.0.0.2'))?.equals(msg)).toBe(true);
   });
 
   it('completes 200 concurrent connections', async () => {

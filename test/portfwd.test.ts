@@ -11,7 +11,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { NetNS, PodnetError, PortForwarder, expandPortMappings } from '../lib';
+import { NetNS, PodnetError, PortForwarder } from '../lib';
+import { expandPortMappings } from '../lib/portfwd/mappings';
 import type { PortMapping } from '../lib/cni/types';
 import { createTestUser, type TestUser } from './helpers/rootless';
 import { describeRoot, uniqueName } from './helpers/system';

@@ -37,9 +37,10 @@ export interface PortForwarderHandle {
   rssKiB(): number | undefined;
 }
 
-/** Path of the native forwarder executable. */
+/** Path of the native forwarder executable (built by node-gyp with the addon; a prebuild must ship it too). */
 export function forwarderPath(): string {
-  for (const rel of ['../../build/Release/podnet-portfwd', '../../build/Debug/podnet-portfwd']) {
+  const prebuilt = `../../prebuilds/${process.platform}-${process.arch}/podnet-portfwd`;
+  for (const rel of ['../../build/Release/podnet-portfwd', '../../build/Debug/podnet-portfwd', prebuilt]) {
     const p = path.join(__dirname, rel);
     if (existsSync(p)) return p;
   }

@@ -20,7 +20,5 @@ export type { CniResult, CniInterface, CniIPConfig, CniRoute, CniDNS, PortMappin
 export { Runtime } from './runtime/runtime';
 export type { RuntimeOptions, CreateSandboxOptions, SandboxInfo } from './runtime/runtime';
 export type { SandboxState, NetworkMode } from './runtime/state';
-export { PortForwarder, forwarderPath } from './portfwd/forwarder';
+export { PortForwarder } from './portfwd/forwarder';
 export type { PortForwarderOptions, PortForwarderHandle } from './portfwd/forwarder';
-export { expandPortMappings } from './portfwd/mappings';
-export type { Listener as PortForwardListener } from './portfwd/mappings';

@@ -306,9 +306,46 @@ struct UdpFlow : Handler {
   int fd = -1;
   sockaddr_storage peer{};
   socklen_t plen = 0;
+  // Replies leave from the address the client sent to (a wildcard listener
+  // would otherwise let routing pick another source, which the client drops).
+  alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+  size_t ctllen = 0;
   time_t last = 0;
   void OnEvent(uint32_t) override;
 };
+
+// Reads the datagram's destination from IP_PKTINFO/IPV6_PKTINFO and builds
+// the control message that makes it the source of replies.
+size_t ReplyControl(msghdr* in, char* out) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(in); c; c = CMSG_NXTHDR(in, c)) {
+    msghdr mh{};
+    mh.msg_control = out;
+    mh.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo));
+    cmsghdr* o = CMSG_FIRSTHDR(&mh);
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      in_pktinfo reply{};
+      reply.ipi_spec_dst = pi.ipi_addr;
+      o->cmsg_level = IPPROTO_IP;
+      o->cmsg_type = IP_PKTINFO;
+      o->cmsg_len = CMSG_LEN(sizeof reply);
+      memcpy(CMSG_DATA(o), &reply, sizeof reply);
+      return CMSG_SPACE(sizeof reply);
+    }
+    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      pi.ipi6_ifindex = 0;
+      o->cmsg_level = IPPROTO_IPV6;
+      o->cmsg_type = IPV6_PKTINFO;
+      o->cmsg_len = CMSG_LEN(sizeof pi);
+      memcpy(CMSG_DATA(o), &pi, sizeof pi);
+      return CMSG_SPACE(sizeof pi);
+    }
+  }
+  return 0;
+}
 
 struct UdpListener : Handler {
   int fd = -1;
@@ -319,17 +356,29 @@ struct UdpListener : Handler {
     static char buf[65536];
     for (;;) {
       sockaddr_storage peer;
-      socklen_t plen = sizeof peer;
-      ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &plen);
+      alignas(cmsghdr) char cin[256];
+      iovec iov{buf, sizeof buf};
+      msghdr mh{};
+      mh.msg_name = &peer;
+      mh.msg_namelen = sizeof peer;
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      mh.msg_control = cin;
+      mh.msg_controllen = sizeof cin;
+      ssize_t n = recvmsg(fd, &mh, 0);
       if (n < 0) return;
-      std::string key(reinterpret_cast<char*>(&peer), plen);
+      alignas(cmsghdr) char ctl[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
+      size_t ctllen = ReplyControl(&mh, ctl);
+      // One flow per client address and the local address it sent to.
+      std::string key(reinterpret_cast<char*>(&peer), mh.msg_namelen);
+      key.append(ctl, ctllen);
       UdpFlow*& f = flows[key];
       if (!f) {
         int ufd;
-      {
-        std::lock_guard<std::mutex> lock(g_nsMu);
-        ufd = g_ns.Take(g_target.ss_family, SOCK_DGRAM);
-      }
+        {
+          std::lock_guard<std::mutex> lock(g_nsMu);
+          ufd = g_ns.Take(g_target.ss_family, SOCK_DGRAM);
+        }
         sockaddr_storage t;
         socklen_t tl = TargetFor(cport, &t);
         if (ufd < 0 || connect(ufd, reinterpret_cast<sockaddr*>(&t), tl) != 0) {
@@ -341,7 +390,9 @@ struct UdpListener : Handler {
         f->l = this;
         f->fd = ufd;
         f->peer = peer;
-        f->plen = plen;
+        f->plen = mh.msg_namelen;
+        memcpy(f->ctl, ctl, sizeof ctl);
+        f->ctllen = ctllen;
         if (!Watch(t_ep, ufd, f, EPOLLIN)) {
           close(ufd);
           delete f;
@@ -370,7 +421,17 @@ void UdpFlow::OnEvent(uint32_t) {
     ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n < 0) return;  // EAGAIN, or ECONNREFUSED from an ICMP error: the flow stays until idle
     last = time(nullptr);
-    sendto(l->fd, buf, n, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer), plen);
+    iovec iov{buf, static_cast<size_t>(n)};
+    msghdr mh{};
+    mh.msg_name = &peer;
+    mh.msg_namelen = plen;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (ctllen) {
+      mh.msg_control = ctl;
+      mh.msg_controllen = ctllen;
+    }
+    sendmsg(l->fd, &mh, MSG_DONTWAIT);
   }
 }
 
@@ -438,6 +499,8 @@ int Listen(const std::string& proto, const std::string& ip, int port) {
   int one = 1;
   if (tcp) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (!tcp && ss.ss_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+  if (!tcp && ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) FailErrno("cannot listen on " + name);
   if (tcp && listen(fd, 4096) != 0) FailErrno("cannot listen on " + name);
   return fd;

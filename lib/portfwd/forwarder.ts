@@ -37,9 +37,10 @@ export interface PortForwarderHandle {
   rssKiB(): number | undefined;
 }
 
-/** Path of the native forwarder executable. */
+/** Path of the native forwarder executable (built by node-gyp with the addon; a prebuild must ship it too). */
 export function forwarderPath(): string {
-  for (const rel of ['../../build/Release/podnet-portfwd', '../../build/Debug/podnet-portfwd']) {
+  const prebuilt = `../../prebuilds/${process.platform}-${process.arch}/podnet-portfwd`;
+  for (const rel of ['../../build/Release/podnet-portfwd', '../../build/Debug/podnet-portfwd', prebuilt]) {
     const p = path.join(__dirname, rel);
     if (existsSync(p)) return p;
   }
@@ -81,9 +82,13 @@ export class PortForwarder {
     exitPipe.on('error', () => { /* likewise */ });
     stdin.end(JSON.stringify({ netns, userns, target, listen }));
 
-    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    let spawnError: Error | undefined;
+    const exited = new Promise<void>((resolve) => {
+      child.once('close', () => resolve());
+      child.once('error', (e) => { spawnError = e; resolve(); });  // could not be started
+    });
     try {
-      await waitReady(child, readyPipe, exited, timeoutMs, () => out);
+      await waitReady(child, readyPipe, exited, timeoutMs, () => out || (spawnError ? `${exe}: ${spawnError.message}` : ''));
     } catch (err) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       exitPipe.destroy();

@@ -26,10 +26,12 @@ function checkPort(what: string, p: unknown): number {
 
 /** A literal IPv4 or IPv6 address in canonical form. */
 export function checkIP(what: string, ip: unknown): string {
-  if (typeof ip !== 'string' || !ipaddr.isValid(ip) || !/^[0-9a-fA-F.:]+$/.test(ip)) {
+  const ok = typeof ip === 'string' && /^[0-9a-fA-F.:]+$/.test(ip) &&
+    (ipaddr.IPv4.isValidFourPartDecimal(ip) || (ip.includes(':') && ipaddr.IPv6.isValid(ip)));
+  if (!ok) {
     throw invalidArgument(what, `'${String(ip)}' is not an IP address`);
   }
-  return ipaddr.parse(ip).toString();
+  return ipaddr.parse(ip as string).toString();
 }
 
 export function expandPortMappings(mappings: unknown): Listener[] {

@@ -137,6 +137,7 @@ async function main() {
   console.log(`podnet forwarder idle RSS ${fwd.rssKiB()} KiB`);
   paths.push({ key: 'podnet', name: 'podnet forwarder', host: '127.0.0.1', port: 19600, connPort: 19601, pids: [fwd.pid] });
 
+  if (only('unpriv')) paths.push(await unprivileged());
   if (only('dnat')) paths.push(await dnat());
   if (only('slirp')) paths.push(await slirp4netns());
   if (only('rootlesskit')) paths.push(await rootlesskit());
@@ -157,6 +158,44 @@ async function main() {
     console.log(line(p.name, results[p.key]));
   }
   report(results);
+}
+
+// podnet's forwarder started by an unprivileged user (test user pnfwd) for a
+// user+net namespace that user owns: sockets come from the helper over SCM_RIGHTS.
+async function unprivileged() {
+  try { sh('userdel', ['-r', '-f', 'pnfwd'], { stdio: 'ignore' }); } catch { /* none */ }
+  sh('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', 'pnfwd']);
+  const procs = [];
+  undo.push(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (let i = 0; i < 100 && procs.some((p) => p.exitCode === null && p.signalCode === null); i++) await sleep(20);
+    for (let i = 0; i < 50; i++) {  // userdel refuses while the user's forwarder is still exiting
+      try { sh('userdel', ['-r', 'pnfwd'], { stdio: 'ignore' }); return; } catch { await sleep(100); }
+    }
+    throw new Error('userdel pnfwd failed');
+  });
+  const uid = sh('id', ['-u', 'pnfwd']).trim();
+  const asUser = (cmd, args) => ['setpriv', ['--reuid', uid, '--regid', uid === '0' ? '0' : sh('id', ['-g', 'pnfwd']).trim(),
+    '--init-groups', '--', cmd, ...args]];
+  const [hc, ha] = asUser('unshare', ['--user', '--map-root-user', '--net', 'sh', '-c',
+    'ip link set lo up && ip addr add 10.89.96.5/32 dev lo && echo up && exec sleep infinity']);
+  const holder = start(hc, ha, { stdio: ['ignore', 'pipe', 'inherit'] });
+  procs.push(holder);
+  await new Promise((r) => holder.stdout.once('data', r));
+  servers(`/proc/${holder.pid}/ns/net`);
+  const opts = { netnsPath: `/proc/${holder.pid}/ns/net`, usernsPath: `/proc/${holder.pid}/ns/user`,
+    portMappings: [{ hostIP: '127.0.0.1', hostPort: 19602, containerPort: 5201 }, { hostIP: '127.0.0.1', hostPort: 19603, containerPort: 8080 }] };
+  const owner = `const { PortForwarder } = require(process.argv[1]);
+    PortForwarder.start(JSON.parse(process.argv[2])).then((h) => { console.log(h.pid); process.stdin.resume(); },
+      (e) => { console.error(e.message); process.exit(1); });`;
+  const [oc, oa] = asUser(process.execPath, ['-e', owner, path.resolve(__dirname, '../../dist'), JSON.stringify(opts)]);
+  const o = start(oc, oa, { stdio: ['pipe', 'pipe', 'inherit'] });
+  procs.push(o);
+  const pid = Number(await new Promise((r) => o.stdout.once('data', r)));
+  const helper = Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim());
+  console.log(`podnet forwarder (unprivileged) idle RSS ${memKiB(pid).rss + memKiB(helper).rss} KiB (forwarder + namespace helper)`);
+  await waitPort('127.0.0.1', 19603);
+  return { key: 'unpriv', name: 'podnet fwd, unprivileged', host: '127.0.0.1', port: 19602, connPort: 19603, pids: [pid, helper] };
 }
 
 async function dnat() {
@@ -226,7 +265,7 @@ function report(results) {
     console.log(`  CPU per GB vs rootlesskit: ${ratio(p.cpuPerGB, rk.cpuPerGB)}x`);
     console.log(`  short connections vs rootlesskit: ${ratio(p.rate, rk.rate)}x`);
   }
-  for (const [k, label] of [['dnat', 'CNI portmap DNAT'], ['slirp', 'slirp4netns'], ['direct', 'direct veth']]) {
+  for (const [k, label] of [['unpriv', 'podnet unprivileged'], ['dnat', 'CNI portmap DNAT'], ['slirp', 'slirp4netns'], ['direct', 'direct veth']]) {
     const r = results[k];
     if (r) console.log(`  throughput vs ${label}: 1 stream ${ratio(p.one, r.one)}x, 4 streams ${ratio(p.four, r.four)}x; short connections ${ratio(p.rate, r.rate)}x`);
   }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/wait.h>
 #include <sys/eventfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -67,9 +68,21 @@ NsSockets g_ns;
 std::mutex g_nsMu;  // g_ns is shared by the loops
 sockaddr_storage g_target{};
 
+// Exits after reaping the namespace helper, so no orphan (or zombie, where
+// PID 1 does not reap) outlives the forwarder.
+[[noreturn]] void Exit(int status) {
+  pid_t h = g_ns.helper_pid();
+  if (h > 0) {
+    kill(h, SIGKILL);
+    while (waitpid(h, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  _exit(status);
+}
+
 [[noreturn]] void Fail(const char* code, const std::string& msg) {
   dprintf(1, "%s: %s\n", code, msg.c_str());
-  _exit(1);
+  Exit(1);
 }
 [[noreturn]] void FailErrno(const std::string& what) {
   int e = errno;
@@ -436,7 +449,7 @@ void UdpFlow::OnEvent(uint32_t) {
 }
 
 struct ExitWatch : Handler {
-  void OnEvent(uint32_t) override { _exit(0); }
+  void OnEvent(uint32_t) override { Exit(0); }
 };
 
 // ---- set-up ----

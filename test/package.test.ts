@@ -20,7 +20,7 @@ describe('npm pack, then install in an empty folder without compilers', () => {
     // test files running in parallel load the addon from.
     const src = path.join(dir, 'src');
     mkdirSync(src);
-    for (const f of ['package.json', 'binding.gyp', 'tsconfig.json', 'README.md', 'csrc', 'lib']) {
+    for (const f of ['package.json', 'binding.gyp', 'tsconfig.json', 'README.md', 'csrc', 'lib', 'scripts/prebuild.sh']) {
       cpSync(path.join(root, f), path.join(src, f), { recursive: true });
     }
     symlinkSync(path.join(root, 'node_modules'), path.join(src, 'node_modules'));
@@ -46,6 +46,7 @@ describe('npm pack, then install in an empty folder without compilers', () => {
   it('ships a prebuilt binary that needs only libc, libstdc++ and libnl at run time', () => {
     const pre = path.join(dir, 'app/node_modules/podnet/prebuilds/linux-x64');
     const files = readdirSync(pre).filter((f) => f.endsWith('.node'));
+    expect(readdirSync(pre)).toContain('podnet-portfwd');
     expect(files.length).toBe(1);
     const libs = execFileSync('ldd', [path.join(pre, files[0])], { encoding: 'utf8' })
       .split('\n')
@@ -64,5 +65,8 @@ describe('npm pack, then install in an empty folder without compilers', () => {
     const esm = execFileSync('node', ['--input-type=module', '-e', "import { NetNS } from 'podnet'; import d from 'podnet'; console.log(typeof NetNS.open, d.NetNS === NetNS)"], { cwd: app, encoding: 'utf8' });
     expect(esm.trim()).toBe('function true');
     expect(readdirSync(path.join(app, 'node_modules/podnet/dist'))).toContain('index.d.ts');
+    // The port forwarder executable ships prebuilt too, and is the one podnet starts.
+    const fwd = execFileSync('node', ['-e', "const p=require('path');console.log(require(p.join(p.dirname(require.resolve('podnet')),'portfwd/forwarder')).forwarderPath())"], { cwd: app, encoding: 'utf8' }).trim();
+    expect(fwd).toBe(path.join(app, 'node_modules/podnet/prebuilds/linux-x64/podnet-portfwd'));
   });
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { CniRuntime, PodnetError } from '../lib';
 import { buildBridgeNetwork, loadConfigDir, parseNetworkConfig } from '../lib/cni/config';
 import { masqChainName } from '../lib/cni/masq';
-import { checkPortMappings, toCapabilityEntries, toPortMappings } from '../lib/cni/ports';
+import { checkPortMappings, toCapabilityEntries, toPortMappings } from '../lib/ports';
 import { ResultFormatError, convertResult, normalizeResult, parseResult } from '../lib/cni/result';
 
 describe('CNI results', () => {

@@ -41,7 +41,7 @@ describe('expandPortMappings', () => {
     ['hostIP', [{ hostIP: 'localhost', hostPort: 1000, containerPort: 80 }]],
     ['hostIP', [{ hostIP: '10.1', hostPort: 1000, containerPort: 80 }]],
     ['hostIP', [{ hostIP: '1.2.3.256', hostPort: 1000, containerPort: 80 }]],
-    ['mapped twice', [{ hostPort: 1000, containerPort: 80 }, { hostPort: 999, containerPort: 80, range: 2 }]],
+    ['is also in portMappings[0]', [{ hostPort: 1000, containerPort: 80 }, { hostPort: 999, containerPort: 80, range: 2 }]],
   ])('refuses bad %s', (what, m) => {
     expect(() => expandPortMappings(m)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining(what) }));
   });

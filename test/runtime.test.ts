@@ -81,6 +81,28 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     await rt.teardown(id); // idempotent
   });
 
+  it.each(['rootlesskit', 'slirp4netns'])('slirp4netns as root, port_handler=%s: hostPort 0 gets a free port that reaches the server', async (handler) => {
+    const id = uniqueName('rt-slirp');
+    const sb = await rt.createSandbox({ id, network: 'slirp4netns', networkOptions: [`port_handler=${handler}`], portMappings: [{ hostPort: 0, containerPort: 8000 }] });
+    const port = sb.portMappings[0].hostPort;
+    expect(port).toBeGreaterThan(0);
+    const server = await rt.spawn(id, process.execPath, ['-e', SERVER(8000)], { stdio: 'ignore' });
+    try {
+      expect(await httpGet(port)).toBe('ok 10.0.2.100');
+      const inspect = await rt.inspect(id);
+      expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: String(port) }]);
+      expect(inspect.IPAddress).toBe('');
+      expect((await rt.stats(id))?.tap0.txPackets).toBeGreaterThan(0);
+    } finally {
+      server.kill('SIGKILL');
+      await rt.teardown(id);
+    }
+    const pids = Object.values(sb.helpers).flatMap((h) => (h ? [h.pid] : []));
+    expect(pids.length).toBeGreaterThan(0);
+    expect(pids.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+    expect(existsSync(sb.netnsPath!)).toBe(false);
+  });
+
   it('none, host, ns:<path> and container:<id> modes', async () => {
     const none = await rt.createSandbox({ id: uniqueName('rt-none'), network: 'none' });
     const joiner = await rt.createSandbox({ id: uniqueName('rt-join'), network: `container:${none.id}` });

@@ -131,7 +131,7 @@ describe('hostForwardsFromPortMappings', () => {
   test.each([
     [{ hostPort: 80, containerPort: 80, protocol: 'sctp' }, "protocol 'sctp'"],
     [{ hostIP: '::1', hostPort: 80, containerPort: 80 }, 'IPv4 only'],
-    [{ hostPort: 65535, containerPort: 80, range: 2 }, 'last host port'],
+    [{ hostPort: 65535, containerPort: 80, range: 2 }, 'go past 65535'],
     [{ hostPort: 0, containerPort: 80 }, 'host port'],
     [{ hostPort: 80, containerPort: 80, range: 0 }, 'range'],
   ])('%j is refused (%s)', (m, why) => {

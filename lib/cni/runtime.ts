@@ -32,7 +32,7 @@ import {
 } from './config';
 import { DEFAULT_BIN_DIRS, type CniCommand, type FoundPlugin, execPlugin, findPlugin, outputError, parseOutput } from './exec';
 import { bridgeMasquerades, removeBridgeMasq } from './masq';
-import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from './ports';
+import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from '../ports';
 import { ResultFormatError, compareVersions, isCidr, isIp, convertResult, normalizeResult, parseResult } from './result';
 import type { CniResult, PortMapping } from './types';
 

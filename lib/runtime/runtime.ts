@@ -15,6 +15,7 @@ import { PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { NetNS } from '../netns';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
+import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { checkPid } from '../validate';
 import { spawnIn } from './exec';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
@@ -91,7 +92,7 @@ export class Runtime {
     if (mode === 'bridge' && !isRoot()) {
       throw new PodnetError('ERR_NOT_ROOT', `sandbox '${id}': bridge networking needs root; use network 'slirp4netns'`);
     }
-    const portMappings = opts.portMappings ?? [];
+    const portMappings = toPortMappings(checkPortMappings(opts.portMappings));
     if (portMappings.length && (mode === 'none' || mode === 'host' || mode.startsWith('container:'))) {
       throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
     }
@@ -263,6 +264,7 @@ export class Runtime {
       state.netnsPath = live.netns.path;
       return;
     }
+    if (mode === 'slirp4netns') state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
     if (mode === 'slirp4netns' && !isRoot()) {
       // Unprivileged: the namespace lives in a user namespace held by a helper.
       live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary });
@@ -281,6 +283,8 @@ export class Runtime {
     await live.netns.setLoopbackUp();
     if (mode === 'bridge') {
       state.results = await this.cni.setUpPod({ ...this.#pod(state), portMappings: state.portMappings, ip: req.ip, mac: req.mac });
+      // hostPort 0 became a real port: CNI reports the mappings back on the first network.
+      state.portMappings = state.results[0]?.portMappings ?? state.portMappings;
     } else if (mode === 'slirp4netns') {
       live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, netnsPath: live.netns.path });
       this.#recordHelpers(state, live.rootless);

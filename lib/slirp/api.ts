@@ -9,6 +9,7 @@ import ipaddr from 'ipaddr.js';
 
 import type { PortMapping } from '../cni/types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
+import { checkPortMappings, toCapabilityEntries } from '../ports';
 
 export interface HostForward {
   proto?: 'tcp' | 'udp';
@@ -132,20 +133,11 @@ export async function removeHostForward(socketPath: string, id: number): Promise
  * and UDP only: sctp or an IPv6 host address is refused, naming the mapping.
  */
 export function hostForwardsFromPortMappings(mappings: readonly PortMapping[]): HostForward[] {
-  const out: HostForward[] = [];
-  for (const m of mappings) {
-    const what = `port mapping ${m.hostIP ? `${m.hostIP}:` : ''}${m.hostPort}:${m.containerPort}/${m.protocol ?? 'tcp'}`;
-    const range = m.range ?? 1;
-    if (!Number.isInteger(range) || range < 1) throw invalidArgument(what, `range '${String(m.range)}' is not a positive integer`);
-    checkPort(`${what} host port`, m.hostPort);
-    checkPort(`${what} container port`, m.containerPort);
-    checkPort(`${what} last host port`, m.hostPort + range - 1);
-    checkPort(`${what} last container port`, m.containerPort + range - 1);
-    const hostAddr = m.hostIP ? checkV4(`${what} host address (slirp4netns forwards IPv4 only)`, m.hostIP) : '0.0.0.0';
-    for (const p of (m.protocol ?? 'tcp').split(',').map((s) => s.trim().toLowerCase())) {
-      if (p !== 'tcp' && p !== 'udp') throw invalidArgument(what, `protocol '${p}' cannot be forwarded by slirp4netns (tcp or udp)`);
-      for (let i = 0; i < range; i++) out.push({ proto: p, hostAddr, hostPort: m.hostPort + i, guestPort: m.containerPort + i });
-    }
-  }
-  return out;
+  return toCapabilityEntries(checkPortMappings(mappings)).map((e) => {
+    const what = `port mapping ${e.hostIP ? `${e.hostIP}:` : ''}${e.hostPort}:${e.containerPort}/${e.protocol}`;
+    if (e.hostPort === 0) throw invalidArgument(what, 'host port 0 (any free port) must be resolved before forwarding');
+    if (e.protocol === 'sctp') throw invalidArgument(what, `protocol 'sctp' cannot be forwarded by slirp4netns (tcp or udp)`);
+    const hostAddr = e.hostIP ? checkV4(`${what} host address (slirp4netns forwards IPv4 only)`, e.hostIP) : '0.0.0.0';
+    return { proto: e.protocol, hostAddr, hostPort: e.hostPort, guestPort: e.containerPort };
+  });
 }

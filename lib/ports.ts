@@ -1,16 +1,17 @@
 /**
- * Port mappings: validation before any plugin runs, expansion into the
- * `portMappings` capability entries (one port, one protocol each), and picking
- * free host ports for hostPort 0.
+ * Port mappings as callers give them (Podman's PortMapping: ranges, "tcp,udp"):
+ * validation before anything starts, expansion into one entry per port and
+ * protocol (CNI's `portMappings` capability, the forwarder's listeners,
+ * slirp4netns's host forwards), and picking free host ports for hostPort 0.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 
 import ipaddr from 'ipaddr.js';
 
-import { invalidArgument } from '../errors';
-import { isIp } from './result';
-import type { CniPortMapEntry, PortMapping, PortProtocol } from './types';
+import { invalidArgument } from './errors';
+import { isIp } from './cni/result';
+import type { CniPortMapEntry, PortMapping, PortProtocol } from './cni/types';
 
 const PROTOCOLS: readonly PortProtocol[] = ['tcp', 'udp', 'sctp'];
 
@@ -119,12 +120,12 @@ export async function resolveHostPorts(maps: CheckedPortMapping[]): Promise<Chec
   return out;
 }
 
-/** The `portMappings` capability: one entry per port and protocol. */
+/** One entry per port and protocol (CNI's `portMappings` capability), protocol by protocol. */
 export function toCapabilityEntries(maps: CheckedPortMapping[]): CniPortMapEntry[] {
   const entries: CniPortMapEntry[] = [];
   for (const m of maps) {
-    for (let k = 0; k < m.range; k++) {
-      for (const protocol of m.protocols) {
+    for (const protocol of m.protocols) {
+      for (let k = 0; k < m.range; k++) {
         const e: CniPortMapEntry = { hostPort: m.hostPort + k, containerPort: m.containerPort + k, protocol };
         if (m.hostIP) e.hostIP = m.hostIP;
         entries.push(e);

@@ -178,9 +178,13 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     }
     expect(readdirSync(`/var/lib/cni/networks/${NET}`).filter((f) => /^10\./.test(f))).toEqual([]);
 
-    // Half-made: a state still 'creating' whose owner is dead, and a stray podnet namespace.
+    // Half-made: a state still 'creating' whose owner is dead, a stray podnet namespace, and one
+    // with a CNI attachment (lease, veth, cache entry) but no state.
     const stray = await NetNS.create({ name: `podnet-${prefix}-stray` });
     stray.close();
+    const orphan = await NetNS.create({ name: `podnet-${prefix}-orphan` });
+    orphan.close();
+    await fresh.cni.setUpPod({ id: `${prefix}-orphan`, netnsPath: orphan.path, networks: [NET] });
     const half = await NetNS.create({ name: `podnet-${prefix}-half` });
     half.close();
     writeFileSync(path.join(opts().stateDir, 'sandboxes', `${prefix}-half.json`), JSON.stringify({
@@ -190,8 +194,11 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     }));
     const removed = await fresh.gc();
     expect(removed.sandboxes).toEqual([`${prefix}-half`]);
-    expect(removed.namespaces).toEqual([stray.path]);
-    expect(existsSync(half.path) || existsSync(stray.path)).toBe(false);
+    expect(removed.cniAttachments).toEqual([`${NET}/${prefix}-orphan/eth0`]);
+    expect(removed.namespaces.sort()).toEqual([orphan.path, stray.path].sort());
+    expect([half.path, stray.path, orphan.path].filter((p) => existsSync(p))).toEqual([]);
+    expect(readdirSync(`/var/lib/cni/networks/${NET}`).filter((f) => /^10\./.test(f))).toEqual([]);
+    expect(await fresh.cni.cachedAttachments()).toEqual([]);
   });
 
   it('50 sandboxes created and torn down concurrently from two processes sharing the state dir', async () => {

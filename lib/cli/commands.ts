@@ -147,6 +147,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
   if (help('gc', values)) return 0;
   const removed = await new Runtime().gc();
   for (const id of removed.sandboxes) out(`removed sandbox ${id}`);
+  for (const a of removed.cniAttachments) out(`removed CNI attachment ${a}`);
   for (const p of removed.namespaces) out(`removed namespace ${p}`);
   return 0;
 }

@@ -73,8 +73,8 @@ export async function readCache(file: string): Promise<CacheEntry | undefined> {
   }
 }
 
-/** Every cached attachment of a container, in no particular order. */
-export async function listCache(cacheDir: string, containerId: string): Promise<CacheEntry[]> {
+/** Cache entries whose file name passes `nameFilter` and whose content passes `keep`. */
+async function findCache(cacheDir: string, nameFilter: (n: string) => boolean, keep: (e: CacheEntry) => boolean): Promise<CacheEntry[]> {
   const dir = path.join(cacheDir, 'results');
   let names: string[];
   try {
@@ -82,22 +82,23 @@ export async function listCache(cacheDir: string, containerId: string): Promise<
   } catch {
     return [];
   }
-  const candidates = names.filter((n) => n.includes(`-${containerId}-`) && !n.startsWith('.'));
-  const entries = await Promise.all(candidates.map((n) => readCache(path.join(dir, n))));
-  return entries.filter((e): e is CacheEntry => e !== undefined && e.containerId === containerId);
+  const entries = await Promise.all(names.filter((n) => !n.startsWith('.') && nameFilter(n)).map((n) => readCache(path.join(dir, n))));
+  return entries.filter((e): e is CacheEntry => e !== undefined && keep(e));
+}
+
+/** Every cached attachment of a container, in no particular order. */
+export function listCache(cacheDir: string, containerId: string): Promise<CacheEntry[]> {
+  return findCache(cacheDir, (n) => n.includes(`-${containerId}-`), (e) => e.containerId === containerId);
+}
+
+/** Every cached attachment (for garbage collection). */
+export function listAllCache(cacheDir: string): Promise<CacheEntry[]> {
+  return findCache(cacheDir, () => true, () => true);
 }
 
 /** Every cached attachment on a network (to refuse removing a network in use). */
-export async function listCacheByNetwork(cacheDir: string, network: string): Promise<CacheEntry[]> {
-  const dir = path.join(cacheDir, 'results');
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const entries = await Promise.all(names.filter((n) => n.startsWith(`${network}-`)).map((n) => readCache(path.join(dir, n))));
-  return entries.filter((e): e is CacheEntry => e !== undefined && e.networkName === network);
+export function listCacheByNetwork(cacheDir: string, network: string): Promise<CacheEntry[]> {
+  return findCache(cacheDir, (n) => n.startsWith(`${network}-`), (e) => e.networkName === network);
 }
 
 export async function removeCache(cacheDir: string, network: string, containerId: string, ifname: string): Promise<void> {

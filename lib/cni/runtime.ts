@@ -14,7 +14,7 @@ import ipaddr from 'ipaddr.js';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkPath } from '../validate';
-import { type CacheEntry, DEFAULT_CACHE_DIR, listCache, listCacheByNetwork, readCache, cachePath, removeCache, writeCache } from './cache';
+import { type CacheEntry, DEFAULT_CACHE_DIR, listCache, listCacheByNetwork, listAllCache, readCache, cachePath, removeCache, writeCache } from './cache';
 import {
   type BridgeNetworkOptions,
   type CniNetworkConfig,
@@ -529,6 +529,11 @@ export class CniRuntime {
       else if (net && !entry) items.push({ att: { net, ifname, capabilityArgs: {} } });
     }
     return { items, errors };
+  }
+
+  /** Every attachment in the cache: container id, network, interface and the namespace it was made in. */
+  async cachedAttachments(): Promise<{ id: string; network: string; ifname: string; netnsPath: string }[]> {
+    return (await listAllCache(this.cacheDir)).map((e) => ({ id: e.containerId, network: e.networkName, ifname: e.ifName, netnsPath: e.netns }));
   }
 
   /**

@@ -8,12 +8,13 @@
  * existing namespace), container:<id> (share another sandbox's namespace).
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import path from 'node:path';
 
 import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni/runtime';
 import type { PortMapping } from '../cni/types';
 import { PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
-import { NetNS } from '../netns';
+import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { checkPid } from '../validate';
@@ -22,6 +23,9 @@ import { isRoot, defaultStateDir, checkId, parseMode } from './options';
 import { isAlive, procRef, signalIfAlive } from './proc';
 import { startRootless, type RootlessHandles } from './rootless';
 import { StateStore, type NetworkMode, type SandboxState } from './state';
+
+/** Namespaces of the runtime's sandboxes are `<netnsDir>/podnet-<id>`; gc only touches those. */
+const NETNS_PREFIX = 'podnet-';
 
 export interface RuntimeOptions {
   /** Default /run/podnet, or $XDG_RUNTIME_DIR/podnet for an unprivileged caller. */
@@ -232,11 +236,12 @@ export class Runtime {
   /**
    * Cleans what crashed owners left: half-created sandboxes (status creating or
    * removing, owner dead), sandboxes whose rootless helpers died (their network
-   * is gone), and podnet namespaces under the netns dir that no state names.
-   * Returns the ids and paths it removed.
+   * is gone), podnet namespaces under the netns dir that no state names, and
+   * CNI cache entries of podnet sandboxes that no state names (DEL from the
+   * cache releases their leases and rules). Returns what it removed.
    */
-  async gc(): Promise<{ sandboxes: string[]; namespaces: string[] }> {
-    const removed = { sandboxes: [] as string[], namespaces: [] as string[] };
+  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[] }> {
+    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[] };
     for (const s of await this.state.list()) {
       const orphaned = s.status !== 'ready' && !isAlive(s.owner);
       const helpersDied = s.status === 'ready' && (['slirp', 'holder'] as const).some((h) => s.helpers[h] && !isAlive(s.helpers[h]));
@@ -245,15 +250,28 @@ export class Runtime {
         removed.sandboxes.push(s.id);
       }
     }
-    const known = new Set((await this.state.list()).map((s) => s.netnsPath));
-    for (const name of await NetNS.list(this.#opts.netnsDir)) {
-      const p = `${this.#opts.netnsDir ?? '/run/netns'}/${name}`;
-      if (name.startsWith('podnet-') && !known.has(p)) {
+    const states = await this.state.list();
+    const ids = new Set(states.map((s) => s.id));
+    const known = new Set(states.map((s) => s.netnsPath));
+    // Only what podnet's own sandboxes made: namespaces named podnet-<id> in our netns dir.
+    const ours = (p: string) => path.dirname(p) === this.#netnsDir && path.basename(p).startsWith(NETNS_PREFIX);
+    for (const a of await this.cni.cachedAttachments()) {
+      if (ids.has(a.id) || !ours(a.netnsPath)) continue;
+      await this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] });
+      removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`);
+    }
+    for (const name of await NetNS.list(this.#netnsDir)) {
+      const p = path.join(this.#netnsDir, name);
+      if (ours(p) && !known.has(p)) {
         await NetNS.removePath(p);
         removed.namespaces.push(p);
       }
     }
     return removed;
+  }
+
+  get #netnsDir(): string {
+    return this.#opts.netnsDir ?? DEFAULT_NETNS_DIR;
   }
 
   async #setUp(state: SandboxState, live: Live, req: { ip?: string; mac?: string; pid?: number }): Promise<void> {
@@ -273,7 +291,7 @@ export class Runtime {
       state.usernsPath = live.rootless.usernsPath;
       return;
     }
-    const nsName = `podnet-${state.id}`.slice(0, 255);
+    const nsName = `${NETNS_PREFIX}${state.id}`;
     live.netns = req.pid !== undefined
       ? await NetNS.fromPid(req.pid, { dir: this.#opts.netnsDir, name: nsName })
       : await NetNS.create({ dir: this.#opts.netnsDir, name: nsName });

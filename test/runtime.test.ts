@@ -4,7 +4,7 @@
  * Resources: network pn-rt-net (10.89.40.0/24, bridge pnrt0), netns podnet-rt*, ports 21000-21099.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -101,6 +101,43 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     expect(pids.length).toBeGreaterThan(0);
     expect(pids.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
     expect(existsSync(sb.netnsPath!)).toBe(false);
+  });
+
+  it('CNI sees the pod name at setup and teardown; a requested IP is used once, then the static one', async () => {
+    const id = uniqueName('rt-pod');
+    const ipOf = async () => (await rt.inspect(id)).Networks?.[NET]?.IPAddress;
+    await rt.createSandbox({ id, podId: 'pn-rt-pod', networks: [NET], staticIP: '10.89.40.50', requestedIP: '10.89.40.60', staticMAC: '02:89:40:00:00:50' });
+    try {
+      const cache = JSON.parse(readFileSync(path.join(dir, 'cache', 'results', `${NET}-${id}-eth0`), 'utf8'));
+      expect(cache.cniArgs).toContainEqual(['K8S_POD_NAME', 'pn-rt-pod']);
+      expect(await ipOf()).toBe('10.89.40.60');
+      expect((await rt.inspect(id)).Networks?.[NET]?.MacAddress).toBe('02:89:40:00:00:50');
+      await rt.restartNetwork(id);
+      expect(await ipOf()).toBe('10.89.40.50');
+    } finally {
+      await rt.teardown(id);
+    }
+    expect(existsSync(path.join(dir, 'cache', 'results', `${NET}-${id}-eth0`))).toBe(false);
+    expect(readdirSync(`/var/lib/cni/networks/${NET}`)).not.toContain('10.89.40.50');
+  });
+
+  it('post-configure mode: networking for a process that made its own namespace', async () => {
+    const proc = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+    const id = uniqueName('rt-pid');
+    try {
+      // Wait until unshare has made the process's own namespace.
+      while (readlinkSync(`/proc/${proc.pid}/ns/net`) === readlinkSync('/proc/self/ns/net')) await new Promise((r) => setTimeout(r, 5));
+      const sb = await rt.attachToPid(proc.pid!, { id, networks: [NET] });
+      const ip = (await rt.inspect(id)).Networks?.[NET]?.IPAddress;
+      const seen = execFileSync('nsenter', [`--net=/proc/${proc.pid}/ns/net`, 'ip', '-4', '-o', 'addr', 'show', 'eth0'], { encoding: 'utf8' });
+      expect(seen).toContain(`inet ${ip}/24`);
+      await rt.teardown(id);
+      expect(existsSync(sb.netnsPath!)).toBe(false);
+      expect(execFileSync('nsenter', [`--net=/proc/${proc.pid}/ns/net`, 'ip', '-o', 'link'], { encoding: 'utf8' })).not.toContain('eth0');
+    } finally {
+      await rt.teardown(id);
+      proc.kill('SIGKILL');
+    }
   });
 
   it('none, host, ns:<path> and container:<id> modes', async () => {

@@ -86,6 +86,63 @@ describeRoot('podnet run as root (default network)', () => {
   });
 });
 
+describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
+  const cli = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+  it('netns add, ls, exec and rm work like ip netns', () => {
+    const name = `pn-cli-ns-${process.pid}`;
+    try {
+      cli('netns', 'add', name);
+      expect(cli('netns', 'ls').split('\n')).toContain(name);
+      expect(ipNetnsList()).toContain(name);
+      expect(cli('netns', 'exec', name, '--', 'ip', '-o', 'link').trim().split('\n')).toHaveLength(1);
+    } finally {
+      cli('netns', 'rm', name);
+    }
+    expect(ipNetnsList()).not.toContain(name);
+  });
+
+  it('network create, ls and rm manage a conflist', () => {
+    const name = `pn-cli-net-${process.pid}`;
+    try {
+      cli('network', 'create', name, '--subnet', '10.89.42.0/24', '--bridge', 'pncli0', '--mtu', '1400');
+      expect(cli('network', 'ls').split('\n')).toEqual(expect.arrayContaining(['podnet', name]));
+      expect(existsSync(`/etc/cni/net.d/${name}.conflist`)).toBe(true);
+    } finally {
+      cli('network', 'rm', name);
+    }
+    expect(existsSync(`/etc/cni/net.d/${name}.conflist`)).toBe(false);
+  });
+
+  it('inspect and stats show a running sandbox; gc leaves it alone', async () => {
+    const name = `pn-cli-sb-${process.pid}`;
+    const child = spawn(process.execPath, [CLI, 'run', '--name', name, '-p', '21120:8000', '--', process.execPath, '-e', SERVER(8000)], { stdio: 'ignore' });
+    const done = exited(child);
+    try {
+      expect(await get(21120)).toBe('pong');
+      const inspect = JSON.parse(cli('inspect', name));
+      expect(inspect.IPAddress).toMatch(/^10\.89\.0\.\d+$/);
+      expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: '21120' }]);
+      const row = cli('stats', name).split('\n').find((l) => l.startsWith(name));
+      expect(row).toMatch(new RegExp(`^${name}\\s+\\d`));
+      expect(cli('gc')).not.toContain(name);
+      // --watch refreshes the table with rates until interrupted.
+      const watch = spawn(process.execPath, [CLI, 'stats', name, '--watch', '--interval', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let screen = '';
+      watch.stdout!.on('data', (b) => (screen += b));
+      await new Promise((r) => setTimeout(r, 700));
+      watch.kill('SIGINT');
+      expect((await exited(watch)).code).toBe(0);
+      expect(screen.split('\x1b[2J').length).toBeGreaterThan(2);
+      expect(screen).toMatch(new RegExp(`${name}.*/s`));
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+    }
+    expect(leftovers(21120)).toEqual([]);
+  });
+});
+
 describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', () => {
   let user: TestUser;
   let granted = false;

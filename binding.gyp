@@ -8,7 +8,6 @@
         "csrc/netns.cc",
         "csrc/stats.cc",
         "csrc/spawn.cc",
-        "csrc/relay.cc",
         "csrc/lock.cc"
       ],
       "include_dirs": [

@@ -7,7 +7,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   podnet::InitNetns(env, exports);
   podnet::InitStats(env, exports);
   podnet::InitSpawn(env, exports);
-  podnet::InitRelay(env, exports);
   podnet::InitLock(env, exports);
   return exports;
 }

@@ -67,7 +67,6 @@ class Fd {
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitStats(Napi::Env env, Napi::Object exports);
 void InitSpawn(Napi::Env env, Napi::Object exports);
-void InitRelay(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
 
 }  // namespace podnet

@@ -1,7 +1,0 @@
-#include "common.h"
-
-namespace podnet {
-
-void InitRelay(Napi::Env, Napi::Object) {}
-
-}  // namespace podnet

@@ -79,10 +79,24 @@ NsInfo OpenNs(const std::string& path) {
   return info;
 }
 
-// Unmounts (retrying a busy mount briefly, then lazily) and always unlinks.
+// Unmounts (retrying a busy mount briefly, then lazily) and unlinks. A path
+// that is not mounted is unlinked only if it is what a namespace leaves behind
+// (an empty regular file): removePath never deletes anything else.
 void RemoveNs(const std::string& path) {
   for (int attempt = 0;; attempt++) {
-    if (umount2(path.c_str(), UMOUNT_NOFOLLOW) == 0 || errno == EINVAL || errno == ENOENT) break;
+    if (umount2(path.c_str(), UMOUNT_NOFOLLOW) == 0) break;
+    if (errno == ENOENT) return;
+    if (errno == EINVAL) {
+      struct stat st;
+      if (lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        ThrowErrno("lstat", path);
+      }
+      if (!S_ISREG(st.st_mode) || st.st_size != 0) {
+        ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace mount", path);
+      }
+      break;
+    }
     if (errno != EBUSY) ThrowErrno("umount2", path);
     if (attempt == 5) {
       if (umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) ThrowErrno("umount2", path);

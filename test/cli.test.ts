@@ -35,7 +35,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; stderr: str
 
 function leftovers(hostPort: number): string[] {
   const found: string[] = [];
-  if (ipNetnsList().some((n) => n.startsWith('podnet-run-'))) found.push('netns');
+  if (ipNetnsList().some((n) => /^podnet-[0-9a-f]{8}-run-/.test(n))) found.push('netns');
   if (execFileSync('iptables-save', { encoding: 'utf8' }).includes(`--dport ${hostPort} `)) found.push('iptables');
   if (execFileSync('ss', ['-Htln', `sport = :${hostPort}`], { encoding: 'utf8' }).trim()) found.push('listener');
   return found;
@@ -68,6 +68,17 @@ describeRoot('podnet run as root (default network)', () => {
     expect(leftovers(port)).toEqual([]);
   });
 
+  it('--debug shows the helpers\' output; a --debug after -- belongs to the command', async () => {
+    const r = spawn(process.execPath, [CLI, 'run', '--debug', '--network', 'slirp4netns', '--', 'sh', '-c', 'echo "$@"', 'sh', '--debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    r.stdout!.on('data', (b) => (out += b));
+    const { code, stderr } = await exited(r);
+    expect(code).toBe(0);
+    expect(out.trim()).toBe('--debug');
+    expect(stderr).toMatch(/slirp4netns \d+: .*--mtu/);
+    expect(stderr).toMatch(/slirp4netns output:/);
+  });
+
   it('passes the command exit code through', async () => {
     const r = spawn(process.execPath, [CLI, 'run', '--network', 'none', '--', 'sh', '-c', 'ip -o link | wc -l; exit 7'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -91,6 +102,8 @@ describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
 
   it('netns add, ls, exec and rm work like ip netns', () => {
     const name = `pn-cli-ns-${process.pid}`;
+    expect(() => cli('netns', 'rm', '../../etc/hostname')).toThrow(/namespace name/);
+    expect(existsSync('/etc/hostname')).toBe(true);
     try {
       cli('netns', 'add', name);
       expect(cli('netns', 'ls').split('\n')).toContain(name);

@@ -1,6 +1,8 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, statSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { NetNS, PodnetError } from '../lib';
@@ -141,6 +143,20 @@ describeRoot('NetNS on the real kernel', () => {
     expect(existsSync(ns.path)).toBe(false);
     expect(nsfsMounts()).not.toContain(ns.path);
     await NetNS.removePath(ns.path);
+  });
+
+  it('removePath refuses a file that is not a namespace and leaves it in place', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pn-ns-notns-'));
+    try {
+      writeFileSync(path.join(dir, 'data'), 'precious');
+      await expect(NetNS.removePath(path.join(dir, 'data'))).rejects.toMatchObject({ code: 'ERR_NOT_NETNS', path: path.join(dir, 'data') });
+      expect(readFileSync(path.join(dir, 'data'), 'utf8')).toBe('precious');
+      mkdirSync(path.join(dir, 'sub'));
+      await expect(NetNS.removePath(path.join(dir, 'sub'))).rejects.toMatchObject({ code: 'ERR_NOT_NETNS' });
+      expect(existsSync(path.join(dir, 'sub'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('remove works while a process still holds the namespace open', async () => {

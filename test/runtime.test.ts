@@ -151,6 +151,9 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
       expect(links).toHaveLength(1);
       expect(links[0]).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
       expect(joiner.netnsPath).toBe(none.netnsPath);
+      // The owner of a shared namespace cannot go while others use it.
+      await expect(rt.teardown(none.id)).rejects.toMatchObject({ code: 'EBUSY', message: expect.stringContaining(joiner.id) });
+      expect(await rt.stats(joiner.id)).toBeNull();
       expect(await rt.stats(none.id)).toBeNull();
       expect((await rt.inspect(joiner.id)).SandboxKey).toBe(none.netnsPath);
       expect(host.netnsPath).toBeUndefined();
@@ -174,6 +177,11 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
       [{ id: uniqueName('rt-bad'), network: 'none', portMappings: [{ hostPort: 21002, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
       [{ id: uniqueName('rt-bad'), networks: [NET], portMappings: [{ hostPort: 70000, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
       [{ id: uniqueName('rt-bad'), network: 'container:nosuch' }, 'ENOENT'],
+      [{ id: uniqueName('rt-bad'), network: 'none', staticIP: '10.89.40.9' }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), network: 'slirp4netns', staticMAC: '02:00:00:00:00:01' }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), network: 'ns:/proc/self/ns/net', portMappings: [{ hostPort: 21003, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), network: 'host', pid: process.pid }, 'ERR_INVALID_ARGUMENT'],
+      [{ id: uniqueName('rt-bad'), podId: 'p', podName: 'bad name' }, 'ERR_INVALID_ARGUMENT'],
     ];
     for (const [o, code] of bad) {
       await expect(rt.createSandbox(o as never)).rejects.toMatchObject({ code });
@@ -193,6 +201,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
       const rt = new Runtime(${JSON.stringify(opts())});
       (async () => {
         for (let i = 0; i < 3; i++) await rt.createSandbox({ id: '${prefix}-' + i, networks: ['${NET}'] });
+        await rt.createSandbox({ id: '${prefix}-run', networks: ['${NET}'], ephemeral: true });
         process.stdout.write('ready');
         setInterval(() => {}, 1000);
       })();`;
@@ -205,6 +214,10 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     await new Promise((r) => child.once('exit', r));
 
     const fresh = new Runtime(opts());
+    // An ephemeral sandbox (podnet run) dies with its owner: gc collects it, and only it.
+    const ephemeral = await fresh.get(`${prefix}-run`);
+    expect((await fresh.gc()).sandboxes).toEqual([`${prefix}-run`]);
+    expect(existsSync(ephemeral!.netnsPath!)).toBe(false);
     const listed = (await fresh.list()).filter((s) => s.id.startsWith(prefix));
     expect(listed.map((s) => s.id).sort()).toEqual([0, 1, 2].map((i) => `${prefix}-${i}`));
     expect(listed.every((s) => !s.ownerAlive && s.status === 'ready')).toBe(true);
@@ -217,12 +230,12 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
 
     // Half-made: a state still 'creating' whose owner is dead, a stray podnet namespace, and one
     // with a CNI attachment (lease, veth, cache entry) but no state.
-    const stray = await NetNS.create({ name: `podnet-${prefix}-stray` });
+    const stray = await NetNS.create({ name: `${fresh.netnsPrefix}${prefix}-stray` });
     stray.close();
-    const orphan = await NetNS.create({ name: `podnet-${prefix}-orphan` });
+    const orphan = await NetNS.create({ name: `${fresh.netnsPrefix}${prefix}-orphan` });
     orphan.close();
     await fresh.cni.setUpPod({ id: `${prefix}-orphan`, netnsPath: orphan.path, networks: [NET] });
-    const half = await NetNS.create({ name: `podnet-${prefix}-half` });
+    const half = await NetNS.create({ name: `${fresh.netnsPrefix}${prefix}-half` });
     half.close();
     writeFileSync(path.join(opts().stateDir, 'sandboxes', `${prefix}-half.json`), JSON.stringify({
       version: 1, id: `${prefix}-half`, name: `${prefix}-half`, cniPodName: `${prefix}-half`, mode: 'none', status: 'creating',
@@ -275,8 +288,10 @@ describe('podnet CLI (root)', () => {
     for (const sub of ['run', 'demo', 'netns', 'network', 'inspect', 'stats', 'gc']) {
       expect((await run(process.execPath, [cli, sub, '--help'])).stdout).toMatch(/^Usage: podnet/);
     }
-    const missing = await run(process.execPath, [cli, 'inspect', 'no-such-sandbox']).catch((e) => e);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/no sandbox 'no-such-sandbox'.*\(ENOENT\)/);
+    for (const sub of ['inspect', 'stats']) {
+      const missing = await run(process.execPath, [cli, sub, 'no-such-sandbox']).catch((e) => e);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/no sandbox 'no-such-sandbox'.*\(ENOENT\)/);
+    }
   });
 });

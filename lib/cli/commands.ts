@@ -1,6 +1,9 @@
 /** The smaller `podnet` subcommands: netns, network, inspect, stats, gc. */
-import { NetNS } from '../netns';
+import { PodnetError } from '../errors';
+import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
+import { checkFileName } from '../validate';
 import { Runtime } from '../runtime/runtime';
+import { SignalGuard } from './supervise';
 import { USAGE, UsageError, parse } from './usage';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -17,7 +20,7 @@ export async function netnsCommand(argv: string[]): Promise<number> {
   switch (sub) {
     case 'add':
       if (args.length !== 1) throw new UsageError('netns', 'netns add takes one NAME');
-      (await NetNS.create({ name: args[0] })).close();
+      (await NetNS.create({ name: checkFileName('namespace name', args[0]) })).close();
       return 0;
     case 'ls':
     case 'list':
@@ -26,15 +29,18 @@ export async function netnsCommand(argv: string[]): Promise<number> {
     case 'rm':
     case 'del':
       if (args.length === 0) throw new UsageError('netns', 'netns rm takes at least one NAME');
-      for (const n of args) await NetNS.removePath(`/run/netns/${n}`);
+      for (const n of args) await NetNS.removePath(`${DEFAULT_NETNS_DIR}/${checkFileName('namespace name', n)}`);
       return 0;
     case 'exec': {
       if (args.length < 2) throw new UsageError('netns', 'netns exec takes NAME -- CMD ARGS...');
-      const ns = await NetNS.open(`/run/netns/${args[0]}`);
-      const child = ns.spawn(args[1], args.slice(2), { stdio: 'inherit' });
-      const code = await new Promise<number>((r) => child.on('exit', (c, s) => r(c ?? (s ? 128 : 1))));
-      ns.close();
-      return code;
+      const ns = await NetNS.open(`${DEFAULT_NETNS_DIR}/${checkFileName('namespace name', args[0])}`);
+      const guard = new SignalGuard();
+      try {
+        return await guard.wait(ns.spawn(args[1], args.slice(2), { stdio: 'inherit' }), args[1]);
+      } finally {
+        guard.release();
+        ns.close();
+      }
     }
     default:
       throw new UsageError('netns', sub ? `unknown netns command '${sub}'` : 'missing netns command');
@@ -101,6 +107,9 @@ export async function statsCommand(argv: string[]): Promise<number> {
   const interval = Number(values.interval ?? 1);
   if (!(interval > 0)) throw new UsageError('stats', `--interval '${values.interval}' is not a positive number`);
   const rt = new Runtime();
+  for (const id of positionals) {
+    if (!(await rt.get(id))) throw new PodnetError('ENOENT', `no sandbox '${id}' in ${rt.state.dir}`);
+  }
   let prev = new Map<string, { rx: number; tx: number; at: number }>();
   const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}GB` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}kB` : `${n}B`);
   const draw = async () => {

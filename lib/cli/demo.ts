@@ -4,10 +4,13 @@
  * otherwise), published on a host port, fetched through it, then inspect and
  * statistics printed and everything torn down.
  */
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 
+import { PodnetError } from '../errors';
 import { Runtime } from '../runtime/runtime';
+import { SignalGuard } from './supervise';
 import { USAGE, parse } from './usage';
 
 const CONTAINER_PORT = 8000;
@@ -25,10 +28,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** GETs the URL, retrying while the server inside is still starting. */
-async function fetchWithRetry(url: string, deadlineMs: number): Promise<string> {
+/** GETs the URL, retrying while the server inside is still starting (not once interrupted). */
+async function fetchWithRetry(url: string, deadlineMs: number, interrupted: () => unknown): Promise<string> {
   const end = Date.now() + deadlineMs;
   for (;;) {
+    if (interrupted()) throw new PodnetError('EINTR', 'demo interrupted');
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       return await res.text();
@@ -49,24 +53,34 @@ export async function demo(argv: string[]): Promise<number> {
   const id = `demo-${randomBytes(4).toString('hex')}`;
   const hostPort = await freePort();
   const log = (s: string) => process.stdout.write(`${s}\n`);
-  const sandbox = await rt.createSandbox({ id, portMappings: [{ hostPort, containerPort: CONTAINER_PORT, protocol: 'tcp' }] });
-  log(`sandbox ${id}: network ${sandbox.mode}, namespace ${sandbox.netnsPath}`);
-  const server = await rt.spawn(id, process.execPath, ['-e', SERVER], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const guard = new SignalGuard(); // an interrupt still tears down
   try {
-    const url = `http://127.0.0.1:${hostPort}/`;
-    log(`GET ${url} (published ${hostPort} -> ${CONTAINER_PORT}/tcp)`);
-    log(`  ${(await fetchWithRetry(url, 10_000)).trim()}`);
-    log('\ninspect:');
-    log(JSON.stringify(await rt.inspect(id), null, 2));
-    log('\nstatistics:');
-    for (const [ifname, s] of Object.entries((await rt.stats(id)) ?? {})) {
-      log(`  ${ifname}: rx ${s.rxBytes} bytes / ${s.rxPackets} packets, tx ${s.txBytes} bytes / ${s.txPackets} packets`);
+    const sandbox = await rt.createSandbox({ id, ephemeral: true, portMappings: [{ hostPort, containerPort: CONTAINER_PORT, protocol: 'tcp' }] });
+    log(`sandbox ${id}: network ${sandbox.mode}, namespace ${sandbox.netnsPath}`);
+    let server: ChildProcess | undefined;
+    try {
+      server = await rt.spawn(id, process.execPath, ['-e', SERVER], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const failed = new Promise<never>((_, reject) => server!.once('error', reject));
+      const url = `http://127.0.0.1:${hostPort}/`;
+      log(`GET ${url} (published ${hostPort} -> ${CONTAINER_PORT}/tcp)`);
+      log(`  ${(await Promise.race([fetchWithRetry(url, 10_000, () => guard.received), failed])).trim()}`);
+      log('\ninspect:');
+      log(JSON.stringify(await rt.inspect(id), null, 2));
+      log('\nstatistics:');
+      for (const [ifname, st] of Object.entries((await rt.stats(id)) ?? {})) {
+        log(`  ${ifname}: rx ${st.rxBytes} bytes / ${st.rxPackets} packets, tx ${st.txBytes} bytes / ${st.txPackets} packets`);
+      }
+    } finally {
+      if (server?.pid !== undefined && server.exitCode === null && server.signalCode === null) {
+        const gone = new Promise((r) => server!.once('exit', r));
+        server.kill('SIGTERM');
+        await gone;
+      }
+      await rt.teardown(id);
+      log(`\nsandbox ${id} torn down`);
     }
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => (server.exitCode !== null || server.signalCode !== null ? r(null) : server.once('exit', r)));
-    await rt.teardown(id);
-    log(`\nsandbox ${id} torn down`);
+    guard.release();
   }
-  return 0;
+  return guard.received ? guard.exitCode : 0;
 }

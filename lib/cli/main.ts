@@ -3,6 +3,7 @@
  * The `podnet` command. Usage errors: one line and the usage, exit 2.
  * Runtime errors: the typed error's message and code, exit 1.
  */
+import { setDebug } from '../debug';
 import { PodnetError } from '../errors';
 import { demo } from './demo';
 import { run } from './run';
@@ -21,8 +22,10 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  const debug = argv.includes('--debug');
-  if (debug) process.env.PODNET_DEBUG = '1';
+  // --debug before `--` only: after it, the flags belong to the command being run.
+  const end = argv.indexOf('--');
+  const debug = (end < 0 ? argv : argv.slice(0, end)).includes('--debug');
+  if (debug) setDebug(true);
   try {
     if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       process.stdout.write(USAGE.main);

@@ -1,11 +1,11 @@
 /** `podnet run`: a command in a fresh network, torn down when it exits or is interrupted. */
-import { constants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
 import { spawnIn } from '../runtime/exec';
 import { Runtime } from '../runtime/runtime';
-import type { NetworkMode, SandboxState } from '../runtime/state';
+import type { NetworkMode } from '../runtime/state';
 import { parsePortSpec } from './ports';
+import { SignalGuard } from './supervise';
 import { USAGE, UsageError, parse } from './usage';
 
 const MODES = new Set(['bridge', 'slirp4netns', 'none', 'host']);
@@ -34,37 +34,25 @@ export async function run(argv: string[]): Promise<number> {
   }
   const id = (values.name as string | undefined) ?? `run-${randomBytes(6).toString('hex')}`;
   const rt = new Runtime();
-  const sandbox = await rt.createSandbox({
-    id,
-    network: mode,
-    networks: mode === undefined && nets.length ? nets : undefined,
-    portMappings,
-    staticIP: values.ip as string | undefined,
-    staticMAC: values.mac as string | undefined,
-    networkOptions: values['network-opt'] as string[] | undefined,
-  });
+  const guard = new SignalGuard();
   try {
-    return await runInside(sandbox, positionals);
-  } finally {
-    await rt.teardown(id);
-  }
-}
-
-/** Runs the command inside the sandbox's namespaces, forwarding signals; resolves with its exit code. */
-export function runInside(sandbox: SandboxState, cmd: string[]): Promise<number> {
-  const child = spawnIn(sandbox, cmd[0], cmd.slice(1), { stdio: 'inherit' });
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  for (const s of signals) process.on(s, forward);
-  return new Promise((resolve) => {
-    const done = (code: number) => {
-      for (const s of signals) process.off(s, forward);
-      resolve(code);
-    };
-    child.on('error', (err) => {
-      process.stderr.write(`podnet: cannot run ${cmd[0]}: ${err.message}\n`);
-      done(127);
+    const sandbox = await rt.createSandbox({
+      id,
+      ephemeral: true,
+      network: mode,
+      networks: mode === undefined && nets.length ? nets : undefined,
+      portMappings,
+      staticIP: values.ip as string | undefined,
+      staticMAC: values.mac as string | undefined,
+      networkOptions: values['network-opt'] as string[] | undefined,
     });
-    child.on('exit', (code, signal) => done(code ?? 128 + (signal ? constants.signals[signal] : 0)));
-  });
+    try {
+      if (guard.received) return guard.exitCode; // interrupted during set-up
+      return await guard.wait(spawnIn(sandbox, positionals[0], positionals.slice(1), { stdio: 'inherit' }), positionals[0]);
+    } finally {
+      await rt.teardown(id);
+    }
+  } finally {
+    guard.release();
+  }
 }

@@ -8,14 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { debuglog } from 'node:util';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import type { PortMapping } from '../cni/types';
+import { debug } from '../debug';
 import { checkPath } from '../validate';
 import { checkIP, expandPortMappings, type Listener } from './mappings';
 
-const debug = debuglog('podnet');
 
 export interface PortForwarderOptions {
   /** The container's network namespace (a bind mount or /proc/PID/ns/net). */

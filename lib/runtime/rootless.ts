@@ -9,6 +9,8 @@
 import { PortForwarder, type PortForwarderHandle } from '../portfwd/forwarder';
 import { UserNetns } from '../rootless';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
+import { debug } from '../debug';
+import { PodnetError } from '../errors';
 import type { SandboxState } from './state';
 
 /** slirp4netns's fixed guest address: the forwarder connects here, not to loopback. */
@@ -18,20 +20,31 @@ export interface RootlessHandles {
   netnsPath: string;
   usernsPath?: string;
   holderPid?: number;
-  slirpPid: number;
+  slirpPid?: number;
   apiSocket?: string;
   forwarderPid?: number;
   stop(): Promise<void>;
 }
 
+export interface RootlessOptions {
+  binary?: string;
+  /** The namespace exists already (root: podnet's bind mount). */
+  netnsPath?: string;
+  /** Post-configure mode for an unprivileged caller: the process owns its user and network namespaces. */
+  pid?: number;
+  /** false for network mode 'none': only the namespace (with lo up), no slirp4netns. */
+  slirp: boolean;
+}
+
 /**
- * Starts slirp4netns (and the holder and forwarder as needed) for `state`;
- * with `netnsPath` the namespace already exists (root). Undone on failure.
+ * Starts what `state` needs: for an unprivileged caller a UserNetns holder
+ * (or the given process's namespaces), then slirp4netns and the forwarder as
+ * asked. Undone on failure.
  */
-export async function startRootless(state: SandboxState, opts: { binary?: string; netnsPath?: string }): Promise<RootlessHandles> {
+export async function startRootless(state: SandboxState, opts: RootlessOptions): Promise<RootlessHandles> {
   const options = parseSlirpOptions(state.networkOptions);
   // Checked before anything starts: slirp4netns forwards tcp/udp over IPv4 only.
-  const hostForwards = options.portHandler === 'slirp4netns' ? hostForwardsFromPortMappings(state.portMappings) : [];
+  const hostForwards = opts.slirp && options.portHandler === 'slirp4netns' ? hostForwardsFromPortMappings(state.portMappings) : [];
   const stops: (() => Promise<unknown>)[] = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => {});
@@ -39,34 +52,35 @@ export async function startRootless(state: SandboxState, opts: { binary?: string
   };
   try {
     let netnsPath = opts.netnsPath;
+    let usernsPath: string | undefined;
     let holder: UserNetns | undefined;
-    if (!netnsPath) {
+    if (!netnsPath && opts.pid !== undefined) {
+      netnsPath = `/proc/${opts.pid}/ns/net`;
+      usernsPath = `/proc/${opts.pid}/ns/user`;
+    } else if (!netnsPath) {
       holder = await UserNetns.start();
       stops.push(() => holder!.stop());
       netnsPath = holder.netnsPath;
+      usernsPath = holder.usernsPath;
+      const lo = await holder.exec('ip', ['link', 'set', 'lo', 'up']);
+      if (lo.code !== 0) throw new PodnetError('ERR_USERNS', `set lo up in ${netnsPath}: ${lo.stderr.trim()}`);
     }
-    const slirp = await Slirp4netns.start({
-      netns: netnsPath,
-      userns: holder?.usernsPath,
-      binary: opts.binary,
-      options,
-      hostForwards,
+    const handles: RootlessHandles = { netnsPath, usernsPath, holderPid: holder?.pid, stop };
+    if (!opts.slirp) return handles;
+    const slirp = await Slirp4netns.start({ netns: netnsPath, userns: usernsPath, binary: opts.binary, options, hostForwards });
+    debug('sandbox %s: slirp4netns %d: %s', state.id, slirp.pid, slirp.args.join(' '));
+    stops.push(async () => {
+      await slirp.stop();
+      debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
     });
-    stops.push(() => slirp.stop());
-    let forwarder: PortForwarderHandle | undefined;
+    handles.slirpPid = slirp.pid;
+    handles.apiSocket = slirp.apiSocket;
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
-      forwarder = await PortForwarder.start({ netnsPath, usernsPath: holder?.usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings });
-      stops.push(() => forwarder!.stop());
+      const forwarder = await PortForwarder.start({ netnsPath, usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings });
+      stops.push(() => forwarder.stop());
+      handles.forwarderPid = forwarder.pid;
     }
-    return {
-      netnsPath,
-      usernsPath: holder?.usernsPath,
-      holderPid: holder?.pid,
-      slirpPid: slirp.pid,
-      apiSocket: slirp.apiSocket,
-      forwarderPid: forwarder?.pid,
-      stop,
-    };
+    return handles;
   } catch (err) {
     await stop();
     throw err;

@@ -8,10 +8,12 @@
  * existing namespace), container:<id> (share another sandbox's namespace).
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni/runtime';
 import type { PortMapping } from '../cni/types';
+import { debug } from '../debug';
 import { PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
@@ -23,9 +25,6 @@ import { isRoot, defaultStateDir, checkId, parseMode } from './options';
 import { isAlive, procRef, signalIfAlive } from './proc';
 import { startRootless, type RootlessHandles } from './rootless';
 import { StateStore, type NetworkMode, type SandboxState } from './state';
-
-/** Namespaces of the runtime's sandboxes are `<netnsDir>/podnet-<id>`; gc only touches those. */
-const NETNS_PREFIX = 'podnet-';
 
 export interface RuntimeOptions {
   /** Default /run/podnet, or $XDG_RUNTIME_DIR/podnet for an unprivileged caller. */
@@ -58,6 +57,8 @@ export interface CreateSandboxOptions {
   networkOptions?: string[];
   /** Post-configure mode: attach networking to this process's own namespace. */
   pid?: number;
+  /** Lives only as long as the calling process (podnet run): gc collects it once this process is gone. */
+  ephemeral?: boolean;
 }
 
 export interface SandboxInfo {
@@ -92,14 +93,22 @@ export class Runtime {
     const id = checkId('sandbox id', opts.id);
     const name = checkId('sandbox name', opts.name ?? id);
     const mode = parseMode(opts.network, opts.networks);
-    if (opts.pid !== undefined) checkPid('pid', opts.pid);
+    const own = mode === 'bridge' || mode === 'slirp4netns' || mode === 'none'; // modes that make the namespace
+    if (opts.pid !== undefined) {
+      checkPid('pid', opts.pid);
+      if (!own) throw invalidArgument('pid', `post-configure mode needs network mode bridge, slirp4netns or none, not '${mode}'`);
+    }
     if (mode === 'bridge' && !isRoot()) {
       throw new PodnetError('ERR_NOT_ROOT', `sandbox '${id}': bridge networking needs root; use network 'slirp4netns'`);
     }
+    for (const k of ['staticIP', 'staticMAC', 'requestedIP', 'requestedMAC'] as const) {
+      if (opts[k] !== undefined && mode !== 'bridge') throw invalidArgument(k, `network mode '${mode}' has no CNI network to give it to`);
+    }
     const portMappings = toPortMappings(checkPortMappings(opts.portMappings));
-    if (portMappings.length && (mode === 'none' || mode === 'host' || mode.startsWith('container:'))) {
+    if (portMappings.length && mode !== 'bridge' && mode !== 'slirp4netns') {
       throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
     }
+    if (opts.podName !== undefined) checkId('pod name', opts.podName);
     const state: SandboxState = {
       version: 1,
       id,
@@ -116,6 +125,7 @@ export class Runtime {
       networkOptions: opts.networkOptions ?? [],
       results: [],
       owner: procRef(process.pid)!,
+      ...(opts.ephemeral ? { ephemeral: true } : {}),
       helpers: {},
       createdAt: new Date().toISOString(),
     };
@@ -123,6 +133,8 @@ export class Runtime {
       if (await this.state.read(id)) throw new PodnetError('EEXIST', `sandbox '${id}' already exists`);
       if (mode.startsWith('container:')) {
         state.joins = mode.slice('container:'.length);
+        const target = await this.#get(state.joins);
+        if (target.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${state.joins}' is ${target.status}, not ready to be joined`);
         state.netnsPath = await this.#netnsPathOf(state.joins);
       }
       await this.state.write(state);
@@ -135,9 +147,16 @@ export class Runtime {
       await this.state.write(state);
       return state;
     } catch (err) {
-      await this.#tearDown(state, live).catch(() => {});
       this.#live.delete(id);
-      await this.state.remove(id);
+      try {
+        await this.#tearDown(state, live);
+        await this.state.remove(id);
+      } catch (undo) {
+        // Keep the state (now 'removing', owner this process) so teardown() or gc() can finish the job.
+        state.status = 'removing';
+        await this.state.write(state).catch(() => {});
+        debug('sandbox %s: rollback failed, state kept: %s', id, (undo as Error).message);
+      }
       throw err;
     }
   }
@@ -154,7 +173,10 @@ export class Runtime {
   async restartNetwork(id: string, requested: { ip?: string; mac?: string } = {}): Promise<SandboxState> {
     const state = await this.#get(id);
     if (state.mode !== 'bridge') throw invalidArgument('sandbox', `'${id}' has no CNI networks to restart (mode ${state.mode})`);
+    if (state.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${id}' is ${state.status}`);
     await this.cni.tearDownPod(this.#pod(state));
+    state.results = [];
+    await this.state.write(state); // if set-up fails, the state says no network rather than stale results
     state.results = await this.cni.setUpPod({ ...this.#pod(state), portMappings: state.portMappings, ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC });
     await this.state.write(state);
     return state;
@@ -190,8 +212,9 @@ export class Runtime {
   /** Link statistics of every non-loopback interface, keyed by name; null for 'none' and 'host'. */
   async stats(id: string): Promise<LinkStatsByName | null> {
     const state = await this.#get(id);
-    if (state.mode === 'none' || state.mode === 'host') return null;
-    return linkStats(state.netnsPath ?? (await this.#netnsPathOf(id)));
+    const owner = state.joins ? await this.#get(await this.#ownerOf(state)) : state;
+    if (owner.mode === 'none' || owner.mode === 'host') return null;
+    return linkStats(await this.#netnsPathOf(id));
   }
 
   /** Statistics of every sandbox with a namespace of its own (all interfaces by name), in one native call. */
@@ -213,10 +236,16 @@ export class Runtime {
     checkId('sandbox id', id);
     const state = await this.state.locked(async () => {
       const s = await this.state.read(id);
-      if (s && s.status !== 'removing') {
-        s.status = 'removing';
-        await this.state.write(s);
+      if (!s) return undefined;
+      if (s.status === 'creating' && isAlive(s.owner)) throw new PodnetError('EBUSY', `sandbox '${id}' is still being created by process ${s.owner.pid}`);
+      if (s.status === 'removing' && s.remover && s.remover.pid !== process.pid && isAlive(s.remover)) {
+        throw new PodnetError('EBUSY', `sandbox '${id}' is being torn down by process ${s.remover.pid}`);
       }
+      const joiners = (await this.state.list()).filter((j) => j.joins === id).map((j) => j.id);
+      if (joiners.length) throw new PodnetError('EBUSY', `sandbox '${id}' shares its namespace with ${joiners.join(', ')}: tear those down first`);
+      s.status = 'removing';
+      s.remover = procRef(process.pid);
+      await this.state.write(s);
       return s;
     });
     if (!state) return;
@@ -234,40 +263,65 @@ export class Runtime {
   }
 
   /**
-   * Cleans what crashed owners left: half-created sandboxes (status creating or
-   * removing, owner dead), sandboxes whose rootless helpers died (their network
-   * is gone), podnet namespaces under the netns dir that no state names, and
-   * CNI cache entries of podnet sandboxes that no state names (DEL from the
-   * cache releases their leases and rules). Returns what it removed.
+   * Cleans what crashed owners left, in this state dir only: half-made
+   * sandboxes (creating or removing, owner dead), ephemeral ones whose owner
+   * died (podnet run killed), sandboxes whose helpers died (their network is
+   * gone), then namespaces and CNI attachments named for this state dir that
+   * no state claims (DEL from the cache releases leases and rules). Each
+   * candidate is checked again under the store lock, so a sandbox being
+   * created meanwhile is never touched. Errors are collected per item.
    */
-  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[] }> {
-    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[] };
-    for (const s of await this.state.list()) {
-      const orphaned = s.status !== 'ready' && !isAlive(s.owner);
-      const helpersDied = s.status === 'ready' && (['slirp', 'holder'] as const).some((h) => s.helpers[h] && !isAlive(s.helpers[h]));
-      if (orphaned || helpersDied) {
-        await this.teardown(s.id).catch(() => {});
-        removed.sandboxes.push(s.id);
+  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[]; errors: PodnetError[] }> {
+    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[], errors: [] as PodnetError[] };
+    const attempt = async (fn: () => Promise<unknown>, done: () => void) => {
+      try {
+        await fn();
+        done();
+      } catch (err) {
+        removed.errors.push(err instanceof PodnetError ? err : new PodnetError('ERR_GC', String(err), { cause: err }));
       }
+    };
+    await this.state.sweepTemp();
+    for (const s of await this.state.list()) {
+      const busy = (s.status === 'removing' && isAlive(s.remover)) || (s.status === 'creating' && isAlive(s.owner));
+      const orphaned = !busy && (s.status !== 'ready' || (s.ephemeral === true && !isAlive(s.owner)));
+      const helpersDied = s.status === 'ready' && (['slirp', 'holder', 'forwarder'] as const).some((h) => s.helpers[h] && !isAlive(s.helpers[h]));
+      if (orphaned || helpersDied) await attempt(() => this.teardown(s.id), () => removed.sandboxes.push(s.id));
     }
-    const states = await this.state.list();
-    const ids = new Set(states.map((s) => s.id));
-    const known = new Set(states.map((s) => s.netnsPath));
-    // Only what podnet's own sandboxes made: namespaces named podnet-<id> in our netns dir.
-    const ours = (p: string) => path.dirname(p) === this.#netnsDir && path.basename(p).startsWith(NETNS_PREFIX);
+    // Runs `fn` only if no state claims `id`, under the lock; resolves whether it ran.
+    const unclaimed = (id: string, fn: () => Promise<void>) =>
+      this.state.locked(async () => {
+        if (await this.state.read(id)) return false;
+        await fn();
+        return true;
+      });
     for (const a of await this.cni.cachedAttachments()) {
-      if (ids.has(a.id) || !ours(a.netnsPath)) continue;
-      await this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] });
-      removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`);
+      if (this.#idOfNetns(a.netnsPath) !== a.id) continue;
+      let ran = false;
+      await attempt(
+        async () => (ran = await unclaimed(a.id, () => this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] }))),
+        () => ran && removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`),
+      );
     }
     for (const name of await NetNS.list(this.#netnsDir)) {
       const p = path.join(this.#netnsDir, name);
-      if (ours(p) && !known.has(p)) {
-        await NetNS.removePath(p);
-        removed.namespaces.push(p);
-      }
+      const id = this.#idOfNetns(p);
+      if (id === undefined) continue;
+      let ran = false;
+      await attempt(async () => (ran = await unclaimed(id, () => NetNS.removePath(p))), () => ran && removed.namespaces.push(p));
     }
     return removed;
+  }
+
+  /** This state dir's namespace prefix: `podnet-<8 hex of the state dir>-`, so gc never touches another runtime's. */
+  get netnsPrefix(): string {
+    return `podnet-${createHash('sha256').update(path.resolve(this.state.dir)).digest('hex').slice(0, 8)}-`;
+  }
+
+  /** The sandbox id a namespace path of this runtime names, or undefined. */
+  #idOfNetns(p: string): string | undefined {
+    const base = path.basename(p);
+    return path.dirname(p) === this.#netnsDir && base.startsWith(this.netnsPrefix) ? base.slice(this.netnsPrefix.length) : undefined;
   }
 
   get #netnsDir(): string {
@@ -283,15 +337,16 @@ export class Runtime {
       return;
     }
     if (mode === 'slirp4netns') state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
-    if (mode === 'slirp4netns' && !isRoot()) {
-      // Unprivileged: the namespace lives in a user namespace held by a helper.
-      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary });
+    if (!isRoot()) {
+      // Unprivileged (slirp4netns or none): no bind mount under /run/netns; the namespace lives in a
+      // user namespace held by a helper, or is the given process's own (post-configure mode).
+      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, pid: req.pid, slirp: mode === 'slirp4netns' });
       this.#recordHelpers(state, live.rootless);
       state.netnsPath = live.rootless.netnsPath;
       state.usernsPath = live.rootless.usernsPath;
       return;
     }
-    const nsName = `${NETNS_PREFIX}${state.id}`;
+    const nsName = `${this.netnsPrefix}${state.id}`;
     live.netns = req.pid !== undefined
       ? await NetNS.fromPid(req.pid, { dir: this.#opts.netnsDir, name: nsName })
       : await NetNS.create({ dir: this.#opts.netnsDir, name: nsName });
@@ -304,7 +359,7 @@ export class Runtime {
       // hostPort 0 became a real port: CNI reports the mappings back on the first network.
       state.portMappings = state.results[0]?.portMappings ?? state.portMappings;
     } else if (mode === 'slirp4netns') {
-      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, netnsPath: live.netns.path });
+      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, netnsPath: live.netns.path, slirp: true });
       this.#recordHelpers(state, live.rootless);
     }
   }

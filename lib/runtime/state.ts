@@ -5,7 +5,7 @@
  * across the processes sharing the directory.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { PortMapping } from '../cni/types';
@@ -39,8 +39,21 @@ export interface SandboxState {
   /** The sandbox whose namespace this one shares (container:<id> mode). */
   joins?: string;
   owner: ProcRef;
+  /** The process tearing it down (status 'removing'). */
+  remover?: ProcRef;
+  /** Lives only as long as its owner (podnet run, demo): gc collects it once the owner is dead. */
+  ephemeral?: boolean;
   helpers: { holder?: ProcRef; slirp?: ProcRef & { apiSocket?: string }; forwarder?: ProcRef };
   createdAt: string;
+}
+
+/** The state dir must be a real directory of this user that no one else can write (it may sit in /tmp). */
+async function checkOwnDir(dir: string): Promise<void> {
+  const st = await lstat(dir);
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new PodnetError('ERR_STATE_DIR', `state dir '${dir}' must be a directory owned by uid ${uid} and writable only by it`, { path: dir });
+  }
 }
 
 export class StateStore {
@@ -53,9 +66,15 @@ export class StateStore {
     return path.join(this.dir, 'sandboxes', `${id}.json`);
   }
 
+  #checked = false;
+
   /** Runs `fn` holding the store's cross-process lock. Keep `fn` short: no network set-up inside. */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
-    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    if (!this.#checked) {
+      await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+      await checkOwnDir(this.dir);
+      this.#checked = true;
+    }
     return withLock(path.join(this.dir, 'lock'), fn);
   }
 
@@ -83,6 +102,16 @@ export class StateStore {
 
   async remove(id: string): Promise<void> {
     await rm(this.file(id), { force: true });
+  }
+
+  /** Removes temp files of writes that a crash interrupted (older than a minute). */
+  async sweepTemp(): Promise<void> {
+    const dir = path.join(this.dir, 'sandboxes');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const n of names.filter((f) => f.endsWith('.tmp'))) {
+      const st = await stat(path.join(dir, n)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 60_000) await rm(path.join(dir, n), { force: true });
+    }
   }
 
   async list(): Promise<SandboxState[]> {

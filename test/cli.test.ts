@@ -184,6 +184,36 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
     expect(leftovers(port)).toEqual([]);
   });
 
+  it('run --network none gives a namespace with loopback up only', async () => {
+    const { stdout } = await user.run(process.execPath, [CLI, 'run', '--network', 'none', '--', 'ip', '-o', 'link'], { timeout: 30_000 });
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(stdout).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+    expect(processesOf(user.name)).toEqual([]);
+  });
+
+  it('post-configure mode: slirp4netns for a process that made its own user and network namespaces', async () => {
+    const script = `
+      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const { spawn, execFileSync } = require('child_process');
+      const fs = require('fs');
+      (async () => {
+        const proc = spawn('unshare', ['--user', '--map-root-user', '--net', 'sleep', '60'], { stdio: 'ignore' });
+        while (fs.readlinkSync('/proc/' + proc.pid + '/ns/net') === fs.readlinkSync('/proc/self/ns/net')) await new Promise((r) => setTimeout(r, 5));
+        const rt = new Runtime();
+        try {
+          const sb = await rt.attachToPid(proc.pid, { id: 'pn-cli-pid', network: 'slirp4netns' });
+          const addr = execFileSync('nsenter', ['--user=/proc/' + proc.pid + '/ns/user', '--net=/proc/' + proc.pid + '/ns/net', '--preserve-credentials', 'ip', '-4', '-o', 'addr', 'show', 'tap0'], { encoding: 'utf8' });
+          process.stdout.write(sb.netnsPath + ' ' + addr);
+        } finally {
+          await rt.teardown('pn-cli-pid');
+          proc.kill('SIGKILL');
+        }
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const { stdout } = await user.run(process.execPath, ['-e', script], { timeout: 30_000 });
+    expect(stdout).toMatch(/^\/proc\/\d+\/ns\/net .*inet 10\.0\.2\.100\/24/);
+    expect(processesOf(user.name)).toEqual([]);
+  });
+
   it('podnet demo runs over slirp4netns', async () => {
     const { stdout } = await user.run(process.execPath, [CLI, 'demo'], { timeout: 60_000 });
     expect(stdout).toMatch(/network slirp4netns/);

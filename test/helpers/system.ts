@@ -24,7 +24,8 @@ export function nsfsMounts(): string[] {
 }
 
 export function ipNetnsList(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+  // stderr ignored: ip complains about namespaces other tests remove while it lists them.
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
     .split('\n')
     .map((l) => l.split(' ')[0])
     .filter(Boolean);

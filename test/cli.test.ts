@@ -10,22 +10,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { createTestUser, grantTun, revokeTun, type TestUser } from './helpers/rootless';
-import { describeRoot, ipNetnsList } from './helpers/system';
+import { describeRoot, httpGet, ipNetnsList } from './helpers/system';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const SERVER = (port: number) => `require('http').createServer((q,s)=>s.end('pong')).listen(${port},'0.0.0.0')`;
-
-async function get(port: number, deadlineMs = 15_000): Promise<string> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      return await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) })).text();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
   let stderr = '';
@@ -58,7 +46,7 @@ describeRoot('podnet run as root (default network)', () => {
     const child = spawn(process.execPath, [CLI, 'run', '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)], { stdio: ['ignore', 'inherit', 'pipe'] });
     const done = exited(child);
     try {
-      expect(await get(port)).toBe('pong');
+      expect(await httpGet(port)).toBe('pong');
       child.kill(signal);
       const { code, stderr } = await done;
       expect({ code, stderr }).toEqual({ code: want, stderr: '' });
@@ -132,7 +120,7 @@ describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
     const child = spawn(process.execPath, [CLI, 'run', '--name', name, '-p', '21120:8000', '--', process.execPath, '-e', SERVER(8000)], { stdio: 'ignore' });
     const done = exited(child);
     try {
-      expect(await get(21120)).toBe('pong');
+      expect(await httpGet(21120)).toBe('pong');
       const inspect = JSON.parse(cli('inspect', name));
       expect(inspect.IPAddress).toMatch(/^10\.89\.0\.\d+$/);
       expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: '21120' }]);
@@ -173,7 +161,7 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
     const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, HOME: `/home/${user.name}`, XDG_RUNTIME_DIR: `/home/${user.name}/.run` } });
     const done = exited(child);
     try {
-      expect(await get(port)).toBe('pong');
+      expect(await httpGet(port)).toBe('pong');
       process.kill(child.pid!, 'SIGTERM'); // setpriv execs podnet: this is podnet's pid
       expect((await done).code).toBe(143);
     } finally {

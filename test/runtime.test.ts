@@ -5,32 +5,18 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { NetNS, PodnetError, Runtime } from '../lib';
-import { describeRoot, ipNetnsList, uniqueName } from './helpers/system';
+import { describeRoot, httpGet, ipNetnsList, uniqueName } from './helpers/system';
 
 const NET = 'pn-rt-net';
 const run = promisify(execFile);
 
 function iptablesHas(text: string): boolean {
   return execFileSync('iptables-save', { encoding: 'utf8' }).includes(text);
-}
-
-async function httpGet(port: number, host = '127.0.0.1', deadlineMs = 10_000): Promise<string> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      const res = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2000) });
-      return await res.text();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 }
 
 const SERVER = (port: number) => `require('http').createServer((q,s)=>s.end('ok '+q.socket.localAddress)).listen(${port},'0.0.0.0')`;

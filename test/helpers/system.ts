@@ -44,3 +44,16 @@ export function threadNetns(): string[] {
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid.toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
 }
+
+/** GETs http://host:port/, retrying while the server (started just before, inside a sandbox) comes up. */
+export async function httpGet(port: number, host = '127.0.0.1', deadlineMs = 15_000): Promise<string> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await (await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2000) })).text();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

@@ -213,6 +213,28 @@ Napi::Value LoopbackUp(const Napi::CallbackInfo& info) {
       [](Napi::Env env) { return env.Undefined(); });
 }
 
+// netnsSysctl(path, key, value): writes /proc/sys/<key> (a net.* key, dots as
+// slashes) as seen from inside the namespace: /proc/sys/net follows the
+// network namespace of the thread that opens it.
+Napi::Value Sysctl(const Napi::CallbackInfo& info) {
+  auto path = StringArg(info, 0), key = StringArg(info, 1), value = StringArg(info, 2);
+  return RunAsync(
+      info.Env(),
+      [=] {
+        if (key.rfind("net/", 0) != 0 || key.find("..") != std::string::npos) {
+          ThrowCode("ERR_INVALID_ARGUMENT", "sysctl key '" + key + "' is not under net/");
+        }
+        Fd ns(OpenNs(path).fd);
+        InNetns(ns.get(), [&] {
+          const std::string file = "/proc/sys/" + key;
+          Fd f(open(file.c_str(), O_WRONLY | O_CLOEXEC));
+          if (!f) ThrowErrno("open", file);
+          if (write(f.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) ThrowErrno("write", file);
+        });
+      },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
 // closeFd(fd): synchronous; close(2) does not block on an nsfs or socket fd.
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -230,6 +252,7 @@ void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsOpen", Napi::Function::New(env, Open, "netnsOpen"));
   exports.Set("netnsRemove", Napi::Function::New(env, Remove, "netnsRemove"));
   exports.Set("netnsLoopbackUp", Napi::Function::New(env, LoopbackUp, "netnsLoopbackUp"));
+  exports.Set("netnsSysctl", Napi::Function::New(env, Sysctl, "netnsSysctl"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
 }
 

@@ -17,6 +17,7 @@ export interface NativeAddon {
   netnsOpen(path: string): Promise<NsHandleInfo>;
   netnsRemove(path: string): Promise<void>;
   netnsLoopbackUp(nsfd: number): Promise<void>;
+  netnsSysctl(path: string, key: string, value: string): Promise<void>;
   closeFd(fd: number): void;
   /** An exclusive flock on `path` (created if missing), held until the fd is closed. */
   lockFile(path: string): Promise<number>;

@@ -164,7 +164,7 @@ export class NetNS {
   /** Starts `cmd` inside the namespace (as `ip netns exec` does), returning Node's ChildProcess. */
   spawn(cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess {
     if (typeof cmd !== 'string' || cmd === '') throw invalidArgument('command', 'expected a non-empty string');
-    return spawnChild('nsenter', [...this.nsenterArgs(), '--', cmd, ...args], opts);
+    return spawnInNetns(this.handlePath, this.userns, cmd, args, opts);
   }
 
   /** Runs `cmd` inside the namespace to completion and collects its output. */
@@ -173,12 +173,27 @@ export class NetNS {
     const child = this.spawn(cmd, args, { ...spawnOpts, stdio: ['pipe', 'pipe', 'pipe'] });
     return collect(child, `${cmd} in network namespace '${this.path}'`, input, timeoutMs);
   }
+}
 
-  /** nsenter's namespace arguments: the owning user namespace first, as setns requires. */
-  nsenterArgs(): string[] {
-    const ns = [`--net=${this.handlePath}`];
-    return this.userns ? [`--user=${this.userns}`, '--preserve-credentials', ...ns] : ns;
+/** Sets a net.* sysctl inside the namespace at `nsPath` (e.g. 'net.ipv6.conf.default.accept_dad', '0'). */
+export async function setNetnsSysctl(nsPath: string, key: string, value: string): Promise<void> {
+  const p = checkPath('netns path', nsPath);
+  if (!/^net(\.[A-Za-z0-9_-]+)+$/.test(key)) throw invalidArgument('sysctl key', `'${key}' is not a net.* key`);
+  try {
+    await native.netnsSysctl(p, key.replace(/\./g, '/'), value);
+  } catch (err) {
+    throw fromNative(err, `set ${key}=${value} in network namespace '${p}'`);
   }
+}
+
+/**
+ * Spawns `cmd` inside a network namespace (and its owning user namespace,
+ * joined first as setns requires) with nsenter, which execs the command:
+ * signals sent to the child reach the command itself.
+ */
+export function spawnInNetns(netnsPath: string, usernsPath: string | undefined, cmd: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+  const user = usernsPath ? [`--user=${usernsPath}`, '--preserve-credentials'] : [];
+  return spawnChild('nsenter', [...user, `--net=${netnsPath}`, '--', cmd, ...args], opts);
 }
 
 function collect(child: ChildProcess, what: string, input?: string | Buffer, timeoutMs?: number): Promise<NetNSExecResult> {

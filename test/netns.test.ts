@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 
 import { NetNS, PodnetError } from '../lib';
+import { setNetnsSysctl } from '../lib/netns';
 import { describeRoot, ipNetnsList, nsfsMounts, openFdCount, threadNetns, uniqueName } from './helpers/system';
 
 const made: NetNS[] = [];
@@ -143,6 +144,17 @@ describeRoot('NetNS on the real kernel', () => {
     expect(existsSync(ns.path)).toBe(false);
     expect(nsfsMounts()).not.toContain(ns.path);
     await NetNS.removePath(ns.path);
+  });
+
+  it('setNetnsSysctl changes a net.* sysctl inside the namespace only', async () => {
+    const ns = await create();
+    const host = readFileSync('/proc/sys/net/ipv6/conf/default/accept_dad', 'utf8');
+    const want = host.trim() === '0' ? '1' : '0';
+    await setNetnsSysctl(ns.path, 'net.ipv6.conf.default.accept_dad', want);
+    expect((await ns.exec('cat', ['/proc/sys/net/ipv6/conf/default/accept_dad'])).stdout.trim()).toBe(want);
+    expect(readFileSync('/proc/sys/net/ipv6/conf/default/accept_dad', 'utf8')).toBe(host);
+    await expect(setNetnsSysctl(ns.path, 'kernel.hostname', 'x')).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(setNetnsSysctl(ns.path, 'net.nosuch.key', '1')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('removePath refuses a file that is not a namespace and leaves it in place', async () => {

@@ -14,6 +14,7 @@ import ipaddr from 'ipaddr.js';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkPath } from '../validate';
+import { setNetnsSysctl } from '../netns';
 import { type CacheEntry, DEFAULT_CACHE_DIR, listCache, listCacheByNetwork, listAllCache, readCache, cachePath, removeCache, writeCache } from './cache';
 import {
   type BridgeNetworkOptions,
@@ -596,8 +597,7 @@ export class CniRuntime {
 
   /** IPv6 duplicate-address detection delays readiness by 1-2 s: off for new links in the sandbox. */
   async #disableDad(netns: string): Promise<void> {
-    const r = await run('nsenter', [`--net=${netns}`, '--', 'sysctl', '-q', '-w', 'net.ipv6.conf.default.accept_dad=0']);
-    if (r.code !== 0) throw new PodnetError(ErrorCode.CNI_PLUGIN_FAILED, `disable IPv6 DAD in '${netns}': ${r.stderr.trim()}`, { path: netns });
+    await setNetnsSysctl(netns, 'net.ipv6.conf.default.accept_dad', '0');
   }
 }
 

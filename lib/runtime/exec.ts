@@ -1,17 +1,11 @@
-/** Starting processes inside a sandbox's namespaces (user namespace first, as setns requires). */
+/** Starting processes inside a sandbox's namespaces. */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
+import { spawnInNetns } from '../netns';
 import type { SandboxState } from './state';
 
-/** nsenter arguments that enter the sandbox's namespaces; empty for host networking. */
-export function enterArgs(state: Pick<SandboxState, 'mode' | 'netnsPath' | 'usernsPath'>): string[] {
-  if (state.mode === 'host' || !state.netnsPath) return [];
-  const user = state.usernsPath ? [`--user=${state.usernsPath}`, '--preserve-credentials'] : [];
-  return [...user, `--net=${state.netnsPath}`];
-}
-
-/** Spawns `cmd` inside the sandbox (nsenter execs it: signals reach the command itself). */
+/** Spawns `cmd` inside the sandbox; on the host for host networking. */
 export function spawnIn(state: Pick<SandboxState, 'mode' | 'netnsPath' | 'usernsPath'>, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  const ns = enterArgs(state);
-  return ns.length ? spawn('nsenter', [...ns, '--', cmd, ...args], opts) : spawn(cmd, args, opts);
+  if (state.mode === 'host' || !state.netnsPath) return spawn(cmd, args, opts);
+  return spawnInNetns(state.netnsPath, state.usernsPath, cmd, args, opts);
 }

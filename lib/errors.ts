@@ -62,7 +62,15 @@ export const ErrorCode = {
   CNI_TEARDOWN: 'ERR_CNI_TEARDOWN',
   CNI_ALREADY_SET_UP: 'ERR_CNI_ALREADY_SET_UP',
   // port forwarder (lib/portfwd)
-  PORTFWD_FAILED: 'ERR_PORTFWD_FAILED', PORTFWD_TIMEOUT: 'ERR_PORTFWD_TIMEOUT', PORTFWD_NO_ADDRESS: 'ERR_PORTFWD_NO_ADDRESS',
+  PORTFWD_FAILED: 'ERR_PORTFWD_FAILED',
+  PORTFWD_TIMEOUT: 'ERR_PORTFWD_TIMEOUT',
+  PORTFWD_NO_ADDRESS: 'ERR_PORTFWD_NO_ADDRESS',
+  // runtime (lib/runtime)
+  NO_NETNS: 'ERR_NO_NETNS',
+  TEARDOWN: 'ERR_TEARDOWN',
+  GC: 'ERR_GC',
+  STATE_DIR: 'ERR_STATE_DIR',
+  STATE_CORRUPT: 'ERR_STATE_CORRUPT',
 } as const;
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {

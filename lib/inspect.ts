@@ -13,6 +13,7 @@ import ipaddr from 'ipaddr.js';
 
 import type { CniResult, PortMapping } from './cni/types';
 import { ErrorCode, PodnetError, invalidArgument } from './errors';
+import { isIp } from './validate';
 
 /** Fields common to the sandbox and to each network (Podman's InspectBasicNetworkConfig). */
 export interface BasicNetworkConfig {
@@ -121,7 +122,7 @@ function canonical(ip: ipaddr.IPv4 | ipaddr.IPv6): string {
 
 function parseGateway(gw: unknown, family: 4 | 6, at: number): string {
   if (gw === undefined || gw === null || gw === '') return '';
-  if (typeof gw !== 'string' || !ipaddr.isValid(gw)) throw badResult(`ips[${at}].gateway '${String(gw)}' is not an IP address`);
+  if (typeof gw !== 'string' || !isIp(gw)) throw badResult(`ips[${at}].gateway '${String(gw)}' is not an IP address`);
   const ip = ipaddr.parse(gw);
   if ((ip.kind() === 'ipv6') !== (family === 6)) throw badResult(`ips[${at}].gateway '${gw}' is not IPv${family}`);
   return canonical(ip);

@@ -10,17 +10,11 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 import { invalidArgument } from './errors';
-import { isIp } from './cni/result';
+import { checkPort, isIp } from './validate';
 import type { CniPortMapEntry, PortMapping, PortProtocol } from './cni/types';
 
 const PROTOCOLS: readonly PortProtocol[] = ['tcp', 'udp', 'sctp'];
 
-function checkPort(what: string, v: unknown, allowZero: boolean): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1) || v > 65535) {
-    throw invalidArgument(what, `'${String(v)}' is not a port number (${allowZero ? 0 : 1}-65535)`);
-  }
-  return v;
-}
 
 /** A validated mapping with its protocols split; hostIP normalized. */
 export interface CheckedPortMapping {

@@ -339,7 +339,7 @@ export function spawnHelper(cmd: string, args: readonly string[] = [], opts: Spa
     return new HelperProcess(name, r.pid, r.pidfd, logFd, exitW, readyR);
   } catch (err) {
     for (const fd of [exitW, readyR, logFd]) if (fd >= 0) closeSync(fd);
-    throw err instanceof PodnetError ? err : fromNative(err, `start ${name}`);
+    throw fromNative(err, `start ${name}`); // passes a PodnetError through
   } finally {
     for (const fd of toClose) closeSync(fd);
   }

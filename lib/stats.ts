@@ -8,7 +8,7 @@
  */
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
 import { native } from './native';
-import { checkPath } from './validate';
+import { checkIfName, checkPath } from './validate';
 
 /** A link's counters (IFLA_STATS64; exact as numbers up to 2^53). */
 export interface LinkStats {
@@ -102,14 +102,6 @@ declare module './native' {
   }
 }
 
-/** Interface names as the kernel accepts them: 1-15 bytes, not '.'/'..', no '/', ':' or whitespace. */
-function checkIfname(ifname: unknown): string {
-  if (typeof ifname !== 'string' || ifname === '') throw invalidArgument('interface name', 'expected a non-empty string');
-  if (Buffer.byteLength(ifname) > 15 || ifname === '.' || ifname === '..' || /[/:\s\0]/.test(ifname)) {
-    throw invalidArgument('interface name', `'${ifname.replace(/\0/g, '\\0')}' is not a valid interface name`);
-  }
-  return ifname;
-}
 
 function isNone(p: string | null | undefined): p is null | undefined | '' {
   return p === null || p === undefined || p === '';
@@ -147,7 +139,7 @@ export async function linkStatsMany(entries: readonly LinkStatsEntry[]): Promise
         return;
       }
       checkPath('netns path', netnsPath);
-      const ifname = entry.ifname === undefined ? null : checkIfname(entry.ifname);
+      const ifname = entry.ifname === undefined ? null : checkIfName('interface name', entry.ifname);
       req.push([netnsPath, ifname]);
       at.push(i);
     } catch (err) {
@@ -190,7 +182,7 @@ export function linkStats(netnsPath: string | null | undefined): Promise<LinkSta
 export async function linkStats(netnsPath: string | null | undefined, ifname?: string): Promise<LinkStats | LinkStatsByName | null> {
   if (isNone(netnsPath)) return null;
   checkPath('netns path', netnsPath);
-  if (ifname !== undefined) checkIfname(ifname);
+  if (ifname !== undefined) checkIfName('interface name', ifname);
   const [r] = await linkStatsMany([ifname === undefined ? { netnsPath } : { netnsPath, ifname }]);
   if (r.error) throw r.error;
   return r.stats!;

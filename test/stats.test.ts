@@ -254,7 +254,10 @@ describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(Object.keys(links!)).toEqual(['tap0']);
-    const before = links!.tap0;
+    // One datagram first so the gateway's neighbour entry is resolved: datagrams queued behind ARP can be dropped.
+    await run('nsenter', ['-t', String(sandbox.pid), '-U', '-n', '--preserve-credentials', 'bash', '-c', sendUdp('10.0.2.2', 1, 10)]);
+    await new Promise((r) => setTimeout(r, 200));
+    const before = (await linkStats(nsPath, 'tap0'))!;
     // 5 datagrams to slirp's virtual gateway (dropped there: host loopback is disabled).
     await run('nsenter', ['-t', String(sandbox.pid), '-U', '-n', '--preserve-credentials', 'bash', '-c', sendUdp('10.0.2.2', 5, 10)]);
     const after = (await linkStats(nsPath, 'tap0'))!;

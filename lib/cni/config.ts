@@ -10,7 +10,8 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import { SUPPORTED_VERSIONS, compareVersions, isCidr, isIp, isSupportedVersion } from './result';
+import { NAME_RE, checkIfName, checkName, isCidr, isIp } from '../validate';
+import { SUPPORTED_VERSIONS, compareVersions, isSupportedVersion } from './result';
 
 export const DEFAULT_NETWORK_NAME = 'podnet';
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
@@ -35,7 +36,6 @@ export interface CniNetworkConfig {
   bytes: Buffer;
 }
 
-export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -180,14 +180,6 @@ export function defaultNetworkOptions(): BridgeNetworkOptions {
   return { name: DEFAULT_NETWORK_NAME, bridge: 'podnet0', subnet: '10.89.0.0/24', gateway: '10.89.0.1' };
 }
 
-export function checkIfName(what: string, name: unknown): string {
-  if (typeof name !== 'string' || name === '' || name === '.' || name === '..') {
-    throw invalidArgument(what, `'${String(name)}' is not an interface name`);
-  }
-  if (Buffer.byteLength(name) > 15) throw invalidArgument(what, `'${name}' is longer than 15 bytes`);
-  if (/[/:\s]/.test(name)) throw invalidArgument(what, `'${name}' contains '/', ':' or whitespace`);
-  return name;
-}
 
 /** A subnet and its gateway, validated: the subnet is given as its network address. */
 function checkRange(what: string, family: 'ipv4' | 'ipv6', subnet: string, gateway: string | undefined, internal: boolean) {
@@ -214,9 +206,7 @@ function checkRange(what: string, family: 'ipv4' | 'ipv6', subnet: string, gatew
 /** Builds a bridge conflist (bridge + host-local, portmap, firewall, tuning), as Podman's CNI networks were. */
 export function buildBridgeNetwork(opts: BridgeNetworkOptions): CniNetworkConfig {
   if (!isObject(opts)) throw invalidArgument('network options', 'expected an object');
-  if (typeof opts.name !== 'string' || !NAME_RE.test(opts.name)) {
-    throw invalidArgument('network name', `'${String(opts.name)}' does not match ${NAME_RE.source}`);
-  }
+  checkName('network name', opts.name);
   checkIfName('bridge name', opts.bridge);
   if (opts.subnet === undefined && opts.ipv6Subnet === undefined) throw invalidArgument('network options', 'need subnet or ipv6Subnet');
   if (opts.mtu !== undefined && (!Number.isInteger(opts.mtu) || opts.mtu < 576 || opts.mtu > 65535)) {

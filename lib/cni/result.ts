@@ -4,6 +4,8 @@
  */
 import ipaddr from 'ipaddr.js';
 
+import { isCidr, isIp } from '../validate';
+
 import type { CniIPConfig, CniResult } from './types';
 
 /** The versions this runtime speaks, oldest first. */
@@ -28,16 +30,6 @@ export function isSupportedVersion(v: unknown): v is string {
 
 /** Thrown by parseResult with the path of the offending field; the caller wraps it with context. */
 export class ResultFormatError extends Error {}
-
-/** A plain dotted-quad IPv4 or an IPv6 address (ipaddr.isValid also takes "1.2.3" and hex forms). */
-export function isIp(s: unknown): s is string {
-  return typeof s === 'string' && (ipaddr.IPv4.isValidFourPartDecimal(s) || ipaddr.IPv6.isValid(s));
-}
-
-/** An address/prefix whose address passes isIp. */
-export function isCidr(s: unknown): s is string {
-  return typeof s === 'string' && isIp(s.split('/')[0]) && ipaddr.isValidCIDR(s);
-}
 
 function fail(field: string, why: string): never {
   throw new ResultFormatError(`${field}: ${why}`);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import { checkPath } from '../validate';
+import { checkIfName, checkName, checkPath, isCidr, isIp } from '../validate';
 import { setNetnsSysctl } from '../netns';
 import { type CacheEntry, DEFAULT_CACHE_DIR, listCache, listCacheByNetwork, listAllCache, readCache, cachePath, removeCache, writeCache } from './cache';
 import {
@@ -22,10 +22,8 @@ import {
   type CniPluginConf,
   DEFAULT_CONF_DIR,
   DEFAULT_NETWORK_NAME,
-  NAME_RE,
   bridgeOf,
   buildBridgeNetwork,
-  checkIfName,
   defaultNetworkOptions,
   hasIPv6,
   loadConfigDir,
@@ -34,7 +32,7 @@ import {
 import { DEFAULT_BIN_DIRS, type CniCommand, type FoundPlugin, execPlugin, findPlugin, outputError, parseOutput } from './exec';
 import { bridgeMasquerades, removeBridgeMasq } from './masq';
 import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from '../ports';
-import { ResultFormatError, compareVersions, isCidr, isIp, convertResult, normalizeResult, parseResult } from './result';
+import { ResultFormatError, compareVersions, convertResult, normalizeResult, parseResult } from './result';
 import type { CniResult, PortMapping } from './types';
 
 export interface CniRuntimeOptions {
@@ -142,9 +140,14 @@ function checkArgValue(what: string, v: unknown): string {
   return v;
 }
 
-function checkId(id: unknown): string {
-  if (typeof id !== 'string' || !NAME_RE.test(id)) throw invalidArgument('pod id', `'${String(id)}' does not match ${NAME_RE.source}`);
-  return id;
+const checkId = (id: unknown): string => checkName('pod id', id);
+
+/** Attachment `i` of a networks list: a name or an object, its name checked, its ifname defaulting to eth<i>. */
+function attachmentAt(list: readonly (string | PodNetworkAttachment)[], i: number): { a: PodNetworkAttachment; ifname: string } {
+  const a = typeof list[i] === 'string' ? { name: list[i] as string } : (list[i] as PodNetworkAttachment);
+  if (typeof a !== 'object' || a === null) throw invalidArgument(`networks[${i}]`, 'expected a network name or an object');
+  checkName(`networks[${i}].name`, a.name);
+  return { a, ifname: checkIfName(`networks[${i}].ifname`, a.ifname ?? `eth${i}`) };
 }
 
 function errorText(e: unknown): string {
@@ -181,7 +184,7 @@ export class CniRuntime {
     const envPath = (process.env.CNI_PATH ?? '').split(':').filter(Boolean);
     this.binDirs = [...new Set([...(opts.binDirs ?? []).map((d) => checkPath('binDirs entry', d)), ...envPath, ...DEFAULT_BIN_DIRS])];
     this.defaultNetwork = opts.defaultNetwork ?? DEFAULT_NETWORK_NAME;
-    if (!NAME_RE.test(this.defaultNetwork)) throw invalidArgument('defaultNetwork', `'${this.defaultNetwork}' does not match ${NAME_RE.source}`);
+    checkName('defaultNetwork', this.defaultNetwork);
     this.pluginTimeoutMs = opts.pluginTimeoutMs ?? 60000;
     if (!Number.isInteger(this.pluginTimeoutMs) || this.pluginTimeoutMs <= 0) {
       throw invalidArgument('pluginTimeoutMs', `'${String(opts.pluginTimeoutMs)}' is not a positive integer`);
@@ -250,7 +253,7 @@ export class CniRuntime {
    * its bridge. Refused while pods are attached (per the cache) unless `force`.
    */
   async removeNetwork(name: string, opts: { force?: boolean } = {}): Promise<void> {
-    if (typeof name !== 'string' || !NAME_RE.test(name)) throw invalidArgument('network name', `'${String(name)}' does not match ${NAME_RE.source}`);
+    checkName('network name', name);
     const net = (await loadConfigDir(this.confDir)).networks.find((n) => n.name === name);
     if (!net?.file) throw new PodnetError(ErrorCode.CNI_NETWORK_NOT_FOUND, `CNI network '${name}' not found in ${this.confDir}`, { details: { network: name } });
     const users = await listCacheByNetwork(this.cacheDir, name);
@@ -366,14 +369,10 @@ export class CniRuntime {
     const seenNet = new Set<string>();
     const atts: Attachment[] = [];
     for (let i = 0; i < list.length; i++) {
-      const a: PodNetworkAttachment = typeof list[i] === 'string' ? { name: list[i] as string } : (list[i] as PodNetworkAttachment);
       const what = `networks[${i}]`;
-      if (typeof a !== 'object' || a === null || typeof a.name !== 'string' || !NAME_RE.test(a.name)) {
-        throw invalidArgument(`${what}.name`, `'${String(a?.name)}' does not match ${NAME_RE.source}`);
-      }
+      const { a, ifname } = attachmentAt(list, i);
       if (seenNet.has(a.name)) throw invalidArgument(what, `network '${a.name}' is listed twice`);
       seenNet.add(a.name);
-      const ifname = checkIfName(`${what}.ifname`, a.ifname ?? `eth${i}`);
       if (seenIf.has(ifname)) throw invalidArgument(`${what}.ifname`, `'${ifname}' is used twice`);
       seenIf.add(ifname);
       const net = await this.#lookup(a.name, nets);
@@ -519,9 +518,7 @@ export class CniRuntime {
     if (!Array.isArray(spec.networks)) throw invalidArgument('networks', 'expected an array');
     const list = spec.networks.length ? spec.networks : [this.defaultNetwork];
     for (let i = 0; i < list.length; i++) {
-      const a = typeof list[i] === 'string' ? { name: list[i] as string } : (list[i] as PodNetworkAttachment);
-      if (typeof a?.name !== 'string' || !NAME_RE.test(a.name)) throw invalidArgument(`networks[${i}].name`, `'${String(a?.name)}' does not match ${NAME_RE.source}`);
-      const ifname = checkIfName(`networks[${i}].ifname`, a.ifname ?? `eth${i}`);
+      const { a, ifname } = attachmentAt(list, i);
       const entry = await readCache(cachePath(this.cacheDir, a.name, id, ifname));
       const item = entry ? fromCache(entry) : undefined;
       const net = configured(a.name);

@@ -12,8 +12,8 @@ import type { Readable, Writable } from 'node:stream';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import type { PortMapping } from '../cni/types';
 import { debug } from '../debug';
-import { checkPath } from '../validate';
-import { checkIP, expandPortMappings, type Listener } from './mappings';
+import { checkIp, checkPath } from '../validate';
+import { expandPortMappings, type Listener } from './mappings';
 
 
 export interface PortForwarderOptions {
@@ -66,7 +66,7 @@ export class PortForwarder {
     if (typeof opts !== 'object' || opts === null) throw invalidArgument('options', 'expected an object');
     const netns = checkPath('netnsPath', opts.netnsPath);
     const userns = opts.usernsPath === undefined ? '' : checkPath('usernsPath', opts.usernsPath);
-    const target = opts.containerIP === undefined ? '' : checkIP('containerIP', opts.containerIP);
+    const target = opts.containerIP === undefined ? '' : checkIp('containerIP', opts.containerIP);
     const listen: Listener[] = expandPortMappings(opts.portMappings);
     const timeoutMs = opts.timeoutMs ?? 3000;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw invalidArgument('timeoutMs', `'${timeoutMs}' is not a positive integer`);

@@ -3,8 +3,6 @@
  * expanded to the forwarder's listeners, one per host address, port and
  * protocol. Pure, so bad input is refused before any process starts.
  */
-import ipaddr from 'ipaddr.js';
-
 import { invalidArgument } from '../errors';
 import { checkPortMappings, toCapabilityEntries } from '../ports';
 
@@ -17,15 +15,6 @@ export interface Listener {
   cport: number;
 }
 
-/** A literal IPv4 or IPv6 address in canonical form. */
-export function checkIP(what: string, ip: unknown): string {
-  const ok = typeof ip === 'string' && /^[0-9a-fA-F.:]+$/.test(ip) &&
-    (ipaddr.IPv4.isValidFourPartDecimal(ip) || (ip.includes(':') && ipaddr.IPv6.isValid(ip)));
-  if (!ok) {
-    throw invalidArgument(what, `'${String(ip)}' is not an IP address`);
-  }
-  return ipaddr.parse(ip as string).toString();
-}
 
 export function expandPortMappings(mappings: unknown): Listener[] {
   if (!Array.isArray(mappings) || mappings.length === 0) {

@@ -26,7 +26,7 @@ import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
 
-import { ErrorCode, PodnetError } from '../errors';
+import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { NetNS, type NetNSExecOptions, type NetNSExecResult } from '../netns';
 import { CLONE_NEWNET, CLONE_NEWUSER, resolveCommand, spawnHelper, type HelperProcess, type SpawnHelperOptions } from '../spawn';
 
@@ -93,7 +93,7 @@ export class UserNetns {
   /** Starts the holder and maps ids; on failure nothing is left running. */
   static async start(opts: UserNetnsOptions = {}): Promise<UserNetns> {
     const mode = opts.idMap ?? 'auto';
-    if (mode !== 'auto' && mode !== 'single') throw new PodnetError(ErrorCode.INVALID_ARGUMENT, `invalid idMap: '${String(mode)}' is not 'auto' or 'single'`);
+    if (mode !== 'auto' && mode !== 'single') throw invalidArgument('idMap', `'${String(mode)}' is not 'auto' or 'single'`);
     const holder = spawnHelper('cat', [], {
       name: 'podnet-userns-holder',
       stdin: 'exit',

@@ -2,11 +2,8 @@
 import path from 'node:path';
 
 import { invalidArgument } from '../errors';
-import { checkPath } from '../validate';
+import { checkName, checkPath } from '../validate';
 import type { NetworkMode } from './state';
-
-// The CNI spec's container id rule, used for sandbox, pod and network names.
-const ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 export function isRoot(): boolean {
   return process.geteuid?.() === 0;
@@ -19,11 +16,11 @@ export function defaultStateDir(): string {
   return xdg ? path.join(xdg, 'podnet') : `/tmp/podnet-${process.geteuid?.()}`;
 }
 
+/** A sandbox or pod id: the CNI name rule, and short enough for a namespace file name with its prefix. */
 export function checkId(what: string, id: unknown): string {
-  if (typeof id !== 'string' || !ID.test(id) || id.length > 200) {
-    throw invalidArgument(what, `'${String(id)}' must match ${ID.source} and be at most 200 characters`);
-  }
-  return id;
+  checkName(what, id);
+  if ((id as string).length > 200) throw invalidArgument(what, `'${(id as string).slice(0, 32)}...' is longer than 200 characters`);
+  return id as string;
 }
 
 /** The network mode: given, or bridge when networks are named, else the default for this user. */

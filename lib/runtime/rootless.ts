@@ -10,7 +10,7 @@ import { PortForwarder, type PortForwarderHandle } from '../portfwd/forwarder';
 import { UserNetns } from '../rootless';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import { debug } from '../debug';
-import { PodnetError } from '../errors';
+import { ErrorCode, PodnetError } from '../errors';
 import type { SandboxState } from './state';
 
 /** slirp4netns's fixed guest address: the forwarder connects here, not to loopback. */
@@ -63,7 +63,7 @@ export async function startRootless(state: SandboxState, opts: RootlessOptions):
       netnsPath = holder.netnsPath;
       usernsPath = holder.usernsPath;
       const lo = await holder.exec('ip', ['link', 'set', 'lo', 'up']);
-      if (lo.code !== 0) throw new PodnetError('ERR_USERNS', `set lo up in ${netnsPath}: ${lo.stderr.trim()}`);
+      if (lo.code !== 0) throw new PodnetError(ErrorCode.USERNS, `set lo up in ${netnsPath}: ${lo.stderr.trim()}`);
     }
     const handles: RootlessHandles = { netnsPath, usernsPath, holderPid: holder?.pid, stop };
     if (!opts.slirp) return handles;

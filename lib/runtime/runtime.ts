@@ -14,7 +14,7 @@ import path from 'node:path';
 import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni/runtime';
 import type { PortMapping } from '../cni/types';
 import { debug } from '../debug';
-import { PodnetError, invalidArgument } from '../errors';
+import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
@@ -99,7 +99,7 @@ export class Runtime {
       if (!own) throw invalidArgument('pid', `post-configure mode needs network mode bridge, slirp4netns or none, not '${mode}'`);
     }
     if (mode === 'bridge' && !isRoot()) {
-      throw new PodnetError('ERR_NOT_ROOT', `sandbox '${id}': bridge networking needs root; use network 'slirp4netns'`);
+      throw new PodnetError(ErrorCode.NOT_ROOT, `sandbox '${id}': bridge networking needs root; use network 'slirp4netns'`);
     }
     for (const k of ['staticIP', 'staticMAC', 'requestedIP', 'requestedMAC'] as const) {
       if (opts[k] !== undefined && mode !== 'bridge') throw invalidArgument(k, `network mode '${mode}' has no CNI network to give it to`);
@@ -135,7 +135,11 @@ export class Runtime {
         state.joins = mode.slice('container:'.length);
         const target = await this.#get(state.joins);
         if (target.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${state.joins}' is ${target.status}, not ready to be joined`);
-        state.netnsPath = await this.#netnsPathOf(state.joins);
+        const owner = await this.#get(await this.#ownerOf(target));
+        if (!owner.netnsPath) throw new PodnetError(ErrorCode.NO_NETNS, `sandbox '${owner.id}' has no network namespace (mode ${owner.mode})`);
+        state.netnsOwner = owner.id;
+        state.netnsPath = owner.netnsPath;
+        state.usernsPath = owner.usernsPath;
       }
       await this.state.write(state);
     });
@@ -193,7 +197,7 @@ export class Runtime {
   /** Docker/Podman-compatible NetworkSettings of a sandbox. */
   async inspect(id: string): Promise<NetworkSettings> {
     const state = await this.#get(id);
-    const owner = state.joins ? await this.#get(await this.#ownerOf(state)) : state;
+    const owner = await this.#owner(state);
     return toNetworkSettings({
       netnsPath: owner.netnsPath ?? '',
       portMappings: owner.portMappings,
@@ -204,17 +208,15 @@ export class Runtime {
 
   /** Starts a process inside a sandbox's namespaces. */
   async spawn(id: string, cmd: string, args: string[] = [], opts: SpawnOptions = {}): Promise<ChildProcess> {
-    const state = await this.#get(id);
-    const owner = state.joins ? await this.#get(await this.#ownerOf(state)) : state;
-    return spawnIn(owner, cmd, args, opts);
+    return spawnIn(await this.#get(id), cmd, args, opts); // a joiner carries its owner's namespace paths
   }
 
   /** Link statistics of every non-loopback interface, keyed by name; null for 'none' and 'host'. */
   async stats(id: string): Promise<LinkStatsByName | null> {
     const state = await this.#get(id);
-    const owner = state.joins ? await this.#get(await this.#ownerOf(state)) : state;
-    if (owner.mode === 'none' || owner.mode === 'host') return null;
-    return linkStats(await this.#netnsPathOf(id));
+    const owner = await this.#owner(state);
+    if (owner.mode === 'none' || owner.mode === 'host' || !owner.netnsPath) return null;
+    return linkStats(owner.netnsPath);
   }
 
   /** Statistics of every sandbox with a namespace of its own (all interfaces by name), in one native call. */
@@ -278,7 +280,7 @@ export class Runtime {
         await fn();
         done();
       } catch (err) {
-        removed.errors.push(err instanceof PodnetError ? err : new PodnetError('ERR_GC', String(err), { cause: err }));
+        removed.errors.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.GC, String(err), { cause: err }));
       }
     };
     await this.state.sweepTemp();
@@ -381,7 +383,7 @@ export class Runtime {
     if (state.ownsNetns && state.netnsPath) await step(() => NetNS.removePath(state.netnsPath!));
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
-      throw new PodnetError('ERR_TEARDOWN', `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`, { details: { errors } });
+      throw new PodnetError(ErrorCode.TEARDOWN, `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`, { details: { errors } });
     }
   }
 
@@ -416,10 +418,8 @@ export class Runtime {
     return owner;
   }
 
-  async #netnsPathOf(id: string): Promise<string> {
-    const s = await this.#get(id);
-    const owner = s.joins ? await this.#get(await this.#ownerOf(s)) : s;
-    if (!owner.netnsPath) throw new PodnetError('ERR_NO_NETNS', `sandbox '${owner.id}' has no network namespace (mode ${owner.mode})`);
-    return owner.netnsPath;
+  /** The sandbox whose namespace `state` uses: itself, or the owner at the end of its container:<id> chain. */
+  async #owner(state: SandboxState): Promise<SandboxState> {
+    return state.netnsOwner ? this.#get(state.netnsOwner) : state;
   }
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import type { PortMapping } from '../cni/types';
 import type { PodNetworkResult } from '../cni/runtime';
-import { PodnetError } from '../errors';
+import { ErrorCode, PodnetError } from '../errors';
 import { withLock } from './lock';
 import type { ProcRef } from './proc';
 
@@ -38,6 +38,8 @@ export interface SandboxState {
   results: PodNetworkResult[];
   /** The sandbox whose namespace this one shares (container:<id> mode). */
   joins?: string;
+  /** The end of the container:<id> chain: the sandbox that owns the namespace (fixed: it cannot go while joined). */
+  netnsOwner?: string;
   owner: ProcRef;
   /** The process tearing it down (status 'removing'). */
   remover?: ProcRef;
@@ -52,7 +54,7 @@ async function checkOwnDir(dir: string): Promise<void> {
   const st = await lstat(dir);
   const uid = process.geteuid?.() ?? 0;
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
-    throw new PodnetError('ERR_STATE_DIR', `state dir '${dir}' must be a directory owned by uid ${uid} and writable only by it`, { path: dir });
+    throw new PodnetError(ErrorCode.STATE_DIR, `state dir '${dir}' must be a directory owned by uid ${uid} and writable only by it`, { path: dir });
   }
 }
 
@@ -89,7 +91,7 @@ export class StateStore {
     try {
       return JSON.parse(text) as SandboxState;
     } catch (err) {
-      throw new PodnetError('ERR_STATE_CORRUPT', `sandbox state '${this.file(id)}' is not valid JSON`, { path: this.file(id), cause: err });
+      throw new PodnetError(ErrorCode.STATE_CORRUPT, `sandbox state '${this.file(id)}' is not valid JSON`, { path: this.file(id), cause: err });
     }
   }
 

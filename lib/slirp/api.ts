@@ -10,6 +10,7 @@ import ipaddr from 'ipaddr.js';
 import type { PortMapping } from '../cni/types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkPortMappings, toCapabilityEntries } from '../ports';
+import { checkPort } from '../validate';
 
 export interface HostForward {
   proto?: 'tcp' | 'udp';
@@ -74,10 +75,6 @@ function check(reply: Reply, what: string, socketPath: string): Reply {
   return reply;
 }
 
-function checkPort(what: string, p: unknown): number {
-  if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw invalidArgument(what, `'${String(p)}' is not a port (1-65535)`);
-  return p;
-}
 
 function checkV4(what: string, a: unknown): string {
   if (typeof a !== 'string' || !ipaddr.IPv4.isValidFourPartDecimal(a)) throw invalidArgument(what, `'${String(a)}' is not an IPv4 address`);

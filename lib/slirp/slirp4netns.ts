@@ -23,7 +23,7 @@ import path from 'node:path';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { spawnHelper, type HelperExit, type HelperProcess } from '../spawn';
-import { checkPath, checkPid } from '../validate';
+import { checkIfName, checkPath, checkPid } from '../validate';
 import { addHostForward, listHostForwards, removeHostForward, type HostForward, type HostForwardEntry } from './api';
 import { slirpFeatures, type SlirpFeatures } from './features';
 import { parseSlirpOptions, type SlirpOptions } from './options';
@@ -98,12 +98,6 @@ function checkTun(): void {
   }
 }
 
-function checkIfname(n: string): string {
-  if (typeof n !== 'string' || n === '' || n === '.' || n === '..' || Buffer.byteLength(n) > 15 || /[/:\s]/.test(n)) {
-    throw invalidArgument('interface name', `'${String(n)}' must be 1-15 bytes without '/', ':' or whitespace`);
-  }
-  return n;
-}
 
 export class Slirp4netns {
   readonly pid: number;
@@ -138,7 +132,7 @@ export class Slirp4netns {
     const netns = opts.netns === undefined ? undefined : checkPath('slirp4netns netns path', opts.netns);
     const pid = opts.pid === undefined ? undefined : checkPid('slirp4netns target pid', opts.pid);
     const userns = opts.userns === undefined ? undefined : checkPath('slirp4netns userns path', opts.userns);
-    const ifname = checkIfname(opts.interfaceName ?? 'tap0');
+    const ifname = checkIfName('interface name', opts.interfaceName ?? 'tap0');
     const options = Array.isArray(opts.options) || opts.options === undefined
       ? parseSlirpOptions(opts.options as readonly string[] | undefined)
       : (opts.options as SlirpOptions);

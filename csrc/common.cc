@@ -1,11 +1,19 @@
 #include "common.h"
 
+#include <fcntl.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/vfs.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <exception>
 #include <thread>
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
 
 namespace podnet {
 
@@ -118,6 +126,18 @@ void InNetns(int nsfd, const std::function<void()>& fn) {
     if (setns(nsfd, CLONE_NEWNET) != 0) ThrowErrno("setns");
     fn();
   });
+}
+
+Fd OpenNetns(const std::string& path, struct stat* st) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) ThrowErrno("open", path);
+  struct statfs sfs;
+  if (fstatfs(fd.get(), &sfs) != 0) ThrowErrno("fstatfs", path);
+  if (sfs.f_type != NSFS_MAGIC || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
+    ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace", path);
+  }
+  if (fstat(fd.get(), st) != 0) ThrowErrno("fstat", path);
+  return fd;
 }
 
 Fd::~Fd() {

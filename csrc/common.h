@@ -5,6 +5,7 @@
 #pragma once
 
 #include <napi.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <functional>
@@ -62,6 +63,10 @@ class Fd {
  private:
   int fd_;
 };
+
+// Opens `path` and checks it is a network namespace (ERR_NOT_NETNS if not);
+// `st` gets its identity (nsfs device and inode).
+Fd OpenNetns(const std::string& path, struct stat* st);
 
 // Each feature registers its functions on the addon's exports.
 void InitNetns(Napi::Env env, Napi::Object exports);

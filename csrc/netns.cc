@@ -20,10 +20,6 @@
 
 #include "common.h"
 
-#ifndef NSFS_MAGIC
-#define NSFS_MAGIC 0x6e736673
-#endif
-
 namespace podnet {
 namespace {
 
@@ -61,17 +57,10 @@ void EnsureRunDir(const std::string& dir) {
   ready.insert(dir);
 }
 
-// Opens `path` and checks it is a network namespace.
+// Opens `path`, a network namespace, with its identity.
 NsInfo OpenNs(const std::string& path) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) ThrowErrno("open", path);
-  struct statfs sfs;
-  if (fstatfs(fd.get(), &sfs) != 0) ThrowErrno("fstatfs", path);
-  if (sfs.f_type != NSFS_MAGIC || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
-    ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace", path);
-  }
   struct stat st;
-  if (fstat(fd.get(), &st) != 0) ThrowErrno("fstat", path);
+  Fd fd = OpenNetns(path, &st);
   NsInfo info;
   info.dev = static_cast<double>(st.st_dev);
   info.ino = static_cast<double>(st.st_ino);

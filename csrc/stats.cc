@@ -36,10 +36,6 @@
 
 #include "common.h"
 
-#ifndef NSFS_MAGIC
-#define NSFS_MAGIC 0x6e736673
-#endif
-
 namespace podnet {
 namespace {
 
@@ -137,20 +133,6 @@ NativeError NlError(int err, const std::string& what, const std::string& path) {
   return e;
 }
 
-// Opens a namespace file and checks it is a network namespace.
-Fd OpenNetns(const std::string& path, Key* key) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) ThrowErrno("open", path);
-  struct statfs sfs;
-  struct stat st;
-  if (fstatfs(fd.get(), &sfs) != 0) ThrowErrno("fstatfs", path);
-  if (sfs.f_type != NSFS_MAGIC || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
-    ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace", path);
-  }
-  if (fstat(fd.get(), &st) != 0) ThrowErrno("fstat", path);
-  *key = Key{st.st_dev, st.st_ino};
-  return fd;
-}
 
 // For an unprivileged caller: a namespace owned by a user namespace cannot be
 // joined by this (multithreaded) process. A forked child (single-threaded,
@@ -431,7 +413,9 @@ void RunBatch(const std::vector<Request>& reqs, std::vector<Outcome>& outs) {
     Pending p;
     p.path = path;
     try {
-      p.nsfd = OpenNetns(path, &p.key);
+      struct stat st;
+      p.nsfd = OpenNetns(path, &st);
+      p.key = Key{st.st_dev, st.st_ino};
     } catch (const NativeError& e) {
       p.failed = true;
       p.error = e;

@@ -1,4 +1,5 @@
 /** The smaller `podnet` subcommands: netns, network, inspect, stats, gc. */
+import { bridgeOf } from '../cni/config';
 import { PodnetError } from '../errors';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { checkFileName } from '../validate';
@@ -89,7 +90,7 @@ export async function networkCommand(argv: string[]): Promise<number> {
 
 /** The first podnet<N> bridge name no configured network uses (podman1, podman2... in Podman). */
 async function freeBridgeName(rt: Runtime): Promise<string> {
-  const used = new Set((await rt.cni.networks()).flatMap((n) => n.plugins.map((p) => (p as { bridge?: string }).bridge)));
+  const used = new Set((await rt.cni.networks()).map(bridgeOf));
   for (let i = 1; ; i++) if (!used.has(`podnet${i}`)) return `podnet${i}`;
 }
 

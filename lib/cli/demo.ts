@@ -6,7 +6,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 
 import { PodnetError } from '../errors';
 import { Runtime } from '../runtime/runtime';
@@ -15,18 +14,6 @@ import { USAGE, parse } from './usage';
 
 const CONTAINER_PORT = 8000;
 const SERVER = `require('http').createServer((q, s) => s.end('hello from inside the sandbox, you are ' + q.socket.remoteAddress + '\\n')).listen(${CONTAINER_PORT}, '0.0.0.0')`;
-
-/** A free TCP port on the host loopback (bound and released at once). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** GETs the URL, retrying while the server inside is still starting (not once interrupted). */
 async function fetchWithRetry(url: string, deadlineMs: number, interrupted: () => unknown): Promise<string> {
@@ -51,11 +38,12 @@ export async function demo(argv: string[]): Promise<number> {
   }
   const rt = new Runtime();
   const id = `demo-${randomBytes(4).toString('hex')}`;
-  const hostPort = await freePort();
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const guard = new SignalGuard(); // an interrupt still tears down
   try {
-    const sandbox = await rt.createSandbox({ id, ephemeral: true, portMappings: [{ hostPort, containerPort: CONTAINER_PORT, protocol: 'tcp' }] });
+    // hostPort 0: any free port, reported back in the sandbox's port mappings.
+    const sandbox = await rt.createSandbox({ id, ephemeral: true, portMappings: [{ hostPort: 0, containerPort: CONTAINER_PORT, protocol: 'tcp' }] });
+    const hostPort = sandbox.portMappings[0].hostPort;
     log(`sandbox ${id}: network ${sandbox.mode}, namespace ${sandbox.netnsPath}`);
     let server: ChildProcess | undefined;
     try {

@@ -11,7 +11,7 @@ import type { CniIPConfig, CniResult } from './types';
 /** The versions this runtime speaks, oldest first. */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 /** The version of a normalized result. */
-export const CURRENT_VERSION = '1.0.0';
+const CURRENT_VERSION = '1.0.0';
 
 /** Compares dotted versions numerically: <0, 0, >0. */
 export function compareVersions(a: string, b: string): number {
@@ -62,7 +62,7 @@ function optStrings(field: string, v: unknown): string[] | undefined {
 }
 
 /** The family of a CIDR or address: '4' or '6'. */
-export function familyOf(addr: string): '4' | '6' {
+function familyOf(addr: string): '4' | '6' {
   return addr.includes(':') ? '6' : '4';
 }
 

@@ -446,6 +446,7 @@ export class CniRuntime {
     }
 
     const done: { att: Attachment; result?: CniResult }[] = [];
+    let dadOff = false;
     const results: PodNetworkResult[] = [];
     try {
       for (const att of atts) {
@@ -467,7 +468,11 @@ export class CniRuntime {
         await writeCache(this.cacheDir, entry);
         const rec: (typeof done)[number] = { att };
         done.push(rec);
-        if (hasIPv6(att.net)) await this.#disableDad(netns);
+        // The sysctl is namespace-wide: once per pod, before the first IPv6 link is made.
+        if (hasIPv6(att.net) && !dadOff) {
+          await this.#disableDad(netns);
+          dadOff = true;
+        }
         const result = (await this.#runList('ADD', att, id, netns, cniArgs, undefined, (r) => (rec.result = r))) as CniResult;
         await writeCache(this.cacheDir, { ...entry, result: convertResult(result, att.net.cniVersion) });
         const out: PodNetworkResult = { network: att.net.name, ifname: att.ifname, result: normalizeResult(result) };

@@ -6,32 +6,27 @@ export interface ProcRef {
   start: number;
 }
 
-/** Start time of `pid` from /proc/PID/stat (field 22), or undefined if it is gone. */
-export function startTime(pid: number): number | undefined {
+/** State (field 3) and start time (field 22) from /proc/PID/stat, or undefined if it is gone. */
+function readStat(pid: number): { state: string; start: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
+    return { state: fields[0], start: Number(fields[19]) };
   } catch {
     return undefined;
   }
 }
 
 export function procRef(pid: number): ProcRef | undefined {
-  const start = startTime(pid);
-  return start === undefined ? undefined : { pid, start };
+  const st = readStat(pid);
+  return st && { pid, start: st.start };
 }
 
 /** Whether the very process `ref` names still runs (not a zombie, not a reused PID). */
 export function isAlive(ref: ProcRef | undefined): boolean {
-  if (!ref) return false;
-  if (startTime(ref.pid) !== ref.start) return false;
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${ref.pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
+  const st = ref && readStat(ref.pid);
+  return st !== undefined && st.start === ref!.start && st.state !== 'Z';
 }
 
 /** Sends `signal` to the process `ref` names, only if it is still that process. */

@@ -81,7 +81,7 @@ function checkV4(what: string, a: unknown): string {
   return a;
 }
 
-export function describeForward(f: HostForward): string {
+function describeForward(f: HostForward): string {
   return `${f.proto ?? 'tcp'} ${f.hostAddr ?? '0.0.0.0'}:${f.hostPort} -> ${f.guestAddr ?? ''}:${f.guestPort}`;
 }
 

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
+import { collect } from './command';
 import { PodnetError, fromNative, invalidArgument } from './errors';
 import { native, type NsHandleInfo } from './native';
 import { checkFileName, checkPath, checkPid } from './validate';
@@ -171,7 +172,7 @@ export class NetNS {
   exec(cmd: string, args: readonly string[] = [], opts: NetNSExecOptions = {}): Promise<NetNSExecResult> {
     const { input, timeoutMs, ...spawnOpts } = opts;
     const child = this.spawn(cmd, args, { ...spawnOpts, stdio: ['pipe', 'pipe', 'pipe'] });
-    return collect(child, `${cmd} in network namespace '${this.path}'`, input, timeoutMs);
+    return execIn(child, `${cmd} in network namespace '${this.path}'`, input, timeoutMs);
   }
 }
 
@@ -196,22 +197,11 @@ export function spawnInNetns(netnsPath: string, usernsPath: string | undefined, 
   return spawnChild('nsenter', [...user, `--net=${netnsPath}`, '--', cmd, ...args], opts);
 }
 
-function collect(child: ChildProcess, what: string, input?: string | Buffer, timeoutMs?: number): Promise<NetNSExecResult> {
-  return new Promise((resolve, reject) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on('data', (b: Buffer) => out.push(b));
-    child.stderr?.on('data', (b: Buffer) => err.push(b));
-    const timer = timeoutMs ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : undefined;
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new PodnetError((e as NodeJS.ErrnoException).code ?? 'ERR_SPAWN', `run ${what}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-    child.stdin?.on('error', () => {}); // the process may exit without reading its input
-    child.stdin?.end(input);
-  });
+async function execIn(child: ChildProcess, what: string, input?: string | Buffer, timeoutMs?: number): Promise<NetNSExecResult> {
+  try {
+    const r = await collect(child, { input, timeoutMs });
+    return { code: r.code, signal: r.signal, stdout: r.stdout.toString(), stderr: r.stderr };
+  } catch (e) {
+    throw new PodnetError((e as NodeJS.ErrnoException).code ?? 'ERR_SPAWN', `run ${what}: ${(e as Error).message}`, { cause: e });
+  }
 }

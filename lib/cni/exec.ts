@@ -3,10 +3,10 @@
  * env (no shell), stdin config, timeout, "text file busy" retry as libcni
  * does, and turning the spec's error JSON into a typed error.
  */
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 
+import { runCommand, type RunResult } from '../command';
 import { ErrorCode, PodnetError } from '../errors';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
@@ -58,13 +58,6 @@ export interface PluginCall {
   timeoutMs: number;
 }
 
-interface RawOutput {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: string;
-  timedOut: boolean;
-}
 
 function describe(call: PluginCall): string {
   const net = call.network ? ` on network '${call.network}'` : '';
@@ -75,7 +68,7 @@ function details(call: PluginCall, extra: Record<string, unknown>): Record<strin
   return { plugin: path.basename(call.plugin), command: call.command, network: call.network, ...extra };
 }
 
-function spawnOnce(call: PluginCall): Promise<RawOutput> {
+function spawnOnce(call: PluginCall): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     CNI_COMMAND: call.command,
@@ -85,34 +78,7 @@ function spawnOnce(call: PluginCall): Promise<RawOutput> {
     CNI_ARGS: call.args ?? '',
     CNI_PATH: call.path,
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn(call.plugin, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let size = 0;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, call.timeoutMs);
-    const take = (into: Buffer[]) => (b: Buffer) => {
-      size += b.length;
-      if (size > MAX_OUTPUT) child.kill('SIGKILL');
-      else into.push(b);
-    };
-    child.stdout.on('data', take(out));
-    child.stderr.on('data', take(err));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), timedOut });
-    });
-    child.stdin.on('error', () => {}); // a plugin may exit without reading its config
-    child.stdin.end(call.stdin);
-  });
+  return runCommand(call.plugin, [], { env, input: call.stdin, timeoutMs: call.timeoutMs, maxOutput: MAX_OUTPUT });
 }
 
 /**
@@ -121,7 +87,7 @@ function spawnOnce(call: PluginCall): Promise<RawOutput> {
  * timeout, or the plugin's own error (with its CNI code).
  */
 export async function execPlugin(call: PluginCall): Promise<Buffer> {
-  let raw: RawOutput;
+  let raw: RunResult;
   for (let attempt = 1; ; attempt++) {
     try {
       raw = await spawnOnce(call);

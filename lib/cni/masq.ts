@@ -6,9 +6,9 @@
  * so we remove exactly the rules the plugin added (same chain name, comment
  * and match as its SetupIPMasq), as later plugin versions do themselves.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 
+import { runCommand } from '../command';
 import type { CniNetworkConfig } from './config';
 import type { CniResult } from './types';
 
@@ -17,12 +17,8 @@ export function masqChainName(network: string, containerId: string): string {
   return `CNI-${createHash('sha512').update(network + containerId).digest('hex')}`.slice(0, 28);
 }
 
-function iptables(bin: string, args: string[]): Promise<number | null> {
-  return new Promise((resolve) => {
-    const child = spawn(bin, ['-w', '-t', 'nat', ...args], { stdio: 'ignore' });
-    child.on('error', () => resolve(-1));
-    child.on('close', (code) => resolve(code));
-  });
+async function iptables(bin: string, args: string[]): Promise<number | null> {
+  return (await runCommand(bin, ['-w', '-t', 'nat', ...args]).catch(() => ({ code: -1 }))).code;
 }
 
 /** Whether a list's bridge plugin masquerades (then its rules need this cleanup when the netns is gone). */

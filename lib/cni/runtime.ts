@@ -4,7 +4,6 @@
  * prevResult chaining and the libcni cache, and pod-level setup/teardown with
  * rollback.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { link, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +11,7 @@ import path from 'node:path';
 
 import ipaddr from 'ipaddr.js';
 
+import { runCommand } from '../command';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkIfName, checkName, checkPath, isCidr, isIp } from '../validate';
 import { setNetnsSysctl } from '../netns';
@@ -154,16 +154,6 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Runs a helper command (argv, no shell) to completion; resolves with its exit code and stderr. */
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('error', (e) => resolve({ code: -1, stderr: e.message }));
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
 
 export class CniRuntime {
   readonly confDir: string;
@@ -269,7 +259,7 @@ export class CniRuntime {
     }
     const bridge = bridgeOf(net);
     if (bridge && existsSync(`/sys/class/net/${bridge}`)) {
-      const r = await run('ip', ['link', 'delete', bridge]);
+      const r = await runCommand('ip', ['link', 'delete', bridge]).catch((e: Error) => ({ code: -1, stderr: e.message }));
       if (r.code !== 0 && existsSync(`/sys/class/net/${bridge}`)) {
         throw new PodnetError(ErrorCode.CNI_TEARDOWN, `remove bridge '${bridge}' of network '${name}': ${r.stderr.trim()}`, { details: { network: name, bridge } });
       }

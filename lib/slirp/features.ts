@@ -3,9 +3,9 @@
  * checkSlirpFlags, extended). Cached per binary file (path, inode, mtime), so a
  * replaced binary is probed again.
  */
-import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 
+import { runCommand } from '../command';
 import { PodnetError, ErrorCode } from '../errors';
 import { resolveCommand } from '../spawn';
 
@@ -56,14 +56,12 @@ export function parseSlirpHelp(binary: string, help: string, versionOut = ''): S
 
 const cache = new Map<string, Promise<SlirpFeatures>>();
 
-function run(file: string, arg: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, [arg], { timeout: 5000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      // Old versions exit non-zero after --help; the text is what matters.
-      if (err && !stdout && !stderr) reject(err);
-      else resolve(`${stdout}${stderr}`);
-    });
-  });
+async function run(file: string, arg: string): Promise<string> {
+  const r = await runCommand(file, [arg], { timeoutMs: 5000 });
+  const text = `${r.stdout}${r.stderr}`;
+  // Old versions exit non-zero after --help; the text is what matters.
+  if (r.code !== 0 && !text) throw new Error(`${file} ${arg} exited with ${r.code ?? r.signal}`);
+  return text;
 }
 
 /** Features of `binary` (default: slirp4netns from PATH); ERR_HELPER_NOT_FOUND when absent. */

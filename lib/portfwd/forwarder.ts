@@ -1,20 +1,20 @@
 /**
  * PortForwarder: podnet's rootlessport. Starts the native forwarder
- * (build/Release/podnet-portfwd, a single-threaded epoll + splice process)
- * with its configuration as JSON on stdin, an exit pipe on fd 3 (the forwarder
- * ends when it closes, so it never outlives its owner) and a ready pipe on fd 4.
+ * (podnet-portfwd, epoll + splice loops) as a helper (lib/spawn.ts): its
+ * configuration as JSON on stdin, the exit pipe on fd 3 (it ends when that
+ * closes, so it never outlives its owner), the ready pipe on fd 4, and a
+ * "CODE: message" line in its output when it fails.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import type { PortMapping } from '../cni/types';
 import { debug } from '../debug';
+import { native } from '../native';
+import { spawnHelper, type HelperProcess } from '../spawn';
 import { checkIp, checkPath } from '../validate';
 import { expandPortMappings, type Listener } from './mappings';
-
 
 export interface PortForwarderOptions {
   /** The container's network namespace (a bind mount or /proc/PID/ns/net). */
@@ -72,42 +72,35 @@ export class PortForwarder {
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw invalidArgument('timeoutMs', `'${timeoutMs}' is not a positive integer`);
     const exe = forwarderPath();
 
-    const child = spawn(exe, [], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
-    const [stdin, stdout, stderr, exitPipe, readyPipe] = child.stdio as [Writable, Readable, Readable, Writable, Readable];
-    let out = '';
-    stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
-    stderr.setEncoding('utf8').on('data', (d: string) => debug('podnet-portfwd[%d]: %s', child.pid, d.trimEnd()));
-    stdin.on('error', () => { /* an early exit shows as a closed ready pipe */ });
-    exitPipe.on('error', () => { /* likewise */ });
-    stdin.end(JSON.stringify({ netns, userns, target, listen }));
-
-    let spawnError: Error | undefined;
-    const exited = new Promise<void>((resolve) => {
-      child.once('close', () => resolve());
-      child.once('error', (e) => { spawnError = e; resolve(); });  // could not be started
-    });
+    // Config on stdin from a memfd (positional write: the offset stays at 0 for the child).
+    const config = native.memfd('podnet-portfwd-config');
+    let helper: HelperProcess;
     try {
-      await waitReady(child, readyPipe, exited, timeoutMs, () => out || (spawnError ? `${exe}: ${spawnError.message}` : ''));
+      writeSync(config, JSON.stringify({ netns, userns, target, listen }), 0);
+      helper = spawnHelper(exe, [], { stdin: config, name: 'podnet-portfwd' });
+    } finally {
+      closeSync(config);
+    }
+    try {
+      await helper.waitReady(timeoutMs);
     } catch (err) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      exitPipe.destroy();
-      await exited;
-      throw err;
+      const e = err as PodnetError;
+      if (e.code === ErrorCode.HELPER_TIMEOUT) throw new PodnetError(ErrorCode.PORTFWD_TIMEOUT, `port forwarder not ready within ${timeoutMs} ms`, { cause: err });
+      // Its stdout says why, as one "CODE: message" line (debug lines may surround it).
+      const out = String((e.details as { output?: string } | undefined)?.output ?? '');
+      throw forwarderError(/^[A-Z][A-Z0-9_]*: .*$/m.exec(out)?.[0] ?? out, e.message);
     }
     // The forwarder lives as long as its owner: do not hold the owner's event loop.
-    for (const s of [stdout, stderr, exitPipe, readyPipe] as unknown as Array<{ unref?: () => void }>) s.unref?.();
-    child.unref();
-    const pid = child.pid as number;
+    helper.unref();
+    const pid = helper.pid;
     return {
       pid,
       async stop() {
-        exitPipe.destroy();
-        const t = setTimeout(() => child.kill('SIGKILL'), 2000);
-        await exited;
-        clearTimeout(t);
+        await helper.stop();
+        debug('podnet-portfwd[%d] output: %s', pid, helper.output());
       },
       rssKiB() {
-        if (child.exitCode !== null || child.signalCode !== null) return undefined;
+        if (!helper.running) return undefined;
         try {
           const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
           return [pid, ...kids].reduce((sum, p) => sum + rssOf(p), 0);
@@ -119,18 +112,3 @@ export class PortForwarder {
   }
 }
 
-function waitReady(child: ChildProcess, ready: Readable, exited: Promise<void>, timeoutMs: number, out: () => string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new PodnetError(ErrorCode.PORTFWD_TIMEOUT, `port forwarder not ready within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const done = (err?: PodnetError) => {
-      clearTimeout(timer);
-      ready.removeAllListeners('data');
-      if (err) reject(err); else resolve();
-    };
-    ready.once('data', () => done());
-    // Closed without "ready": the forwarder failed and said why on stdout.
-    exited.then(() => done(forwarderError(out(), `exited with ${child.exitCode ?? child.signalCode}`)));
-  });
-}

@@ -131,7 +131,8 @@ describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
       const watch = spawn(process.execPath, [CLI, 'stats', name, '--watch', '--interval', '0.2'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let screen = '';
       watch.stdout!.on('data', (b) => (screen += b));
-      await new Promise((r) => setTimeout(r, 700));
+      // Until it has redrawn twice (start-up under load takes a while), then interrupt.
+      for (let i = 0; i < 200 && screen.split('\x1b[2J').length <= 2; i++) await new Promise((r) => setTimeout(r, 50));
       watch.kill('SIGINT');
       expect((await exited(watch)).code).toBe(0);
       expect(screen.split('\x1b[2J').length).toBeGreaterThan(2);

@@ -4,7 +4,6 @@
  * host ports 18001-18099, own conf and cache dirs.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import path from 'node:path';
 
 import { CniRuntime, NetNS, PodnetError } from '../lib';
 import { leftovers, linkExists, runFresh } from './fixtures/cni/helpers';
+import { tcpRead, udpExchange } from './helpers/net';
 import { describeRoot, uniqueName } from './helpers/system';
 
 jest.setTimeout(120000);
@@ -93,30 +93,10 @@ async function startServer(ns: NetNS): Promise<void> {
   });
 }
 
-function tcpGet(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, host);
-    let data = '';
-    s.setTimeout(5000, () => s.destroy(new Error(`timeout ${host}:${port}`)));
-    s.on('data', (b) => (data += b));
-    s.on('end', () => resolve(data));
-    s.on('error', reject);
-  });
-}
-
 async function udpAsk(host: string, port: number, msg: string): Promise<string> {
-  const s = dgram.createSocket('udp4');
-  try {
-    for (let i = 0; i < 10; i++) {
-      const reply = new Promise<string>((resolve) => s.once('message', (m) => resolve(m.toString())));
-      s.send(msg, port, host);
-      const got = await Promise.race([reply, new Promise<undefined>((r) => setTimeout(() => r(undefined), 300))]);
-      if (got !== undefined) return got;
-    }
-    throw new Error(`no UDP reply from ${host}:${port}`);
-  } finally {
-    s.close();
-  }
+  const reply = await udpExchange(port, Buffer.from(msg), host);
+  if (!reply) throw new Error(`no UDP reply from ${host}:${port}`);
+  return reply.toString();
 }
 
 describeRoot('CniRuntime with the real plugins', () => {
@@ -163,9 +143,9 @@ describeRoot('CniRuntime with the real plugins', () => {
       const picked = res.portMappings![2].hostPort;
       expect(picked).toBeGreaterThan(0);
       await startServer(ns);
-      expect(await tcpGet('127.0.0.1', 18001)).toBe('tcp-hello');
-      expect(await tcpGet('10.89.2.1', 18001)).toBe('tcp-hello');
-      expect(await tcpGet('127.0.0.1', picked)).toBe('tcp-hello');
+      expect(await tcpRead(18001, '127.0.0.1')).toBe('tcp-hello');
+      expect(await tcpRead(18001, '10.89.2.1')).toBe('tcp-hello');
+      expect(await tcpRead(picked, '127.0.0.1')).toBe('tcp-hello');
       expect(await udpAsk('127.0.0.1', 18002, 'ping')).toBe('udp:ping');
       expect(await udpAsk('10.89.2.1', 18002, 'pong')).toBe('udp:pong');
       // No checkPod here: portmap 1.1.1's CHECK looks for an IPv6 DNAT chain it never made (fixed in 1.2).
@@ -173,7 +153,7 @@ describeRoot('CniRuntime with the real plugins', () => {
       await rt.tearDownPod({ id });
     }
     expect(leftovers(cacheDir, id, [ip])).toEqual([]);
-    await expect(tcpGet('127.0.0.1', 18001)).rejects.toThrow();
+    await expect(tcpRead(18001, '127.0.0.1')).rejects.toThrow();
   });
 
   it('joins two networks as eth0 and eth1 in order, with a static IP and MAC on the second', async () => {

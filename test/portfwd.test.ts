@@ -5,7 +5,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { NetNS, PodnetError, PortForwarder } from '../lib';
 import { expandPortMappings } from '../lib/portfwd/mappings';
 import type { PortMapping } from '../lib/cni/types';
 import { createTestUser, type TestUser } from './helpers/rootless';
+import { udpExchange } from './helpers/net';
 import { describeRoot, uniqueName } from './helpers/system';
 
 jest.setTimeout(30000);
@@ -110,21 +110,6 @@ function exchange(port: number, data: Buffer, host = '127.0.0.1'): Promise<Buffe
     s.on('data', (d) => got.push(d));
     s.on('end', () => { s.destroy(); resolve(Buffer.concat(got)); });
     s.on('error', reject);
-  });
-}
-
-/** Sends from a connected UDP socket (which drops replies from any other source address). */
-function udpExchange(port: number, msg: Buffer, host = '127.0.0.1', ms = 3000): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const u = dgram.createSocket('udp4');
-    let t: NodeJS.Timeout | undefined;
-    const end = setTimeout(() => { clearInterval(t); u.close(); resolve(undefined); }, ms);
-    u.on('message', (m) => { clearInterval(t); clearTimeout(end); u.close(); resolve(m); });
-    u.on('error', (e) => { clearInterval(t); clearTimeout(end); u.close(); reject(e); });
-    u.connect(port, host, () => {
-      u.send(msg);
-      t = setInterval(() => u.send(msg), 200);  // UDP may drop: resend
-    });
   });
 }
 

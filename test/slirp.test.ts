@@ -5,7 +5,6 @@
  */
 import { type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -13,6 +12,7 @@ import { NetNS } from '../lib/netns';
 import { Slirp4netns, hostForwardsFromPortMappings } from '../lib/slirp';
 import { spawnHelper, CLONE_NEWNET } from '../lib/spawn';
 import { spawnFdCount } from './helpers/fds';
+import { tcpRead } from './helpers/net';
 import { describeRoot, ipNetnsList, nsfsMounts, uniqueName } from './helpers/system';
 
 const SERVER = `require('net').createServer(s => s.end('hello from ' + require('os').networkInterfaces().tap0[0].address)).listen(8080, () => console.log('listening'))`;
@@ -26,15 +26,6 @@ export function startServer(spawn: (cmd: string, args: string[]) => ChildProcess
   });
 }
 
-function fetchTcp(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = connect(port, '127.0.0.1');
-    const out: Buffer[] = [];
-    c.on('data', (b) => out.push(b));
-    c.on('end', () => resolve(Buffer.concat(out).toString()));
-    c.on('error', reject);
-  });
-}
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
@@ -77,7 +68,7 @@ describeRoot('Slirp4netns (root)', () => {
 
       server = await startServer((c, a) => ns.spawn(c, a, { stdio: ['ignore', 'pipe', 'inherit'] }));
       const id = await s.addHostForward({ hostAddr: '127.0.0.1', hostPort: 19001, guestPort: 8080 });
-      expect(await fetchTcp(19001)).toBe('hello from 10.0.2.100');
+      expect(await tcpRead(19001)).toBe('hello from 10.0.2.100');
       expect(await s.listHostForwards()).toEqual([
         { id, proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 19001, guestAddr: '10.0.2.100', guestPort: 8080 },
       ]);
@@ -88,7 +79,7 @@ describeRoot('Slirp4netns (root)', () => {
       });
       await s.removeHostForward(id);
       expect(await s.listHostForwards()).toEqual([]);
-      await expect(fetchTcp(19001)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      await expect(tcpRead(19001)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
       await expect(s.removeHostForward(id)).rejects.toMatchObject({ code: 'ERR_SLIRP_API' });
     } finally {
       server?.kill();

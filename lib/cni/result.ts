@@ -2,10 +2,7 @@
  * CNI results: parse and validate what a plugin printed (0.3.0 to 1.1.0), and
  * convert between versions (0.3.x/0.4.0 carry `ips[].version`, 1.0.0 dropped it).
  */
-import ipaddr from 'ipaddr.js';
-
 import { isCidr, isIp } from '../validate';
-
 import type { CniIPConfig, CniResult } from './types';
 
 /** The versions this runtime speaks, oldest first. */

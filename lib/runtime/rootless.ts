@@ -6,7 +6,7 @@
  * an unprivileged caller the namespace itself lives in a user namespace held
  * by a UserNetns holder. Both handlers give the caller the same result.
  */
-import { PortForwarder, type PortForwarderHandle } from '../portfwd/forwarder';
+import { PortForwarder } from '../portfwd/forwarder';
 import { UserNetns } from '../rootless';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import { debug } from '../debug';

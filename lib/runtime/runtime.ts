@@ -11,7 +11,7 @@ import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 
-import { CniRuntime, type CniRuntimeOptions, type PodNetworkResult } from '../cni/runtime';
+import { CniRuntime, type CniRuntimeOptions } from '../cni/runtime';
 import type { PortMapping } from '../cni/types';
 import { debug } from '../debug';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';

@@ -9,10 +9,10 @@
  * while a thread-pool round trip costs a wake-up (milliseconds on a loaded
  * machine), which measurably added to every setup and teardown.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
+import { writeFileAtomic } from '../atomic';
 import { PodnetError } from '../errors';
 
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
@@ -37,20 +37,9 @@ export function cachePath(cacheDir: string, network: string, containerId: string
 
 export async function writeCache(cacheDir: string, entry: CacheEntry): Promise<void> {
   const file = cachePath(cacheDir, entry.networkName, entry.containerId, entry.ifName);
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.${randomBytes(4).toString('hex')}`;
-  const data = JSON.stringify(entry);
   try {
-    // The directory usually exists: create it only when the write says it does not.
-    try {
-      writeFileSync(tmp, data, { mode: 0o600 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      writeFileSync(tmp, data, { mode: 0o600 });
-    }
-    renameSync(tmp, file);
+    writeFileAtomic(file, JSON.stringify(entry));
   } catch (err) {
-    rmSync(tmp, { force: true });
     throw new PodnetError((err as NodeJS.ErrnoException).code ?? 'EIO', `write CNI cache '${file}': ${(err as Error).message}`, { path: file, cause: err });
   }
 }

@@ -5,12 +5,12 @@
  * rollback.
  */
 import { existsSync } from 'node:fs';
-import { link, mkdir, rm, unlink, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 
 import ipaddr from 'ipaddr.js';
 
+import { writeFileAtomic } from '../atomic';
 import { runCommand } from '../command';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkIfName, checkName, checkPath, isCidr, isIp } from '../validate';
@@ -223,16 +223,11 @@ export class CniRuntime {
       }
     }
     const file = path.join(this.confDir, `${net.name}.conflist`);
-    const tmp = path.join(this.confDir, `.${net.name}.${randomBytes(4).toString('hex')}`);
-    await mkdir(this.confDir, { recursive: true, mode: 0o755 });
     try {
-      await writeFile(tmp, JSON.stringify(JSON.parse(net.bytes.toString()), null, 2) + '\n', { mode: 0o644 });
-      await link(tmp, file); // atomic and exclusive: fails with EEXIST rather than replacing
+      writeFileAtomic(file, JSON.stringify(JSON.parse(net.bytes.toString()), null, 2) + '\n', { mode: 0o644, dirMode: 0o755, exclusive: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw clash(`'${file}' exists`);
       throw new PodnetError((err as NodeJS.ErrnoException).code ?? 'EIO', `write '${file}': ${errorText(err)}`, { path: file, cause: err });
-    } finally {
-      await unlink(tmp).catch(() => {});
     }
     net.file = file;
     return net;

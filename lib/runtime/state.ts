@@ -4,10 +4,10 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
+import { writeFileAtomic } from '../atomic';
 import type { PortMapping } from '../cni/types';
 import type { PodNetworkResult } from '../cni/runtime';
 import { ErrorCode, PodnetError } from '../errors';
@@ -96,10 +96,7 @@ export class StateStore {
   }
 
   async write(state: SandboxState): Promise<void> {
-    const file = this.file(state.id);
-    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify(state, null, 2), { mode: 0o600, flush: true });
-    await rename(tmp, file);
+    writeFileAtomic(this.file(state.id), JSON.stringify(state, null, 2));
   }
 
   async remove(id: string): Promise<void> {

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <exception>
-#include <thread>
 
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
@@ -53,6 +52,43 @@ Napi::Error ToJsError(Napi::Env env, const NativeError& e) {
   return err;
 }
 
+NativeError ToNativeError(std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const NativeError& e) {
+    return e;
+  } catch (const std::exception& e) {
+    NativeError n;
+    n.code = "ERR_NATIVE";
+    n.message = e.what();
+    return n;
+  }
+}
+
+// A worker that is exiting still completes work but can no longer run
+// JavaScript: napi calls then fail, and a Napi::Error made at that point breaks
+// the environment's teardown. So probe with the C API (no exceptions) first.
+static bool CanRunJs(napi_env env) {
+  napi_value o;
+  return napi_create_object(env, &o) == napi_ok && napi_set_named_property(env, o, "probe", o) == napi_ok;
+}
+
+bool Settle(Napi::Env env, Napi::Promise::Deferred& deferred, std::exception_ptr failure,
+            const std::function<Napi::Value(Napi::Env)>& toJs) {
+  Napi::HandleScope scope(env);
+  if (!CanRunJs(env)) return false;
+  if (failure) {
+    deferred.Reject(ToJsError(env, ToNativeError(failure)).Value());
+    return true;
+  }
+  try {
+    deferred.Resolve(toJs(env));
+  } catch (const Napi::Error& e) {
+    deferred.Reject(e.Value());
+  }
+  return true;
+}
+
 namespace {
 
 class PromiseWorker : public Napi::AsyncWorker {
@@ -66,36 +102,18 @@ class PromiseWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       work_();
-    } catch (const NativeError& e) {
-      failed_ = true;
-      error_ = e;
-    } catch (const std::exception& e) {
-      failed_ = true;
-      error_.code = "ERR_NATIVE";
-      error_.message = e.what();
+    } catch (...) {
+      failure_ = std::current_exception();
     }
   }
 
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (failed_) {
-      deferred_.Reject(ToJsError(env, error_).Value());
-      return;
-    }
-    try {
-      deferred_.Resolve(toJs_(env));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
+  void OnOK() override { Settle(Env(), deferred_, failure_, toJs_); }
 
  private:
   Napi::Promise::Deferred deferred_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> toJs_;
-  NativeError error_;
-  bool failed_ = false;
+  std::exception_ptr failure_;
 };
 
 }  // namespace
@@ -106,26 +124,6 @@ Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
-}
-
-void OnOwnThread(const std::function<void()>& fn) {
-  std::exception_ptr failure;
-  std::thread t([&] {
-    try {
-      fn();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-  });
-  t.join();
-  if (failure) std::rethrow_exception(failure);
-}
-
-void InNetns(int nsfd, const std::function<void()>& fn) {
-  OnOwnThread([&] {
-    if (setns(nsfd, CLONE_NEWNET) != 0) ThrowErrno("setns");
-    fn();
-  });
 }
 
 Fd OpenNetns(const std::string& path, struct stat* st) {

@@ -1,13 +1,13 @@
-// Shared plumbing for the addon: typed errors that cross into JS, promise-based
-// async work off the main thread, and running code inside a network namespace
-// on a thread of its own (so neither the main thread nor a libuv pool thread is
-// ever left in another namespace).
+// Shared plumbing for the addon: typed errors that cross into JS and
+// promise-based async work off the main thread. Code that changes namespace
+// runs on the namespace thread (nsthread.h), never here.
 #pragma once
 
 #include <napi.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -34,18 +34,20 @@ std::string ErrnoName(int err);
 
 Napi::Error ToJsError(Napi::Env env, const NativeError& e);
 
+// What a failed job threw, as a NativeError (ERR_NATIVE for other exceptions).
+NativeError ToNativeError(std::exception_ptr failure);
+
+// On the main thread: rejects `deferred` with `failure`, else resolves it with
+// toJs(env). False when the environment can no longer run JavaScript (an
+// exiting worker thread): then nothing is settled.
+bool Settle(Napi::Env env, Napi::Promise::Deferred& deferred, std::exception_ptr failure,
+            const std::function<Napi::Value(Napi::Env)>& toJs);
+
 // Runs `work` on a libuv pool thread and settles a promise: resolved with
 // `toJs(env)` or rejected with the NativeError `work` threw. `work` must not
-// change the calling thread's namespaces: use InNetns/OnOwnThread for that.
+// change the calling thread's namespaces: that is the namespace thread's job.
 Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
                      std::function<Napi::Value(Napi::Env)> toJs);
-
-// Runs `fn` on a fresh thread that exits afterwards; rethrows what `fn` threw.
-// A thread that unshares or setns dies with its namespaces, nothing to restore.
-void OnOwnThread(const std::function<void()>& fn);
-
-// Runs `fn` on a fresh thread that has joined the network namespace `nsfd`.
-void InNetns(int nsfd, const std::function<void()>& fn);
 
 // Owns a file descriptor; closes it on scope exit.
 class Fd {

@@ -13,7 +13,7 @@ namespace {
 // lockFile(path): Promise<fd>, an exclusive lock on `path` (created if missing).
 Napi::Value LockFile(const Napi::CallbackInfo& info) {
   auto path = info[0].As<Napi::String>().Utf8Value();
-  auto fd = std::make_shared<int>(-1);
+  auto fd = std::make_shared<Fd>();  // closes (unlocks) if never handed to JS
   return RunAsync(
       info.Env(),
       [=] {
@@ -22,9 +22,9 @@ Napi::Value LockFile(const Napi::CallbackInfo& info) {
         while (flock(f.get(), LOCK_EX) != 0) {
           if (errno != EINTR) ThrowErrno("flock", path);
         }
-        *fd = f.release();
+        *fd = std::move(f);
       },
-      [=](Napi::Env env) { return Napi::Number::New(env, *fd); });
+      [=](Napi::Env env) { return Napi::Number::New(env, fd->release()); });
 }
 
 }  // namespace

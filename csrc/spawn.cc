@@ -266,16 +266,12 @@ Napi::Value SpawnHelper(const Napi::CallbackInfo& info) {
 // (waitid on the pidfd) and the callback gets (code, signal). One shot.
 class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
  public:
-  static Napi::FunctionReference ctor;
-
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function f = DefineClass(env, "ExitWatch", {
       InstanceMethod("close", &ExitWatch::Close),
       InstanceMethod("ref", &ExitWatch::Ref),
       InstanceMethod("unref", &ExitWatch::Unref),
     });
-    ctor = Napi::Persistent(f);
-    ctor.SuppressDestruct();
     exports.Set("ExitWatch", f);
   }
 
@@ -356,7 +352,6 @@ class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
   Napi::ObjectReference self_;
 };
 
-Napi::FunctionReference ExitWatch::ctor;
 
 // pipe() -> [readFd, writeFd], both close-on-exec.
 Napi::Value Pipe(const Napi::CallbackInfo& info) {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common.h"
+#include "nsthread.h"
 
 namespace podnet {
 namespace {
@@ -226,11 +227,11 @@ struct Pending {
   NativeError error;
 };
 
-// Creates the sockets of namespaces not yet cached, all on one fresh thread
-// that joins each namespace in turn and then exits (never a pool thread).
+// Creates the sockets of namespaces not yet cached, on the namespace thread,
+// which joins each namespace in turn (never a pool thread).
 void CreateSockets(std::vector<Pending>& pending) {
   std::vector<Pending*> needChild;
-  OnOwnThread([&] {
+  OnNsThread([&] {
     // The namespace this thread is in needs no setns (and an unprivileged
     // caller can read its own namespace this way).
     struct stat self;
@@ -239,12 +240,14 @@ void CreateSockets(std::vector<Pending>& pending) {
     for (auto& p : pending) {
       if (p.failed) continue;
       if (!(p.key == here)) {
-        if (setns(p.nsfd.get(), CLONE_NEWNET) != 0) {
-          if (errno == EPERM && geteuid() != 0) {
+        try {
+          EnterNetns(p.nsfd.get(), p.path);
+        } catch (const NativeError& e) {
+          if (e.err == EPERM && geteuid() != 0) {
             needChild.push_back(&p);
           } else {
             p.failed = true;
-            p.error = ErrnoError(errno, "setns", p.path);
+            p.error = e;
           }
           continue;
         }

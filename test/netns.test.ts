@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 
 import { NetNS, PodnetError } from '../lib';
 import { setNetnsSysctl } from '../lib/netns';
@@ -202,6 +203,38 @@ describeRoot('NetNS on the real kernel', () => {
     expect(new Set(all.map((n) => n.ino)).size).toBe(10);
     await Promise.all(all.map((n) => n.remove()));
     for (const n of all) expect(existsSync(n.path)).toBe(false);
+  });
+
+  it('works from worker threads; a worker that ends mid-create crashes nothing and leaks no namespace or fd', async () => {
+    const name = uniqueName('pn-nswk');
+    const dist = JSON.stringify(path.join(__dirname, '..', 'dist'));
+    const run = (code: string): Promise<unknown> => {
+      const w = new Worker(`const { parentPort } = require('worker_threads'); const { NetNS } = require(${dist}); ${code}`, { eval: true });
+      return new Promise((resolve, reject) => {
+        let got: unknown;
+        w.on('message', (m) => (got = m));
+        w.on('error', reject);
+        w.on('exit', () => resolve(got));
+      });
+    };
+    await (await create()).remove(); // starts the namespace thread (it keeps an fd on its own namespace)
+    const fds = openFdCount();
+    const ino = await run(`NetNS.create({ name: '${name}-a' }).then(async (ns) => { parentPort.postMessage(ns.ino); await ns.remove(); });`);
+    expect(typeof ino).toBe('number');
+    expect(existsSync(`/run/netns/${name}-a`)).toBe(false);
+
+    // The worker is gone before its namespaces are made: nobody can receive them,
+    // so podnet removes them again, and closes their fds.
+    await run(`for (let i = 0; i < 5; i++) NetNS.create({ name: '${name}-b' + i }); process.exit(0);`);
+    const left = () => [0, 1, 2, 3, 4].map((i) => `/run/netns/${name}-b${i}`).filter((p) => existsSync(p));
+    try {
+      for (let t = 0; t < 100 && left().length > 0; t++) await new Promise((r) => setTimeout(r, 20));
+      expect(left()).toEqual([]);
+      await (await create()).remove(); // jobs run in order: the worker's are all done
+      expect(openFdCount()).toBe(fds);
+    } finally {
+      for (const p of left()) await NetNS.removePath(p);
+    }
   });
 
   it('1000 create/remove cycles leave threads in the host namespace and fds, memory, mounts flat', async () => {

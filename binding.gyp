@@ -6,6 +6,7 @@
         "csrc/addon.cc",
         "csrc/common.cc",
         "csrc/netns.cc",
+        "csrc/nsthread.cc",
         "csrc/stats.cc",
         "csrc/spawn.cc",
         "csrc/lock.cc"

@@ -74,9 +74,10 @@ class NsThread {
     try {
       Start();
     } catch (...) {
-      std::exception_ptr failure = std::current_exception();
-      for (Job& job : queue_) job.done(failure);
-      queue_.clear();
+      std::deque<Job> failed;
+      failed.swap(queue_);
+      lock.unlock();
+      for (Job& job : failed) job.done(std::current_exception());
     }
   }
 

@@ -33,10 +33,12 @@ class NsThread {
  public:
   // Queues `job`; starts the thread if none runs. Throws if it cannot start.
   void Post(Job job) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!running_) Start();
-    queue_.push_back(std::move(job));
-    cv_.notify_one();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!running_) Start();
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();  // unlocked: the woken thread need not wait for the mutex
   }
 
  private:

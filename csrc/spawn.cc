@@ -9,6 +9,9 @@
 // returns a running, exec'd child or throws the child's errno with the step
 // that failed.
 #include <fcntl.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <pthread.h>
@@ -36,9 +39,9 @@ namespace podnet {
 namespace {
 
 // Steps the child can fail at, reported to the parent with errno.
-enum Step : int { kSigReset, kSetpgid, kSetnsUser, kSetnsNet, kUnshare, kMountPrivate, kDup, kChdir, kExec };
+enum Step : int { kSigReset, kSetpgid, kSetnsUser, kSetnsNet, kUnshare, kMountPrivate, kLoopbackUp, kDup, kChdir, kExec };
 const char* const kStepNames[] = {"sigaction", "setpgid", "setns(CLONE_NEWUSER)", "setns(CLONE_NEWNET)",
-                                  "unshare", "mount(/, MS_REC|MS_PRIVATE)", "dup2", "chdir", "execve"};
+                                  "unshare", "mount(/, MS_REC|MS_PRIVATE)", "ioctl(SIOCSIFFLAGS lo)", "dup2", "chdir", "execve"};
 
 struct SpawnPlan {
   std::string file;
@@ -50,6 +53,7 @@ struct SpawnPlan {
   int userns = -1, netns = -1;     // setns targets (user first)
   int unshareFlags = 0;            // e.g. CLONE_NEWUSER|CLONE_NEWNET for a holder
   bool mountPrivate = false;       // unshare(CLONE_NEWNS) + make / rprivate
+  bool loopbackUp = false;         // set lo up in the child's network namespace
   bool setpgid = true;
   std::string cwd;
   int maxFd = 1024;                // fallback bound when close_range is missing
@@ -85,6 +89,19 @@ struct SpawnPlan {
   // make the whole tree private so nothing done here reaches the host's mounts.
   if (p.mountPrivate && mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     ChildFail(errfd, kMountPrivate);
+  }
+  // Here, not by a process run later: the child has every capability in a
+  // user namespace it just made, which is what an unprivileged caller lacks.
+  if (p.loopbackUp) {
+    struct ifreq ifr;
+    for (size_t i = 0; i < sizeof ifr; i++) reinterpret_cast<char*>(&ifr)[i] = 0;
+    ifr.ifr_name[0] = 'l';
+    ifr.ifr_name[1] = 'o';
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) ChildFail(errfd, kLoopbackUp);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ChildFail(errfd, kLoopbackUp);
+    close(s);
   }
 
   // Move every source above the highest target first, so no dup2 clobbers a
@@ -201,6 +218,7 @@ SpawnPlan ParsePlan(const Napi::Object& o, Fd& devnull) {
   p.netns = IntOpt(o, "netns", -1);
   p.unshareFlags = IntOpt(o, "unshare", 0);
   p.mountPrivate = BoolOpt(o, "mountPrivate", false);
+  p.loopbackUp = BoolOpt(o, "loopbackUp", false);
   p.setpgid = BoolOpt(o, "setpgid", true);
   Napi::Value cwd = o.Get("cwd");
   if (cwd.IsString()) p.cwd = cwd.As<Napi::String>().Utf8Value();

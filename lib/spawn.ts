@@ -11,7 +11,8 @@
  *   the helper's own output (stdout/stderr go to an anonymous memfd).
  * - No other fd leaks into the helper; it gets its own process group.
  * - Optionally, before exec: setns into a user then a network namespace,
- *   unshare(flags), and a private mount namespace (`mountPrivate`).
+ *   unshare(flags), a private mount namespace (`mountPrivate`), and `lo` set
+ *   up in the helper's network namespace (`loopbackUp`).
  *
  * A failed `waitReady()` has already killed and reaped the helper.
  */
@@ -35,6 +36,7 @@ export interface NativeSpawnOptions {
   netns?: number;
   unshare?: number;
   mountPrivate?: boolean;
+  loopbackUp?: boolean;
   setpgid?: boolean;
   cwd?: string;
 }
@@ -79,6 +81,8 @@ export interface SpawnHelperOptions {
   unshare?: number;
   /** Private mount namespace with / recursively private before exec. */
   mountPrivate?: boolean;
+  /** Set `lo` up in the helper's network namespace (after the namespace steps) before exec. */
+  loopbackUp?: boolean;
   /** Own process group (default true). */
   setpgid?: boolean;
   cwd?: string;
@@ -333,6 +337,7 @@ export function spawnHelper(cmd: string, args: readonly string[] = [], opts: Spa
       netns,
       unshare: opts.unshare,
       mountPrivate: opts.mountPrivate,
+      loopbackUp: opts.loopbackUp,
       setpgid: opts.setpgid,
       cwd: opts.cwd,
     });

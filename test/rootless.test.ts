@@ -27,6 +27,7 @@ const fetchTcp = (port) => new Promise((resolve, reject) => {
   const u = await UserNetns.start();
   let s, server;
   try {
+    r.lo = (await u.exec('ip', ['-o', 'link', 'show', 'lo'])).stdout;
     r.idMap = u.idMap; r.holder = u.pid; r.uidMap = fs.readFileSync('/proc/' + u.pid + '/uid_map', 'utf8');
     s = await Slirp4netns.start({ netns: u.netnsPath, userns: u.usernsPath, options: ['port_handler=slirp4netns', 'mtu=1500'] });
     r.slirpPid = s.pid; r.args = s.args;
@@ -100,6 +101,7 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
     expect(r.insideUid).toBe('0');
     expect(r.addr).toContain('inet 10.0.2.100/24');
     expect(r.link).toContain(' mtu 1500 ');
+    expect(r.lo).toMatch(/<LOOPBACK,UP,LOWER_UP>/); // set up by the holder's forked child
     expect(r.route).toMatch(/^default via 10\.0\.2\.2 dev tap0/);
     expect(r.reply).toBe('hello from 10.0.2.100');
     expect(r.list).toEqual([{ id: expect.any(Number), proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 19020, guestAddr: '10.0.2.100', guestPort: 8080 }]);

@@ -4,7 +4,8 @@
  * Design: an unprivileged process cannot bind-mount a namespace into the
  * host's /run/netns, so the namespaces are held by a small holder process
  * that podnet starts with spawnHelper(): the forked child does
- * unshare(CLONE_NEWUSER | CLONE_NEWNET) and execs `cat` reading the exit pipe,
+ * unshare(CLONE_NEWUSER | CLONE_NEWNET), sets `lo` up (it holds every
+ * capability in the new user namespace) and execs `cat` reading the exit pipe,
  * so it lives exactly until stop() closes that pipe, or until this process
  * dies. Once it runs, the parent writes its id maps: with newuidmap/newgidmap
  * and the caller's /etc/subuid and /etc/subgid ranges when both exist
@@ -99,6 +100,7 @@ export class UserNetns {
       stdin: 'exit',
       readyFd: false,
       unshare: CLONE_NEWUSER | CLONE_NEWNET,
+      loopbackUp: true,
     });
     let userFd = -1;
     try {

@@ -10,7 +10,6 @@ import { PortForwarder } from '../portfwd/forwarder';
 import { UserNetns } from '../rootless';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import { debug } from '../debug';
-import { ErrorCode, PodnetError } from '../errors';
 import type { SandboxState } from './state';
 
 /** slirp4netns's fixed guest address: the forwarder connects here, not to loopback. */
@@ -62,8 +61,6 @@ export async function startRootless(state: SandboxState, opts: RootlessOptions):
       stops.push(() => holder!.stop());
       netnsPath = holder.netnsPath;
       usernsPath = holder.usernsPath;
-      const lo = await holder.exec('ip', ['link', 'set', 'lo', 'up']);
-      if (lo.code !== 0) throw new PodnetError(ErrorCode.USERNS, `set lo up in ${netnsPath}: ${lo.stderr.trim()}`);
     }
     const handles: RootlessHandles = { netnsPath, usernsPath, holderPid: holder?.pid, stop };
     if (!opts.slirp) return handles;

@@ -74,7 +74,7 @@ std::atomic<int> g_load[kMaxWorkers];  // open connections per loop
 thread_local int t_index = 0;          // this loop's index
 std::atomic<int> g_bulk{0};             // connections handed to thread pairs
 // Whether the target is the namespace's own address (so the container leg
-// never leaves the host): -1 until the first connection has shown it.
+// never leaves the host): -1 until the first bulk connection has shown it.
 std::atomic<int> g_targetLocal{-1};
 NsSockets g_ns;
 std::mutex g_nsMu;  // g_ns is shared by the loops
@@ -385,10 +385,6 @@ struct Conn {
       if (err == EINPROGRESS || (!err && !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))) return;
       if (err || !MakePipe(up) || !MakePipe(down)) return Close();
       connected = true;
-      if (g_targetLocal < 0) {
-        g_targetLocal = PeerIsLocal(upstream.fd);
-        if (g_targetLocal == 1) LocalCongestionControl(upstream.fd);
-      }
       ev = EPOLLIN | EPOLLOUT;  // move what the client sent meanwhile
       s = nullptr;
     }
@@ -400,6 +396,11 @@ struct Conn {
     if ((doUp && !Pump(up, client.fd, upstream.fd)) || (doDown && !Pump(down, upstream.fd, client.fd))) return Close();
     if (up.done && down.done) return Close();
     if (!stayOnLoop && (up.bulk() || down.bulk())) {
+      // Only bulk streams are worth the congestion-control switch (short
+      // connections would pay its system calls for nothing).
+      if (g_targetLocal < 0) g_targetLocal = PeerIsLocal(upstream.fd);
+      if (g_targetLocal == 1) LocalCongestionControl(upstream.fd);
+      if (PeerIsLocal(client.fd)) LocalCongestionControl(client.fd);
       if (HandOff()) return;
       stayOnLoop = true;  // no threads for it: relay it here to the end
     }
@@ -416,8 +417,6 @@ void StartConn(int cfd, int cport) {
     std::lock_guard<std::mutex> lock(g_nsMu);
     ufd = g_ns.Take(g_target.ss_family, SOCK_STREAM);
   }
-  if (ufd >= 0 && g_targetLocal == 1) LocalCongestionControl(ufd);  // before the handshake
-  if (PeerIsLocal(cfd)) LocalCongestionControl(cfd);
   sockaddr_storage t;
   socklen_t tl = TargetFor(cport, &t);
   if (ufd < 0 || (connect(ufd, reinterpret_cast<sockaddr*>(&t), tl) != 0 && errno != EINPROGRESS)) {

@@ -74,7 +74,8 @@ std::atomic<int> g_load[kMaxWorkers];  // open connections per loop
 thread_local int t_index = 0;          // this loop's index
 std::atomic<int> g_bulk{0};             // connections handed to thread pairs
 // Whether the target is the namespace's own address (so the container leg
-// never leaves the host): -1 until the first bulk connection has shown it.
+// never leaves the host): 1 for the default target (the namespace's first
+// global address); for a given one, -1 until the first connection shows it.
 std::atomic<int> g_targetLocal{-1};
 NsSockets g_ns;
 std::mutex g_nsMu;  // g_ns is shared by the loops
@@ -156,34 +157,38 @@ struct Dir {
   }
 };
 
-// Whether a connection's peer is this host (its address is loopback or our
-// own end's): such a connection never crosses a network.
+bool IsLoopback(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+  return ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
+}
+
+// Whether a connected socket's peer is this host (loopback, or our own end's
+// address): such a connection never crosses a network.
 bool PeerIsLocal(int fd) {
   sockaddr_storage a{}, b{};
   socklen_t al = sizeof a, bl = sizeof b;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &al) != 0 ||
       getpeername(fd, reinterpret_cast<sockaddr*>(&b), &bl) != 0 || a.ss_family != b.ss_family)
     return false;
-  if (b.ss_family == AF_INET) {
-    in_addr x = reinterpret_cast<sockaddr_in*>(&a)->sin_addr, y = reinterpret_cast<sockaddr_in*>(&b)->sin_addr;
-    return (ntohl(y.s_addr) >> 24) == 127 || x.s_addr == y.s_addr;
-  }
-  if (b.ss_family == AF_INET6) {
-    const in6_addr& x = reinterpret_cast<sockaddr_in6*>(&a)->sin6_addr;
-    const in6_addr& y = reinterpret_cast<sockaddr_in6*>(&b)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(&y) || memcmp(&x, &y, sizeof x) == 0;
-  }
-  return false;
+  if (IsLoopback(b)) return true;
+  if (b.ss_family == AF_INET)
+    return reinterpret_cast<sockaddr_in*>(&a)->sin_addr.s_addr == reinterpret_cast<sockaddr_in*>(&b)->sin_addr.s_addr;
+  return memcmp(&reinterpret_cast<sockaddr_in6*>(&a)->sin6_addr, &reinterpret_cast<sockaddr_in6*>(&b)->sin6_addr,
+                sizeof(in6_addr)) == 0;
 }
 
-// Congestion control for a leg that stays inside this host (the container
-// end when the target is the namespace's own address; the client end when the
-// client is local). Pacing is for a network bottleneck: on a host whose
-// default is bbr every segment is paced by an hrtimer, which on a loopback or
-// veth leg only costs CPU (measured here at a fixed 4 Gbit/s: 30-45% of the
-// forwarder's CPU per byte, and the receiving end wakes more often). reno is
-// built in, allowed to every user and does not pace; on a lossless local leg
-// it moves bytes as fast as any other. Best effort: the default stays on failure.
+// Congestion control for a leg that stays inside this host: the container end
+// when the target is the namespace's own address, the client end when the
+// listener is on a loopback address (accepted sockets inherit the listener's).
+// Pacing is for a network bottleneck: on a host whose default is bbr every
+// segment is paced by an hrtimer, which on a loopback or veth leg only costs
+// CPU (measured here at a fixed 4 Gbit/s: 30-45% of the forwarder's CPU per
+// byte, and the receiving end wakes more often). reno is built in, allowed to
+// every user and does not pace; on a lossless local leg it moves bytes as fast
+// as any other. It must be chosen before the handshake: a connection that
+// switches away from bbr later keeps being paced. Best effort: the default
+// stays on failure.
 void LocalCongestionControl(int fd) {
   static const char kReno[] = "reno";
   setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, kReno, sizeof kReno - 1);
@@ -385,6 +390,7 @@ struct Conn {
       if (err == EINPROGRESS || (!err && !(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))) return;
       if (err || !MakePipe(up) || !MakePipe(down)) return Close();
       connected = true;
+      if (g_targetLocal < 0) g_targetLocal = PeerIsLocal(upstream.fd);  // from now on, reno before connect
       ev = EPOLLIN | EPOLLOUT;  // move what the client sent meanwhile
       s = nullptr;
     }
@@ -396,11 +402,6 @@ struct Conn {
     if ((doUp && !Pump(up, client.fd, upstream.fd)) || (doDown && !Pump(down, upstream.fd, client.fd))) return Close();
     if (up.done && down.done) return Close();
     if (!stayOnLoop && (up.bulk() || down.bulk())) {
-      // Only bulk streams are worth the congestion-control switch (short
-      // connections would pay its system calls for nothing).
-      if (g_targetLocal < 0) g_targetLocal = PeerIsLocal(upstream.fd);
-      if (g_targetLocal == 1) LocalCongestionControl(upstream.fd);
-      if (PeerIsLocal(client.fd)) LocalCongestionControl(client.fd);
       if (HandOff()) return;
       stayOnLoop = true;  // no threads for it: relay it here to the end
     }
@@ -417,6 +418,7 @@ void StartConn(int cfd, int cport) {
     std::lock_guard<std::mutex> lock(g_nsMu);
     ufd = g_ns.Take(g_target.ss_family, SOCK_STREAM);
   }
+  if (ufd >= 0 && g_targetLocal == 1) LocalCongestionControl(ufd);
   sockaddr_storage t;
   socklen_t tl = TargetFor(cport, &t);
   if (ufd < 0 || (connect(ufd, reinterpret_cast<sockaddr*>(&t), tl) != 0 && errno != EINPROGRESS)) {
@@ -696,6 +698,7 @@ int Listen(const std::string& proto, const std::string& ip, int port) {
   if (!tcp && ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
   if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) FailErrno("cannot listen on " + name);
   if (tcp && listen(fd, 4096) != 0) FailErrno("cannot listen on " + name);
+  if (tcp && IsLoopback(ss)) LocalCongestionControl(fd);
   return fd;
 }
 
@@ -729,6 +732,8 @@ int Main() {
     if (!ParseAddr(target, 0, &g_target, &len)) Fail("ERR_INVALID_ARGUMENT", "bad target address '" + target + "'");
   } else if (!g_ns.FirstGlobal(&g_target)) {
     Fail("ERR_PORTFWD_NO_ADDRESS", "network namespace " + cfg.getStr("netns") + " has no global address to forward to");
+  } else {
+    g_targetLocal = 1;
   }
 
   g_nworkers = get_nprocs() < kMaxWorkers ? get_nprocs() : kMaxWorkers;

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -55,9 +55,10 @@ describe('expandPortMappings', () => {
 
 // Inside the namespace: 8000 tcp+udp echo (tcp honours half-close); 8001 writes "hello",
 // half-closes, and logs how many bytes it then received; 8100-8102 write "<port> <peer address>".
+// A client's reset reaches the echo as a reset: it must not end the server.
 const SERVER = `
 const net = require('net'), dgram = require('dgram');
-net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s)).listen(8000, '0.0.0.0');
+net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s); }).listen(8000, '0.0.0.0');
 net.createServer({ allowHalfOpen: true }, (s) => {
   let n = 0; s.write('hello'); s.end();
   s.on('data', (d) => { n += d.length; }); s.on('end', () => console.log(JSON.stringify({ halfclose: n })));
@@ -154,6 +155,22 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
     const payloads = Array.from({ length: 200 }, () => randomBytes(4096));
     const got = await Promise.all(payloads.map((p) => exchange(base, p)));
     expect(got.filter((g, i) => g.equals(payloads[i])).length).toBe(200);
+  });
+
+  it('hands a bulk stream to its own threads, which go when the client resets it', async () => {
+    const threads = () => readdirSync(`/proc/${fwd!.pid}/task`).length;
+    const idle = threads();
+    const s = net.connect({ port: base, host: '127.0.0.1' });
+    s.on('error', () => {});
+    await new Promise((r) => s.once('connect', r));
+    s.write(randomBytes(8 << 20));  // never read back: the echo fills every buffer on the way
+    for (let i = 0; i < 100 && threads() < idle + 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(threads()).toBe(idle + 2);
+    s.resetAndDestroy();
+    for (let i = 0; i < 100 && threads() > idle; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(threads()).toBe(idle);
+    // The forwarder still relays.
+    expect((await exchange(base, Buffer.from('after'))).toString()).toBe('after');
   });
 
   it('maps each port of a range, reaching the container on its own address (not loopback)', async () => {

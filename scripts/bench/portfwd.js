@@ -10,13 +10,14 @@ const path = require('node:path');
 const { PortForwarder } = require('../../dist');
 
 const SECS = Number(process.argv[2] || 4);
-// PODNET_BENCH_ONLY=podnet,direct limits the run to some paths (for quick experiments).
+// PODNET_BENCH_ONLY=podnet,direct (also splice, unpriv, dnat, slirp, rootlesskit) limits the run to some paths (for quick experiments).
 const only = (name) => !process.env.PODNET_BENCH_ONLY || process.env.PODNET_BENCH_ONLY.split(',').includes(name);
 const CONN_SECS = 3;
 const ROUNDS = Number(process.env.PODNET_BENCH_ROUNDS || 3);
 const CNI_BIN = '/usr/lib/cni';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-fwd-bench-'));
 const connrate = path.join(tmp, 'connrate');
+const spliceRelay = path.join(tmp, 'splice-relay');
 const undo = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts });
@@ -64,10 +65,27 @@ function memKiB(pid) {
   return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)[1]), hwm: Number(/VmHWM:\s+(\d+)/.exec(s)[1]) };
 }
 
+/** Busy and total jiffies of all CPUs (idle and iowait are not busy). */
+function systemJiffies() {
+  const v = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - v[3] - v[4], total };
+}
+
+/** One iperf3 run, with where the CPU went: both iperf3 processes (iperf3's own
+ * per-process figures, % of one core) and the whole machine (cores busy). */
 function iperf(host, port, streams) {
+  const j0 = systemJiffies();
+  const t0 = Date.now();
   const out = JSON.parse(sh('iperf3', ['-c', host, '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }));
+  const secs = (Date.now() - t0) / 1000;
+  const j1 = systemJiffies();
   if (out.error) throw new Error(`iperf3: ${out.error}`);
-  return { gbps: out.end.sum_received.bits_per_second / 1e9, bytes: out.end.sum_received.bytes };
+  const cpu = out.end.cpu_utilization_percent;
+  const ncpu = os.cpus().length;
+  return { gbps: out.end.sum_received.bits_per_second / 1e9, bytes: out.end.sum_received.bytes,
+    client: cpu.host_total, server: cpu.remote_total, busy: ((j1.busy - j0.busy) / (j1.total - j0.total)) * ncpu,
+    busySecs: ((j1.busy - j0.busy) / (j1.total - j0.total)) * ncpu * secs };
 }
 
 /** One round of the three measurements through a path; `pids` are its relaying processes. */
@@ -78,7 +96,9 @@ function measure({ host, port, connPort, pids = [] }) {
   const cpu = pids.reduce((s, p) => s + cpuSecs(p), 0) - cpu0;
   const [rate, fails] = sh(connrate, ['client', host, String(connPort), String(CONN_SECS)]).trim().split(' ').map(Number);
   const mem = pids.length ? pids.map(memKiB).reduce((a, m) => ({ rss: a.rss + m.rss, hwm: a.hwm + m.hwm }), { rss: 0, hwm: 0 }) : undefined;
-  return { one: one.gbps, four: four.gbps, cpuPerGB: pids.length ? cpu / ((one.bytes + four.bytes) / 1e9) : undefined, rate, fails, mem };
+  return { one: one.gbps, four: four.gbps, cpuPerGB: pids.length ? cpu / ((one.bytes + four.bytes) / 1e9) : undefined, rate, fails, mem,
+    // 4 streams: iperf3 client and server % of a core, machine cores busy and machine CPU s per GB.
+    cli4: four.client, srv4: four.server, busy4: four.busy, sysPerGB4: four.busySecs / (four.bytes / 1e9) };
 }
 
 /** Best of the rounds (the machine is shared and noisy: the best is the least disturbed). */
@@ -86,13 +106,17 @@ function best(rounds) {
   const max = (k) => Math.max(...rounds.map((r) => r[k]));
   const cpu = rounds.map((r) => r.cpuPerGB).filter((c) => c !== undefined);
   return { one: max('one'), four: max('four'), rate: max('rate'), fails: rounds.reduce((s, r) => s + r.fails, 0),
-    cpuPerGB: cpu.length ? Math.min(...cpu) : undefined, mem: rounds[rounds.length - 1].mem };
+    cpuPerGB: cpu.length ? Math.min(...cpu) : undefined, mem: rounds[rounds.length - 1].mem,
+    // The CPU picture of the round with the best 4-stream throughput.
+    ...(({ cli4, srv4, busy4, sysPerGB4 }) => ({ cli4, srv4, busy4, sysPerGB4 }))(rounds.reduce((a, r) => (r.four > a.four ? r : a))) };
 }
 
 function line(name, r) {
   return `${name.padEnd(26)} ${r.one.toFixed(1).padStart(5)} ${r.four.toFixed(1).padStart(5)} Gbit/s  ` +
     `${r.cpuPerGB === undefined ? '   (kernel)' : `${r.cpuPerGB.toFixed(3)} s/GB`}  ${String(Math.round(r.rate)).padStart(6)} conn/s` +
-    `${r.fails ? ` (${r.fails} failed)` : ''}${r.mem ? `  RSS ${(r.mem.rss / 1024).toFixed(1)} MB (peak ${(r.mem.hwm / 1024).toFixed(1)})` : ''}`;
+    `${r.fails ? ` (${r.fails} failed)` : ''}${r.mem ? `  RSS ${(r.mem.rss / 1024).toFixed(1)} MB (peak ${(r.mem.hwm / 1024).toFixed(1)})` : ''}` +
+    `\n${''.padEnd(26)} 4 streams: iperf3 client ${r.cli4.toFixed(0)}%, server ${r.srv4.toFixed(0)}% of a core; ` +
+    `machine ${r.busy4.toFixed(2)} cores busy, ${r.sysPerGB4.toFixed(3)} CPU s/GB`;
 }
 
 function cni(plugin, cmd, conf, nsPath, ifname = 'eth0') {
@@ -114,6 +138,7 @@ function slirpApi(sock, req) {
 
 async function main() {
   sh('cc', ['-O2', '-o', connrate, path.join(__dirname, 'portfwd-connrate.c')]);
+  sh('cc', ['-O2', '-pthread', '-o', spliceRelay, path.join(__dirname, 'portfwd-splice.c')]);
 
   // Direct veth and podnet's forwarder share one namespace.
   const ns = netns('pn-fwd-bench');
@@ -137,6 +162,8 @@ async function main() {
   console.log(`podnet forwarder idle RSS ${fwd.rssKiB()} KiB`);
   paths.push({ key: 'podnet', name: 'podnet forwarder', host: '127.0.0.1', port: 19600, connPort: 19601, pids: [fwd.pid] });
 
+  if (process.env.PODNET_BENCH_BEFORE) paths.push(await before(ns, process.env.PODNET_BENCH_BEFORE));
+  if (only('splice')) paths.push(await splice(ns));
   if (only('unpriv')) paths.push(await unprivileged());
   if (only('dnat')) paths.push(await dnat());
   if (only('slirp')) paths.push(await slirp4netns());
@@ -158,6 +185,33 @@ async function main() {
     console.log(line(p.name, results[p.key]));
   }
   report(results);
+}
+
+// PODNET_BENCH_BEFORE=/path/to/podnet-portfwd: another build of the forwarder
+// (e.g. the previous commit's), rootful, same namespace, for before/after in one run.
+async function before(nsPath, exe) {
+  const cfg = path.join(tmp, 'before.json');
+  fs.writeFileSync(cfg, JSON.stringify({ netns: nsPath, userns: '', target: '', listen: [
+    { proto: 'tcp', ip: '127.0.0.1', port: 19606, cport: 5201 }, { proto: 'tcp', ip: '127.0.0.1', port: 19607, cport: 8080 }] }));
+  const stdin = fs.openSync(cfg, 'r');
+  // fd 3: it exits at EOF (when this process ends or kills it); fd 4: ready.
+  const p = start(exe, [], { stdio: [stdin, 'ignore', 'inherit', 'pipe', 'pipe'] });
+  fs.closeSync(stdin);
+  await new Promise((r) => p.stdio[4].once('data', r));
+  await waitPort('127.0.0.1', 19607);
+  await waitPort('127.0.0.1', 19606);
+  return { key: 'before', name: 'podnet fwd, before', host: '127.0.0.1', port: 19606, connPort: 19607, pids: [p.pid] };
+}
+
+// The floor for a userspace relay: scripts/bench/portfwd-splice.c (thread pair
+// per connection, blocking splice, socket made after setns), same namespace.
+async function splice(nsPath) {
+  const p = start(spliceRelay, [nsPath, '10.89.97.2', '19604:5201', '19605:8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((r) => p.stdout.once('data', r));
+  await waitPort('127.0.0.1', 19605);
+  await waitPort('127.0.0.1', 19604);
+  console.log(`plain C splice relay idle RSS ${memKiB(p.pid).rss} KiB`);
+  return { key: 'splice', name: 'plain C splice relay', host: '127.0.0.1', port: 19604, connPort: 19605, pids: [p.pid] };
 }
 
 // podnet's forwarder started by an unprivileged user (test user pnfwd) for a
@@ -265,10 +319,28 @@ function report(results) {
     console.log(`  CPU per GB vs rootlesskit: ${ratio(p.cpuPerGB, rk.cpuPerGB)}x`);
     console.log(`  short connections vs rootlesskit: ${ratio(p.rate, rk.rate)}x`);
   }
-  for (const [k, label] of [['unpriv', 'podnet unprivileged'], ['dnat', 'CNI portmap DNAT'], ['slirp', 'slirp4netns'], ['direct', 'direct veth']]) {
+  if (results.splice) console.log(`  CPU per GB vs plain C splice relay: ${ratio(p.cpuPerGB, results.splice.cpuPerGB)}x`);
+  if (results.before) console.log(`  CPU per GB vs the build before: ${ratio(p.cpuPerGB, results.before.cpuPerGB)}x`);
+  for (const [k, label] of [['before', 'the build before'], ['splice', 'plain C splice relay'], ['unpriv', 'podnet unprivileged'], ['dnat', 'CNI portmap DNAT'], ['slirp', 'slirp4netns'], ['direct', 'direct veth']]) {
     const r = results[k];
     if (r) console.log(`  throughput vs ${label}: 1 stream ${ratio(p.one, r.one)}x, 4 streams ${ratio(p.four, r.four)}x; short connections ${ratio(p.rate, r.rate)}x`);
   }
+  ceiling(results);
+}
+
+/** Goal (b) at 4 streams: how fast the podnet path could go if CPU were the only limit. */
+function ceiling(results) {
+  const d = results.dnat;
+  const p = results.podnet;
+  if (!d || !p) return;
+  const ncpu = os.cpus().length;
+  // The whole machine's CPU per GB on the podnet path (both iperf3 ends, the
+  // forwarder, the kernel's two TCP connections): with every core busy the
+  // rate cannot pass ncpu over it.
+  const max = (ncpu / p.sysPerGB4) * 8;
+  console.log(`  4 streams, CPU bound: the podnet path costs the machine ${p.sysPerGB4.toFixed(3)} CPU s/GB ` +
+    `(DNAT ${d.sysPerGB4.toFixed(3)}), so on ${ncpu} cores it cannot pass ${max.toFixed(1)} Gbit/s; ` +
+    `0.9x DNAT is ${(0.9 * d.four).toFixed(1)} (DNAT's single-threaded iperf3 client was at ${d.cli4.toFixed(0)}% of a core)`);
 }
 
 function descendants(pid) {

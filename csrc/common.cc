@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <sched.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/vfs.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,6 +138,23 @@ Fd OpenNetns(const std::string& path, struct stat* st) {
   }
   if (fstat(fd.get(), st) != 0) ThrowErrno("fstat", path);
   return fd;
+}
+
+int SetLoopbackUp() {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags |= IFF_UP;
+    rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  int err = errno;
+  close(s);
+  errno = err;
+  return rc;
 }
 
 Fd::~Fd() {

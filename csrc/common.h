@@ -70,6 +70,10 @@ class Fd {
 // `st` gets its identity (nsfs device and inode).
 Fd OpenNetns(const std::string& path, struct stat* st);
 
+// Sets `lo` up in the calling thread's network namespace: 0, or -1 with errno.
+// Async-signal-safe (socket and ioctl only), so a forked child may call it.
+int SetLoopbackUp();
+
 // Each feature registers its functions on the addon's exports.
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitStats(Napi::Env env, Napi::Object exports);

@@ -7,12 +7,9 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <linux/nsfs.h>
-#include <net/if.h>
-#include <sys/socket.h>
 #include <cstring>
 #include <sched.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -193,13 +190,7 @@ Napi::Value LoopbackUp(const Napi::CallbackInfo& info) {
       info.Env(),
       [=] {
         EnterNetns(nsfd);
-        Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        if (!s) ThrowErrno("socket");
-        struct ifreq ifr = {};
-        strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-        if (ioctl(s.get(), SIOCGIFFLAGS, &ifr) != 0) ThrowErrno("ioctl(SIOCGIFFLAGS)", "lo");
-        ifr.ifr_flags |= IFF_UP;
-        if (ioctl(s.get(), SIOCSIFFLAGS, &ifr) != 0) ThrowErrno("ioctl(SIOCSIFFLAGS)", "lo");
+        if (SetLoopbackUp() != 0) ThrowErrno("ioctl(SIOCSIFFLAGS)", "lo");
       },
       [](Napi::Env env) { return env.Undefined(); });
 }

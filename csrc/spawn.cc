@@ -9,9 +9,6 @@
 // returns a running, exec'd child or throws the child's errno with the step
 // that failed.
 #include <fcntl.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <linux/close_range.h>
 #include <sched.h>
 #include <pthread.h>
@@ -41,7 +38,7 @@ namespace {
 // Steps the child can fail at, reported to the parent with errno.
 enum Step : int { kSigReset, kSetpgid, kSetnsUser, kSetnsNet, kUnshare, kMountPrivate, kLoopbackUp, kDup, kChdir, kExec };
 const char* const kStepNames[] = {"sigaction", "setpgid", "setns(CLONE_NEWUSER)", "setns(CLONE_NEWNET)",
-                                  "unshare", "mount(/, MS_REC|MS_PRIVATE)", "ioctl(SIOCSIFFLAGS lo)", "dup2", "chdir", "execve"};
+                                  "unshare", "mount(/, MS_REC|MS_PRIVATE)", "set lo up", "dup2", "chdir", "execve"};
 
 struct SpawnPlan {
   std::string file;
@@ -92,17 +89,7 @@ struct SpawnPlan {
   }
   // Here, not by a process run later: the child has every capability in a
   // user namespace it just made, which is what an unprivileged caller lacks.
-  if (p.loopbackUp) {
-    struct ifreq ifr;
-    for (size_t i = 0; i < sizeof ifr; i++) reinterpret_cast<char*>(&ifr)[i] = 0;
-    ifr.ifr_name[0] = 'l';
-    ifr.ifr_name[1] = 'o';
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0) ChildFail(errfd, kLoopbackUp);
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) ChildFail(errfd, kLoopbackUp);
-    close(s);
-  }
+  if (p.loopbackUp && SetLoopbackUp() != 0) ChildFail(errfd, kLoopbackUp);
 
   // Move every source above the highest target first, so no dup2 clobbers a
   // source that is still to be placed; then place them (dup2 clears CLOEXEC).
@@ -369,7 +356,6 @@ class ExitWatch : public Napi::ObjectWrap<ExitWatch> {
   Napi::FunctionReference cb_;
   Napi::ObjectReference self_;
 };
-
 
 // pipe() -> [readFd, writeFd], both close-on-exec.
 Napi::Value Pipe(const Napi::CallbackInfo& info) {

@@ -147,6 +147,14 @@ describeRoot('NetNS on the real kernel', () => {
     await NetNS.removePath(ns.path);
   });
 
+  it('setLoopbackUp brings lo up inside the namespace (it starts down)', async () => {
+    const ns = await create();
+    const lo = () => execFileSync('ip', ['-n', ns.name, '-o', 'link', 'show', 'lo'], { encoding: 'utf8' });
+    expect(lo()).not.toMatch(/[<,]UP[,>]/);
+    await ns.setLoopbackUp();
+    expect(lo()).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
+  });
+
   it('setNetnsSysctl changes a net.* sysctl inside the namespace only', async () => {
     const ns = await create();
     const host = readFileSync('/proc/sys/net/ipv6/conf/default/accept_dad', 'utf8');

@@ -9,7 +9,10 @@
         "csrc/nsthread.cc",
         "csrc/stats.cc",
         "csrc/spawn.cc",
-        "csrc/lock.cc"
+        "csrc/lock.cc",
+        "csrc/core/errno_name.cc",
+        "csrc/core/netns.cc",
+        "csrc/core/nsocket.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -1,27 +1,8 @@
 #include "common.h"
 
-#include <fcntl.h>
-#include <linux/nsfs.h>
-#include <sched.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/vfs.h>
-#include <string.h>
-#include <unistd.h>
-
 #include <exception>
 
-#ifndef NSFS_MAGIC
-#define NSFS_MAGIC 0x6e736673
-#endif
-
 namespace podnet {
-
-std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? std::string(name) : "E" + std::to_string(err);
-}
 
 NativeError ErrnoError(int err, const std::string& syscall, const std::string& path) {
   NativeError e;
@@ -129,44 +110,10 @@ Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
 }
 
 Fd OpenNetns(const std::string& path, struct stat* st) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) ThrowErrno("open", path);
-  struct statfs sfs;
-  if (fstatfs(fd.get(), &sfs) != 0) ThrowErrno("fstatfs", path);
-  if (sfs.f_type != NSFS_MAGIC || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) {
-    ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace", path);
-  }
-  if (fstat(fd.get(), st) != 0) ThrowErrno("fstat", path);
-  return fd;
-}
-
-int SetLoopbackUp() {
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, "lo", 3);
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return -1;
-  int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
-  if (rc == 0) {
-    ifr.ifr_flags |= IFF_UP;
-    rc = ioctl(s, SIOCSIFFLAGS, &ifr);
-  }
-  int err = errno;
-  close(s);
-  errno = err;
-  return rc;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
+  int fd = OpenNetnsFd(path.c_str(), st);
+  if (fd == -kNotNetns) ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace", path);
+  if (fd < 0) throw ErrnoError(-fd, "open", path);
+  return Fd(fd);
 }
 
 }  // namespace podnet

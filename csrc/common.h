@@ -1,4 +1,5 @@
-// Shared plumbing for the addon: typed errors that cross into JS and
+// Shared plumbing for the N-API adapters (the syscall work itself is in the
+// N-API-free core, csrc/core/): typed errors that cross into JS and
 // promise-based async work off the main thread. Code that changes namespace
 // runs on the namespace thread (nsthread.h), never here.
 #pragma once
@@ -11,6 +12,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "core/errno_name.h"
+#include "core/fd.h"
+#include "core/netns.h"
 
 namespace podnet {
 
@@ -29,9 +34,6 @@ NativeError ErrnoError(int err, const std::string& syscall, const std::string& p
 [[noreturn]] void ThrowCode(const std::string& code, const std::string& message,
                             const std::string& path = "");
 
-// errno name ("ENOENT"), or "E<number>" when glibc has none.
-std::string ErrnoName(int err);
-
 Napi::Error ToJsError(Napi::Env env, const NativeError& e);
 
 // What a failed job threw, as a NativeError (ERR_NATIVE for other exceptions).
@@ -49,30 +51,9 @@ bool Settle(Napi::Env env, Napi::Promise::Deferred& deferred, std::exception_ptr
 Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
                      std::function<Napi::Value(Napi::Env)> toJs);
 
-// Owns a file descriptor; closes it on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd();
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  int get() const { return fd_; }
-  int release() { int f = fd_; fd_ = -1; return f; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
 // Opens `path` and checks it is a network namespace (ERR_NOT_NETNS if not);
 // `st` gets its identity (nsfs device and inode).
 Fd OpenNetns(const std::string& path, struct stat* st);
-
-// Sets `lo` up in the calling thread's network namespace: 0, or -1 with errno.
-// Async-signal-safe (socket and ioctl only), so a forked child may call it.
-int SetLoopbackUp();
 
 // Each feature registers its functions on the addon's exports.
 void InitNetns(Napi::Env env, Napi::Object exports);

@@ -190,7 +190,7 @@ Napi::Value LoopbackUp(const Napi::CallbackInfo& info) {
       info.Env(),
       [=] {
         EnterNetns(nsfd);
-        if (SetLoopbackUp() != 0) ThrowErrno("ioctl(SIOCSIFFLAGS)", "lo");
+        if (int rc = SetLoopbackUp(); rc < 0) throw ErrnoError(-rc, "ioctl(SIOCSIFFLAGS)", "lo");
       },
       [](Napi::Env env) { return env.Undefined(); });
 }

@@ -89,7 +89,13 @@ struct SpawnPlan {
   }
   // Here, not by a process run later: the child has every capability in a
   // user namespace it just made, which is what an unprivileged caller lacks.
-  if (p.loopbackUp && SetLoopbackUp() != 0) ChildFail(errfd, kLoopbackUp);
+  if (p.loopbackUp) {
+    int rc = SetLoopbackUp();
+    if (rc < 0) {
+      errno = -rc;
+      ChildFail(errfd, kLoopbackUp);
+    }
+  }
 
   // Move every source above the highest target first, so no dup2 clobbers a
   // source that is still to be placed; then place them (dup2 clears CLOEXEC).

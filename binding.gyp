@@ -12,7 +12,8 @@
         "csrc/lock.cc",
         "csrc/core/errno_name.cc",
         "csrc/core/netns.cc",
-        "csrc/core/nsocket.cc"
+        "csrc/core/nsocket.cc",
+        "csrc/core/scm_rights.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

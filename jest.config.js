@@ -1,12 +1,21 @@
-// System suites touch shared host state (iptables, /run/netns, CNI cache); each
-// test file uses its own names, subnets and ports so files can run in parallel.
-module.exports = {
+// Two sets: unit (test/unit, mirrors lib/: pure logic, no root, no system
+// changes, seconds) and system (test/system: real namespaces, plugins,
+// nftables/iptables, helpers; root). System files touch shared host state, so
+// each uses its own names, subnets and ports and files can run in parallel.
+const common = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'test/tsconfig.json' }] },
+  testTimeout: 60000,
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }] },
+};
+
+module.exports = {
   testTimeout: 60000,
   maxWorkers: 2,
   globalSetup: '<rootDir>/test/global-setup.js',
   globalTeardown: '<rootDir>/test/global-teardown.js',
+  projects: [
+    { ...common, displayName: 'unit', roots: ['<rootDir>/test/unit'] },
+    { ...common, displayName: 'system', roots: ['<rootDir>/test/system'] },
+  ],
 };

@@ -41,7 +41,7 @@ export const ErrorCode = {
   SLIRP_OPTION: 'ERR_SLIRP_OPTION',
   SLIRP_API: 'ERR_SLIRP_API',
   USERNS: 'ERR_USERNS',
-  // inspect and statistics (issue 6)
+  // inspect and statistics
   INVALID_CNI_RESULT: 'ERR_INVALID_CNI_RESULT',
   INSPECT_MISMATCH: 'ERR_INSPECT_MISMATCH',
   NETNS_CYCLE: 'ERR_NETNS_CYCLE',
@@ -71,7 +71,13 @@ export const ErrorCode = {
   GC: 'ERR_GC',
   STATE_DIR: 'ERR_STATE_DIR',
   STATE_CORRUPT: 'ERR_STATE_CORRUPT',
+  // native code: a failure without an errno, a process that could not start
+  NATIVE: 'ERR_NATIVE',
+  SPAWN: 'ERR_SPAWN',
 } as const;
+
+/** One of podnet's own codes; a PodnetError's `code` is this or an errno name. */
+export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {
   return new PodnetError(ErrorCode.INVALID_ARGUMENT, `invalid ${what}: ${why}`, details ? { details } : {});
@@ -81,7 +87,7 @@ export function invalidArgument(what: string, why: string, details?: Record<stri
 export function fromNative(err: unknown, operation: string): PodnetError {
   if (err instanceof PodnetError) return err;
   const e = err as { code?: string; syscall?: string; path?: string; errno?: number; message?: string };
-  const code = typeof e?.code === 'string' ? e.code : 'ERR_NATIVE';
+  const code = typeof e?.code === 'string' ? e.code : ErrorCode.NATIVE;
   return new PodnetError(code, `${operation}: ${e?.message ?? String(err)}`, {
     syscall: e?.syscall,
     path: e?.path,

@@ -11,7 +11,8 @@
  */
 import ipaddr from 'ipaddr.js';
 
-import type { CniResult, PortMapping } from './cni/types';
+import type { CniResult } from './cni/types';
+import type { PortMapping } from './types';
 import { ErrorCode, PodnetError, invalidArgument } from './errors';
 import { isIp } from './validate';
 

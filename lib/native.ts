@@ -1,7 +1,8 @@
 /**
  * The native addon, loaded once (a prebuilt binary from prebuilds/, else the
- * local build), with the types of what it exports. Feature modules add their
- * functions' signatures here.
+ * local build), and the one typed contract of what it exports: every export's
+ * signature is here, and NATIVE_EXPORTS lists them for the test that checks
+ * this contract against what the addon really exports.
  */
 import path from 'node:path';
 
@@ -10,6 +11,32 @@ export interface NsHandleInfo {
   dev: number;
   ino: number;
 }
+
+export interface NativeSpawnOptions {
+  file: string;
+  argv: string[];
+  env?: string[];
+  stdin?: number;
+  stdout?: number;
+  stderr?: number;
+  fds?: Array<[number, number]>;
+  userns?: number;
+  netns?: number;
+  unshare?: number;
+  mountPrivate?: boolean;
+  loopbackUp?: boolean;
+  setpgid?: boolean;
+  cwd?: string;
+}
+
+export interface NativeExitWatch {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** statsRead's answer: [errors per entry, links per entry, link names, 24 counters per link in lib/stats COUNTERS order]. */
+export type NativeBatch = [Array<unknown>, Int32Array, string[], Float64Array];
 
 export interface NativeAddon {
   netnsCreate(dir: string, name: string): Promise<NsHandleInfo>;
@@ -21,7 +48,38 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   /** An exclusive flock on `path` (created if missing), held until the fd is closed. */
   lockFile(path: string): Promise<number>;
+  spawnHelper(opts: NativeSpawnOptions): { pid: number; pidfd: number };
+  pipe(): [number, number];
+  memfd(name: string): number;
+  pidfdSignal(pidfd: number, signo: number): void;
+  ExitWatch: new (pidfd: number, cb: (code: number | null, signal: number | null) => void) => NativeExitWatch;
+  statsRead(entries: Array<[string, string | null]>): Promise<NativeBatch>;
+  statsRelease(netnsPath: string | null): Promise<number>;
+  statsCacheInfo(): Promise<{ sockets: number; paths: number }>;
 }
+
+/** Every name the addon exports; the type check below makes it list each NativeAddon member exactly. */
+export const NATIVE_EXPORTS = [
+  'netnsCreate',
+  'netnsFromPid',
+  'netnsOpen',
+  'netnsRemove',
+  'netnsLoopbackUp',
+  'netnsSysctl',
+  'closeFd',
+  'lockFile',
+  'spawnHelper',
+  'pipe',
+  'memfd',
+  'pidfdSignal',
+  'ExitWatch',
+  'statsRead',
+  'statsRelease',
+  'statsCacheInfo',
+] as const satisfies readonly (keyof NativeAddon)[];
+type Missing = Exclude<keyof NativeAddon, (typeof NATIVE_EXPORTS)[number]>;
+const everyExportListed: [Missing] extends [never] ? true : Missing = true;
+void everyExportListed;
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const load = require('node-gyp-build') as (dir: string) => unknown;

@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import { collect } from './command';
-import { PodnetError, fromNative, invalidArgument } from './errors';
+import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
 import { native, type NsHandleInfo } from './native';
 import { checkFileName, checkPath, checkPid } from './validate';
 
@@ -202,6 +202,6 @@ async function execIn(child: ChildProcess, what: string, input?: string | Buffer
     const r = await collect(child, { input, timeoutMs });
     return { code: r.code, signal: r.signal, stdout: r.stdout.toString(), stderr: r.stderr };
   } catch (e) {
-    throw new PodnetError((e as NodeJS.ErrnoException).code ?? 'ERR_SPAWN', `run ${what}: ${(e as Error).message}`, { cause: e });
+    throw new PodnetError((e as NodeJS.ErrnoException).code ?? ErrorCode.SPAWN, `run ${what}: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -11,7 +11,8 @@ import ipaddr from 'ipaddr.js';
 
 import { invalidArgument } from './errors';
 import { checkPort, isIp } from './validate';
-import type { CniPortMapEntry, PortMapping, PortProtocol } from './cni/types';
+import type { CniPortMapEntry } from './cni/types';
+import type { PortMapping, PortProtocol } from './types';
 
 const PROTOCOLS: readonly PortProtocol[] = ['tcp', 'udp', 'sctp'];
 

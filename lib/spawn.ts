@@ -22,40 +22,10 @@ import { constants as osc } from 'node:os';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
-import { native } from './native';
+import { native, type NativeExitWatch } from './native';
 
-export interface NativeSpawnOptions {
-  file: string;
-  argv: string[];
-  env?: string[];
-  stdin?: number;
-  stdout?: number;
-  stderr?: number;
-  fds?: Array<[number, number]>;
-  userns?: number;
-  netns?: number;
-  unshare?: number;
-  mountPrivate?: boolean;
-  loopbackUp?: boolean;
-  setpgid?: boolean;
-  cwd?: string;
-}
 
-interface NativeExitWatch {
-  close(): void;
-  ref(): void;
-  unref(): void;
-}
 
-declare module './native' {
-  interface NativeAddon {
-    spawnHelper(opts: NativeSpawnOptions): { pid: number; pidfd: number };
-    pipe(): [number, number];
-    memfd(name: string): number;
-    pidfdSignal(pidfd: number, signo: number): void;
-    ExitWatch: new (pidfd: number, cb: (code: number | null, signal: number | null) => void) => NativeExitWatch;
-  }
-}
 
 /** Namespace flags for `unshare`. */
 export const CLONE_NEWNS = 0x00020000;

@@ -53,8 +53,6 @@ export type LinkStatsOutcome =
   | { netnsPath: string | null | undefined; ifname?: string; stats: LinkStats | LinkStatsByName | null; error?: undefined }
   | { netnsPath: string | null | undefined; ifname?: string; stats?: undefined; error: PodnetError };
 
-/** [errors per entry, links per entry, link names, 24 counters per link in COUNTERS order]. */
-type NativeBatch = [Array<unknown>, Int32Array, string[], Float64Array];
 
 /** The order csrc/stats.cc writes counters in (struct rtnl_link_stats64's). */
 const COUNTERS = [
@@ -94,13 +92,6 @@ function counters(c: Float64Array, o: number): LinkStats {
   };
 }
 
-declare module './native' {
-  interface NativeAddon {
-    statsRead(entries: Array<[string, string | null]>): Promise<NativeBatch>;
-    statsRelease(netnsPath: string | null): Promise<number>;
-    statsCacheInfo(): Promise<{ sockets: number; paths: number }>;
-  }
-}
 
 
 function isNone(p: string | null | undefined): p is null | undefined | '' {

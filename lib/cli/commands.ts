@@ -1,6 +1,6 @@
 /** The smaller `podnet` subcommands: netns, network, inspect, stats, gc. */
 import { bridgeOf } from '../cni/config';
-import { PodnetError } from '../errors';
+import { ErrorCode, PodnetError } from '../errors';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { checkFileName } from '../validate';
 import { Runtime } from '../runtime/runtime';
@@ -109,7 +109,7 @@ export async function statsCommand(argv: string[]): Promise<number> {
   if (!(interval > 0)) throw new UsageError('stats', `--interval '${values.interval}' is not a positive number`);
   const rt = new Runtime();
   for (const id of positionals) {
-    if (!(await rt.get(id))) throw new PodnetError('ENOENT', `no sandbox '${id}' in ${rt.state.dir}`);
+    if (!(await rt.get(id))) throw new PodnetError(ErrorCode.NO_SUCH_SANDBOX, `no sandbox '${id}' in ${rt.state.dir}`);
   }
   let prev = new Map<string, { rx: number; tx: number; at: number }>();
   const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}GB` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}kB` : `${n}B`);

@@ -1,6 +1,6 @@
 /** Parses `-p [hostIP:]hostPort[-end]:containerPort[-end][/proto]` as podman run does. */
 import { invalidArgument } from '../errors';
-import type { PortMapping } from '../cni/types';
+import type { PortMapping } from '../types';
 
 const RANGE = /^(\d+)(?:-(\d+))?$/;
 

@@ -33,7 +33,8 @@ import { DEFAULT_BIN_DIRS, type CniCommand, type FoundPlugin, execPlugin, findPl
 import { bridgeMasquerades, removeBridgeMasq } from './masq';
 import { type CheckedPortMapping, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from '../ports';
 import { ResultFormatError, compareVersions, convertResult, normalizeResult, parseResult } from './result';
-import type { CniResult, PortMapping } from './types';
+import type { PortMapping } from '../types';
+import type { CniResult } from './types';
 
 export interface CniRuntimeOptions {
   /** Network configuration directory; default /etc/cni/net.d. */

@@ -2,6 +2,7 @@
  * CNI data types (spec 1.0, and the 0.3.x/0.4.0 results plugins may return,
  * normalized to this shape). Shared by the CNI runtime and inspect.
  */
+import type { PortProtocol } from '../types';
 
 export interface CniInterface {
   name: string;
@@ -40,21 +41,6 @@ export interface CniResult {
   ips?: CniIPConfig[];
   routes?: CniRoute[];
   dns?: CniDNS;
-}
-
-export type PortProtocol = 'tcp' | 'udp' | 'sctp';
-
-/**
- * A port mapping as callers give it (Podman's PortMapping): `range` ports
- * starting at hostPort/containerPort map one to one; `protocol` may list
- * several, comma separated ("tcp,udp").
- */
-export interface PortMapping {
-  hostIP?: string;
-  hostPort: number;
-  containerPort: number;
-  protocol?: string;
-  range?: number;
 }
 
 /** The `portMappings` capability entry a plugin receives (one port, one protocol). */

@@ -9,7 +9,7 @@ import { closeSync, existsSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import type { PortMapping } from '../cni/types';
+import type { PortMapping } from '../types';
 import { debug } from '../debug';
 import { native } from '../native';
 import { spawnHelper, type HelperProcess } from '../spawn';

@@ -1,7 +1,9 @@
 /**
- * The runtime: a sandbox's whole network life from one call (the seed's
- * Runtime methods over namespaces, CNI, slirp4netns, the port forwarder,
- * inspect and stats), with state on disk that outlives this process.
+ * The runtime: a sandbox's whole network life from one call, as Podman's
+ * libpod/networking_linux.go gives a container its network, with state on
+ * disk that outlives this process. It owns the lifecycle (state, lock,
+ * namespace, rollback, gc); a network driver per mode (lib/drivers) gives the
+ * namespace its network.
  *
  * Modes: bridge (CNI; the default for root), slirp4netns (the default for
  * unprivileged callers), none (loopback only), host, ns:<path> (join an
@@ -12,18 +14,19 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import { CniRuntime, type CniRuntimeOptions } from '../cni/runtime';
-import type { PortMapping } from '../cni/types';
 import { debug } from '../debug';
+import { Drivers, type DriverCall, type LiveHandles, type NetworkDriver } from '../drivers';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
-import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
+import { checkPortMappings, toPortMappings } from '../ports';
+import type { PortMapping } from '../types';
 import { checkPid } from '../validate';
 import { spawnIn } from './exec';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
-import { isAlive, procRef, signalIfAlive } from './proc';
-import { startRootless, type RootlessHandles } from './rootless';
+import { isAlive, procRef } from './proc';
+import { makeSandboxNetns, removeSandboxNetns } from './sandbox-netns';
 import { StateStore, type NetworkMode, type SandboxState } from './state';
 
 export interface RuntimeOptions {
@@ -70,22 +73,18 @@ export interface SandboxInfo {
   ownerAlive: boolean;
 }
 
-/** Handles this process holds for a sandbox; state on disk covers the rest. */
-interface Live {
-  netns?: NetNS;
-  rootless?: RootlessHandles;
-}
-
 export class Runtime {
   readonly state: StateStore;
   readonly cni: CniRuntime;
   readonly #opts: RuntimeOptions;
-  readonly #live = new Map<string, Live>();
+  readonly #drivers: Drivers;
+  readonly #live = new Map<string, LiveHandles>();
 
   constructor(opts: RuntimeOptions = {}) {
     this.#opts = opts;
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
+    this.#drivers = new Drivers({ cni: this.cni, slirpBinary: opts.slirpBinary });
   }
 
   /** Creates a sandbox and its network; on failure everything made so far is undone. */
@@ -93,21 +92,19 @@ export class Runtime {
     const id = checkId('sandbox id', opts.id);
     const name = checkId('sandbox name', opts.name ?? id);
     const mode = parseMode(opts.network, opts.networks);
-    const own = mode === 'bridge' || mode === 'slirp4netns' || mode === 'none'; // modes that make the namespace
+    const driver = this.#drivers.forMode(mode);
     if (opts.pid !== undefined) {
       checkPid('pid', opts.pid);
-      if (!own) throw invalidArgument('pid', `post-configure mode needs network mode bridge, slirp4netns or none, not '${mode}'`);
+      if (driver.namespace !== 'own') throw invalidArgument('pid', `post-configure mode needs a network mode that makes a namespace, not '${mode}'`);
     }
-    if (mode === 'bridge' && !isRoot()) {
-      throw new PodnetError(ErrorCode.NOT_ROOT, `sandbox '${id}': bridge networking needs root; use network 'slirp4netns'`);
+    if (!driver.unprivileged && !isRoot()) {
+      throw new PodnetError(ErrorCode.NOT_ROOT, `sandbox '${id}': ${driver.name} networking needs root; use network 'slirp4netns'`);
     }
     for (const k of ['staticIP', 'staticMAC', 'requestedIP', 'requestedMAC'] as const) {
-      if (opts[k] !== undefined && mode !== 'bridge') throw invalidArgument(k, `network mode '${mode}' has no CNI network to give it to`);
+      if (opts[k] !== undefined && !driver.accepts.staticAddress) throw invalidArgument(k, `network mode '${mode}' has no network to give it to`);
     }
     const portMappings = toPortMappings(checkPortMappings(opts.portMappings));
-    if (portMappings.length && mode !== 'bridge' && mode !== 'slirp4netns') {
-      throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
-    }
+    if (portMappings.length && !driver.accepts.portMappings) throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
     if (opts.podName !== undefined) checkId('pod name', opts.podName);
     const state: SandboxState = {
       version: 1,
@@ -129,6 +126,7 @@ export class Runtime {
       helpers: {},
       createdAt: new Date().toISOString(),
     };
+    await driver.validate(state);
     await this.state.locked(async () => {
       if (await this.state.read(id)) throw new PodnetError('EEXIST', `sandbox '${id}' already exists`);
       if (mode.startsWith('container:')) {
@@ -143,17 +141,19 @@ export class Runtime {
       }
       await this.state.write(state);
     });
-    const live: Live = {};
+    const live: LiveHandles = { helpers: new Map() };
     this.#live.set(id, live);
+    const call = this.#call(state, live, { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC });
     try {
-      await this.#setUp(state, live, { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC, pid: opts.pid });
+      if (driver.namespace === 'own') await makeSandboxNetns(call, { dir: this.#opts.netnsDir, name: `${this.netnsPrefix}${id}`, pid: opts.pid });
+      await driver.setUp(call);
       state.status = 'ready';
       await this.state.write(state);
       return state;
     } catch (err) {
       this.#live.delete(id);
       try {
-        await this.#tearDown(state, live);
+        await this.#tearDown(call);
         await this.state.remove(id);
       } catch (undo) {
         // Keep the state (now 'removing', owner this process) so teardown() or gc() can finish the job.
@@ -176,12 +176,11 @@ export class Runtime {
    */
   async restartNetwork(id: string, requested: { ip?: string; mac?: string } = {}): Promise<SandboxState> {
     const state = await this.#get(id);
-    if (state.mode !== 'bridge') throw invalidArgument('sandbox', `'${id}' has no CNI networks to restart (mode ${state.mode})`);
+    const driver = this.#drivers.forMode(state.mode);
+    if (!driver.restart) throw invalidArgument('sandbox', `'${id}' has no network to restart (mode ${state.mode})`);
     if (state.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${id}' is ${state.status}`);
-    await this.cni.tearDownPod(this.#pod(state));
-    state.results = [];
-    await this.state.write(state); // if set-up fails, the state says no network rather than stale results
-    state.results = await this.cni.setUpPod({ ...this.#pod(state), portMappings: state.portMappings, ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC });
+    const live = this.#live.get(id) ?? { helpers: new Map() };
+    await driver.restart(this.#call(state, live, { ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC }));
     await this.state.write(state);
     return state;
   }
@@ -251,9 +250,9 @@ export class Runtime {
       return s;
     });
     if (!state) return;
-    const live = this.#live.get(id) ?? {};
+    const live = this.#live.get(id) ?? { helpers: new Map() };
     this.#live.delete(id);
-    await this.#tearDown(state, live);
+    await this.#tearDown(this.#call(state, live, {}));
     await this.state.remove(id);
   }
 
@@ -287,7 +286,7 @@ export class Runtime {
     for (const s of await this.state.list()) {
       const busy = (s.status === 'removing' && isAlive(s.remover)) || (s.status === 'creating' && isAlive(s.owner));
       const orphaned = !busy && (s.status !== 'ready' || (s.ephemeral === true && !isAlive(s.owner)));
-      const helpersDied = s.status === 'ready' && (['slirp', 'holder', 'forwarder'] as const).some((h) => s.helpers[h] && !isAlive(s.helpers[h]));
+      const helpersDied = s.status === 'ready' && Object.values(s.helpers).some((h) => h && !isAlive(h));
       if (orphaned || helpersDied) await attempt(() => this.teardown(s.id), () => removed.sandboxes.push(s.id));
     }
     // Runs `fn` only if no state claims `id`, under the lock; resolves whether it ran.
@@ -330,43 +329,18 @@ export class Runtime {
     return this.#opts.netnsDir ?? DEFAULT_NETNS_DIR;
   }
 
-  async #setUp(state: SandboxState, live: Live, req: { ip?: string; mac?: string; pid?: number }): Promise<void> {
-    const mode = state.mode;
-    if (mode === 'host' || mode.startsWith('container:')) return;
-    if (mode.startsWith('ns:')) {
-      live.netns = await NetNS.open(mode.slice(3));
-      state.netnsPath = live.netns.path;
-      return;
-    }
-    if (mode === 'slirp4netns') state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
-    if (!isRoot()) {
-      // Unprivileged (slirp4netns or none): no bind mount under /run/netns; the namespace lives in a
-      // user namespace held by a helper, or is the given process's own (post-configure mode).
-      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, pid: req.pid, slirp: mode === 'slirp4netns' });
-      this.#recordHelpers(state, live.rootless);
-      state.netnsPath = live.rootless.netnsPath;
-      state.usernsPath = live.rootless.usernsPath;
-      return;
-    }
-    const nsName = `${this.netnsPrefix}${state.id}`;
-    live.netns = req.pid !== undefined
-      ? await NetNS.fromPid(req.pid, { dir: this.#opts.netnsDir, name: nsName })
-      : await NetNS.create({ dir: this.#opts.netnsDir, name: nsName });
-    state.ownsNetns = true;
-    state.netnsPath = live.netns.path;
-    await this.state.write(state);
-    await live.netns.setLoopbackUp();
-    if (mode === 'bridge') {
-      state.results = await this.cni.setUpPod({ ...this.#pod(state), portMappings: state.portMappings, ip: req.ip, mac: req.mac });
-      // hostPort 0 became a real port: CNI reports the mappings back on the first network.
-      state.portMappings = state.results[0]?.portMappings ?? state.portMappings;
-    } else if (mode === 'slirp4netns') {
-      live.rootless = await startRootless(state, { binary: this.#opts.slirpBinary, netnsPath: live.netns.path, slirp: true });
-      this.#recordHelpers(state, live.rootless);
-    }
+  #call(state: SandboxState, live: LiveHandles, requested: DriverCall['requested']): DriverCall {
+    return { state, live, requested, save: () => this.state.write(state) };
   }
 
-  async #tearDown(state: SandboxState, live: Live): Promise<void> {
+  /**
+   * Undoes a sandbox's network in the reverse order of set-up: the driver's
+   * part (CNI DEL, helpers), statistics handles, then the namespace. Goes on
+   * past errors and reports them together.
+   */
+  async #tearDown(call: DriverCall): Promise<void> {
+    const { state } = call;
+    const driver: NetworkDriver = this.#drivers.forMode(state.mode);
     const errors: unknown[] = [];
     const step = async (fn: () => Promise<unknown> | unknown) => {
       try {
@@ -375,33 +349,18 @@ export class Runtime {
         errors.push(err);
       }
     };
-    if (live.rootless) await step(() => live.rootless!.stop());
-    else for (const h of ['forwarder', 'slirp', 'holder'] as const) await step(() => signalIfAlive(state.helpers[h]));
-    if (state.mode === 'bridge' && state.netnsPath) await step(() => this.cni.tearDownPod(this.#pod(state)));
+    await step(() => driver.tearDown(call));
     if (state.netnsPath && !state.joins) await step(() => releaseStats(state.netnsPath!));
-    live.netns?.close();
-    if (state.ownsNetns && state.netnsPath) await step(() => NetNS.removePath(state.netnsPath!));
+    await step(() => removeSandboxNetns(call));
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
       throw new PodnetError(ErrorCode.TEARDOWN, `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`, { details: { errors } });
     }
   }
 
-  #recordHelpers(state: SandboxState, h: RootlessHandles): void {
-    state.helpers = {
-      holder: h.holderPid ? procRef(h.holderPid) : undefined,
-      slirp: h.slirpPid ? { ...procRef(h.slirpPid)!, apiSocket: h.apiSocket } : undefined,
-      forwarder: h.forwarderPid ? procRef(h.forwarderPid) : undefined,
-    };
-  }
-
-  #pod(state: SandboxState) {
-    return { id: state.id, name: state.cniPodName, netnsPath: state.netnsPath!, networks: state.networks.length ? state.networks : undefined };
-  }
-
   async #get(id: string): Promise<SandboxState> {
     const s = await this.state.read(checkId('sandbox id', id));
-    if (!s) throw new PodnetError('ENOENT', `no sandbox '${id}' in ${this.state.dir}`);
+    if (!s) throw new PodnetError(ErrorCode.NO_SUCH_SANDBOX, `no sandbox '${id}' in ${this.state.dir}`);
     return s;
   }
 

@@ -8,11 +8,15 @@ import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { writeFileAtomic } from '../atomic';
-import type { PortMapping } from '../cni/types';
+import type { PortMapping } from '../types';
 import type { PodNetworkResult } from '../cni/runtime';
 import { ErrorCode, PodnetError } from '../errors';
 import { withLock } from './lock';
 import type { ProcRef } from './proc';
+
+/** The helper processes a sandbox can have: a user-namespace holder, slirp4netns, pasta, the port forwarder. */
+export type HelperName = 'holder' | 'slirp' | 'pasta' | 'forwarder';
+export type HelperRef = ProcRef & { apiSocket?: string };
 
 export type NetworkMode = 'bridge' | 'slirp4netns' | 'none' | 'host' | `ns:${string}` | `container:${string}`;
 
@@ -45,7 +49,8 @@ export interface SandboxState {
   remover?: ProcRef;
   /** Lives only as long as its owner (podnet run, demo): gc collects it once the owner is dead. */
   ephemeral?: boolean;
-  helpers: { holder?: ProcRef; slirp?: ProcRef & { apiSocket?: string }; forwarder?: ProcRef };
+  /** Helper processes, so a fresh process can stop them (only if still the same process). */
+  helpers: Partial<Record<HelperName, HelperRef>>;
   createdAt: string;
 }
 

@@ -7,7 +7,7 @@
 import { connect } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
-import type { PortMapping } from '../cni/types';
+import type { PortMapping } from '../types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkPortMappings, toCapabilityEntries } from '../ports';
 import { checkPort } from '../validate';

@@ -67,19 +67,40 @@ export function slirpArgs(
   if (!o.allowHostLoopback && f.disableHostLoopback) a.push('--disable-host-loopback');
   if (f.mtu) a.push('--mtu', String(o.mtu));
   else if (o.mtu !== 1500) need(false, '--mtu');
-  if (target.sandbox) (need(f.sandbox, '--enable-sandbox'), a.push('--enable-sandbox'));
-  if (target.seccomp) (need(f.seccomp, '--enable-seccomp'), a.push('--enable-seccomp'));
-  if (o.cidr) (need(f.cidr, '--cidr'), a.push(`--cidr=${o.cidr}`));
-  if (o.enableIPv6) (need(f.ipv6, '--enable-ipv6'), a.push('--enable-ipv6'));
+  if (target.sandbox) {
+    need(f.sandbox, '--enable-sandbox');
+    a.push('--enable-sandbox');
+  }
+  if (target.seccomp) {
+    need(f.seccomp, '--enable-seccomp');
+    a.push('--enable-seccomp');
+  }
+  if (o.cidr) {
+    need(f.cidr, '--cidr');
+    a.push(`--cidr=${o.cidr}`);
+  }
+  if (o.enableIPv6) {
+    need(f.ipv6, '--enable-ipv6');
+    a.push('--enable-ipv6');
+  }
   if (o.outboundAddr) {
     const v6 = o.outboundAddr.includes(':');
     need(v6 ? f.outboundAddr6 : f.outboundAddr, v6 ? '--outbound-addr6' : '--outbound-addr');
     a.push(`${v6 ? '--outbound-addr6' : '--outbound-addr'}=${o.outboundAddr}`);
   }
-  if (target.apiSocket) (need(f.apiSocket, '--api-socket'), a.push('--api-socket', target.apiSocket));
-  if (target.userns) (need(f.usernsPath, '--userns-path'), a.push(`--userns-path=${target.userns}`));
+  if (target.apiSocket) {
+    need(f.apiSocket, '--api-socket');
+    a.push('--api-socket', target.apiSocket);
+  }
+  if (target.userns) {
+    need(f.usernsPath, '--userns-path');
+    a.push(`--userns-path=${target.userns}`);
+  }
   a.push('-c', '-e', '3', '-r', '4');
-  if (target.netns) (need(f.netnsTypePath, '--netns-type'), a.push('--netns-type=path', target.netns));
+  if (target.netns) {
+    need(f.netnsTypePath, '--netns-type');
+    a.push('--netns-type=path', target.netns);
+  }
   else a.push(String(target.pid));
   a.push(target.ifname);
   return a;

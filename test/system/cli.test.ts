@@ -9,10 +9,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { createTestUser, grantTun, revokeTun, type TestUser } from './helpers/rootless';
-import { describeRoot, httpGet, ipNetnsList } from './helpers/system';
+import { createTestUser, grantTun, revokeTun, type TestUser } from '../helpers/rootless';
+import { describeRoot, httpGet, ipNetnsList } from '../helpers/system';
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 const SERVER = (port: number) => `require('http').createServer((q,s)=>s.end('pong')).listen(${port},'0.0.0.0')`;
 
 function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
@@ -182,7 +182,7 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
 
   it('post-configure mode: slirp4netns for a process that made its own user and network namespaces', async () => {
     const script = `
-      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
       const { spawn, execFileSync } = require('child_process');
       const fs = require('fs');
       (async () => {

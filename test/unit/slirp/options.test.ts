@@ -1,6 +1,6 @@
 /** Pure logic: option parsing, --help feature parsing, command line, subordinate id ranges. */
-import { parseSlirpOptions, parseSlirpHelp, slirpArgs, hostForwardsFromPortMappings, DEFAULT_SLIRP_MTU } from '../lib/slirp';
-import { findSubIdRange } from '../lib/rootless';
+import { parseSlirpOptions, parseSlirpHelp, slirpArgs, hostForwardsFromPortMappings, DEFAULT_SLIRP_MTU } from '../../../lib/slirp';
+import { findSubIdRange } from '../../../lib/rootless';
 
 const HELP_1_2 = `Usage: slirp4netns [OPTION]... PID|PATH [TAPNAME]
 -c, --configure          bring up the interface

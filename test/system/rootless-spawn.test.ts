@@ -1,10 +1,10 @@
 /** spawnHelper: fd placement, no leaks, process group, namespaces, exit detection. */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
-import { spawnHelper, CLONE_NEWNET } from '../lib/spawn';
-import { NetNS } from '../lib/netns';
-import { spawnFdCount } from './helpers/fds';
-import { describeRoot, nsfsMounts, uniqueName } from './helpers/system';
+import { spawnHelper, CLONE_NEWNET } from '../../lib/spawn';
+import { NetNS } from '../../lib/netns';
+import { spawnFdCount } from '../helpers/fds';
+import { describeRoot, nsfsMounts, uniqueName } from '../helpers/system';
 
 const fds = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
 
@@ -66,7 +66,7 @@ describe('spawnHelper', () => {
 
 describe('spawnHelper when the parent dies', () => {
   test('the helper sees EOF on its exit fd and leaves', async () => {
-    const dist = require('node:path').resolve(__dirname, '..', 'lib', 'spawn');
+    const dist = require('node:path').resolve(__dirname, '..', '..', 'lib', 'spawn');
     // A parent that starts a helper and exits without stopping it (ts via ts-jest is not available in a
     // plain node child, so the child uses the compiled addon through a tiny inline wrapper).
     const code = `const { spawnHelper } = require(${JSON.stringify(dist.replace('/lib/', '/dist/'))});

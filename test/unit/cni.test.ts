@@ -3,11 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CniRuntime, PodnetError } from '../lib';
-import { buildBridgeNetwork, loadConfigDir, parseNetworkConfig } from '../lib/cni/config';
-import { masqChainName } from '../lib/cni/masq';
-import { checkPortMappings, toCapabilityEntries, toPortMappings } from '../lib/ports';
-import { ResultFormatError, convertResult, normalizeResult, parseResult } from '../lib/cni/result';
+import { PodnetError } from '../../lib';
+import { CniRuntime } from '../../lib/api/cni';
+import { buildBridgeNetwork, loadConfigDir, parseNetworkConfig } from '../../lib/cni/config';
+import { masqChainName } from '../../lib/cni/masq';
+import { checkPortMappings, toCapabilityEntries, toPortMappings } from '../../lib/ports';
+import { ResultFormatError, convertResult, normalizeResult, parseResult } from '../../lib/cni/result';
 
 describe('CNI results', () => {
   const v031 = {

@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, mkdirSync, readdirSync, rmSync, symlinkSync, write
 import os from 'node:os';
 import path from 'node:path';
 
-const root = path.join(__dirname, '..');
+const root = path.join(__dirname, '..', '..');
 
 describe('npm pack, then install in an empty folder without compilers', () => {
   let dir = '';
@@ -42,6 +42,26 @@ describe('npm pack, then install in an empty folder without compilers', () => {
     });
   }, 180_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('builds from source where no prebuilt binary fits (node-addon-api is a dependency)', () => {
+    // The tarball without its prebuilds/, as a host of another architecture sees it.
+    const tgz = readdirSync(dir).find((f) => f.endsWith('.tgz'))!;
+    const unpacked = path.join(dir, 'noprebuilds');
+    mkdirSync(unpacked);
+    execFileSync('tar', ['-xzf', path.join(dir, tgz), '-C', unpacked]);
+    rmSync(path.join(unpacked, 'package/prebuilds'), { recursive: true, force: true });
+    execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', unpacked], { cwd: path.join(unpacked, 'package'), stdio: 'ignore' });
+    const app = path.join(dir, 'app-source');
+    mkdirSync(app);
+    writeFileSync(path.join(app, 'package.json'), '{"name":"consumer-source","version":"1.0.0","private":true}');
+    const src = readdirSync(unpacked).find((f) => f.endsWith('.tgz'))!;
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--foreground-scripts', path.join(unpacked, src)], { cwd: app, stdio: 'ignore' });
+    const mod = path.join(app, 'node_modules/podnet');
+    expect(readdirSync(mod)).not.toContain('prebuilds');
+    expect(readdirSync(path.join(mod, 'build/Release'))).toContain('podnet.node');
+    const out = execFileSync('node', ['-e', "const p=require('podnet');console.log(typeof p.NetNS.create)"], { cwd: app, encoding: 'utf8' });
+    expect(out.trim()).toBe('function');
+  }, 300_000);
 
   it('ships a prebuilt binary that needs only libc, libstdc++ and libnl at run time', () => {
     const pre = path.join(dir, 'app/node_modules/podnet/prebuilds/linux-x64');

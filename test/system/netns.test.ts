@@ -6,9 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 
-import { NetNS, PodnetError } from '../lib';
-import { setNetnsSysctl } from '../lib/netns';
-import { describeRoot, ipNetnsList, nsfsMounts, openFdCount, threadNetns, uniqueName } from './helpers/system';
+import { NetNS, PodnetError } from '../../lib';
+import { setNetnsSysctl } from '../../lib/netns';
+import { describeRoot, ipNetnsList, nsfsMounts, openFdCount, threadNetns, uniqueName } from '../helpers/system';
 
 const made: NetNS[] = [];
 afterEach(async () => {
@@ -215,7 +215,7 @@ describeRoot('NetNS on the real kernel', () => {
 
   it('works from worker threads; a worker that ends mid-create crashes nothing and leaks no namespace or fd', async () => {
     const name = uniqueName('pn-nswk');
-    const dist = JSON.stringify(path.join(__dirname, '..', 'dist'));
+    const dist = JSON.stringify(path.join(__dirname, '..', '..', 'dist'));
     const run = (code: string): Promise<unknown> => {
       const w = new Worker(`const { parentPort } = require('worker_threads'); const { NetNS } = require(${dist}); ${code}`, { eval: true });
       return new Promise((resolve, reject) => {

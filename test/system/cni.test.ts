@@ -9,10 +9,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CniRuntime, NetNS, PodnetError } from '../lib';
-import { leftovers, linkExists, runFresh } from './fixtures/cni/helpers';
-import { tcpRead, udpExchange } from './helpers/net';
-import { describeRoot, uniqueName } from './helpers/system';
+import { NetNS, PodnetError } from '../../lib';
+import { CniRuntime } from '../../lib/api/cni';
+import { leftovers, linkExists, runFresh } from '../fixtures/cni/helpers';
+import { tcpRead, udpExchange } from '../helpers/net';
+import { describeRoot, uniqueName } from '../helpers/system';
 
 jest.setTimeout(120000);
 
@@ -102,7 +103,7 @@ async function udpAsk(host: string, port: number, msg: string): Promise<string> 
 describeRoot('CniRuntime with the real plugins', () => {
   beforeAll(async () => {
     for (const d of [confDir, binDir]) execFileSync('mkdir', ['-p', d]);
-    for (const f of FAKES) copyFileSync(path.join(__dirname, 'fixtures/cni/fake-plugin.js'), path.join(binDir, `pn-cni-${f}`));
+    for (const f of FAKES) copyFileSync(path.join(__dirname, '../fixtures/cni/fake-plugin.js'), path.join(binDir, `pn-cni-${f}`));
     execFileSync('chmod', ['755', ...FAKES.map((f) => path.join(binDir, `pn-cni-${f}`))]);
     for (const b of BRIDGES) await rt.createNetwork(b);
     for (const [name, plugins] of Object.entries(HANDWRITTEN)) {

@@ -10,12 +10,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { NetNS, PodnetError, PortForwarder } from '../lib';
-import { expandPortMappings } from '../lib/portfwd/mappings';
-import type { PortMapping } from '../lib/cni/types';
-import { createTestUser, type TestUser } from './helpers/rootless';
-import { udpExchange } from './helpers/net';
-import { describeRoot, uniqueName } from './helpers/system';
+import { NetNS, PodnetError } from '../../lib';
+import { PortForwarder } from '../../lib/api/portfwd';
+import { expandPortMappings } from '../../lib/portfwd/mappings';
+import type { PortMapping } from '../../lib/types';
+import { createTestUser, type TestUser } from '../helpers/rootless';
+import { udpExchange } from '../helpers/net';
+import { describeRoot, uniqueName } from '../helpers/system';
 
 jest.setTimeout(30000);
 
@@ -180,7 +181,7 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
 
   it('stays under 5 MB RSS after the traffic above (helper process included)', () => {
     const rss = treeRssKiB(fwd!.pid);
-    // eslint-disable-next-line no-console
+     
     console.log(`forwarder RSS: ${rss} KiB`);
     expect(rss).toBeGreaterThan(0);
     expect(rss).toBeLessThan(5 * 1024);
@@ -294,7 +295,7 @@ describeRoot('PortForwarder as root', () => {
 
   it('exits within a second when its owner is killed with SIGKILL', async () => {
     const opts = { netnsPath: ns!.path, portMappings: [{ hostIP: '127.0.0.1', hostPort: 19544, containerPort: 8000 }] };
-    const o = spawn(process.execPath, ['-e', OWNER, path.resolve(__dirname, '../dist'), JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const o = spawn(process.execPath, ['-e', OWNER, path.resolve(__dirname, '../../dist/api/portfwd'), JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
       const line = await new Promise<string>((r) => createInterface({ input: o.stdout! }).once('line', r));
       const { pid } = JSON.parse(line);
@@ -324,11 +325,11 @@ describeRoot('PortForwarder as an unprivileged user', () => {
   const owners = new Set<ChildProcess>();
   const forwarders = new Set<number>();
   const ip = '10.89.96.3';
-  const dist = path.resolve(__dirname, '../dist');
+  const dist = path.resolve(__dirname, '../../dist');
 
   function owner(portMappings: PortMapping[]): Promise<{ proc: ChildProcess; pid: number; rss: number }> {
     const opts = { netnsPath: `/proc/${holder!.pid}/ns/net`, usernsPath: `/proc/${holder!.pid}/ns/user`, portMappings };
-    const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, dist, JSON.stringify(opts)]);
+    const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, path.join(dist, 'api/portfwd'), JSON.stringify(opts)]);
     const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     owners.add(proc);
     proc.once('exit', () => owners.delete(proc));
@@ -392,7 +393,7 @@ describeRoot('PortForwarder as an unprivileged user', () => {
   it('reports a privileged host port as EACCES', async () => {
     const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
     if (start <= 1023) {
-      // eslint-disable-next-line no-console
+       
       console.warn(`SKIP privileged port: ip_unprivileged_port_start is ${start}`);
       return;
     }

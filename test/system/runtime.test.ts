@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { NetNS, PodnetError, Runtime } from '../lib';
-import { describeRoot, httpGet, ipNetnsList, uniqueName } from './helpers/system';
+import { NetNS, PodnetError, Runtime } from '../../lib';
+import { describeRoot, httpGet, ipNetnsList, uniqueName } from '../helpers/system';
 
 const NET = 'pn-rt-net';
 const run = promisify(execFile);
@@ -163,7 +163,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
       [{ id: uniqueName('rt-bad'), network: 'bogus' }, 'ERR_INVALID_ARGUMENT'],
       [{ id: uniqueName('rt-bad'), network: 'none', portMappings: [{ hostPort: 21002, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
       [{ id: uniqueName('rt-bad'), networks: [NET], portMappings: [{ hostPort: 70000, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
-      [{ id: uniqueName('rt-bad'), network: 'container:nosuch' }, 'ENOENT'],
+      [{ id: uniqueName('rt-bad'), network: 'container:nosuch' }, 'ERR_NO_SUCH_SANDBOX'],
       [{ id: uniqueName('rt-bad'), network: 'none', staticIP: '10.89.40.9' }, 'ERR_INVALID_ARGUMENT'],
       [{ id: uniqueName('rt-bad'), network: 'slirp4netns', staticMAC: '02:00:00:00:00:01' }, 'ERR_INVALID_ARGUMENT'],
       [{ id: uniqueName('rt-bad'), network: 'ns:/proc/self/ns/net', portMappings: [{ hostPort: 21003, containerPort: 80 }] }, 'ERR_INVALID_ARGUMENT'],
@@ -184,7 +184,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
   it('a crashed owner leaves sandboxes that a new process lists, inspects and tears down; gc cleans half-made ones', async () => {
     const prefix = uniqueName('rt-crash');
     const script = `
-      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
       const rt = new Runtime(${JSON.stringify(opts())});
       (async () => {
         for (let i = 0; i < 3; i++) await rt.createSandbox({ id: '${prefix}-' + i, networks: ['${NET}'] });
@@ -241,7 +241,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
   it('50 sandboxes created and torn down concurrently from two processes sharing the state dir', async () => {
     const prefix = uniqueName('rt-conc');
     const worker = (k: number) => `
-      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', 'dist'))});
+      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
       const rt = new Runtime(${JSON.stringify(opts())});
       const ids = Array.from({ length: 25 }, (_, i) => '${prefix}-${k}-' + i);
       (async () => {
@@ -262,7 +262,7 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
 });
 
 describe('podnet CLI (root)', () => {
-  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+  const cli = path.join(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
   it('usage errors exit 2 with the reason and the usage; --help exits 0', async () => {
     const r = await run(process.execPath, [cli, 'bogus']).catch((e) => e);
@@ -278,7 +278,7 @@ describe('podnet CLI (root)', () => {
     for (const sub of ['inspect', 'stats']) {
       const missing = await run(process.execPath, [cli, sub, 'no-such-sandbox']).catch((e) => e);
       expect(missing.code).toBe(1);
-      expect(missing.stderr).toMatch(/no sandbox 'no-such-sandbox'.*\(ENOENT\)/);
+      expect(missing.stderr).toMatch(/no sandbox 'no-such-sandbox'.*\(ERR_NO_SUCH_SANDBOX\)/);
     }
   });
 });

@@ -1,11 +1,12 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { PodnetError, resolveNetnsPath, resultToBasicNetworkConfig, toNetworkSettings } from '../lib';
-import type { NetnsRef } from '../lib';
-import type { CniResult } from '../lib/cni/types';
+import { PodnetError } from '../../lib';
+import { resolveNetnsPath, resultToBasicNetworkConfig, toNetworkSettings } from '../../lib/api/inspect';
+import type { NetnsRef } from '../../lib/api/inspect';
+import type { CniResult } from '../../lib/cni/types';
 
-const fixtures = path.join(__dirname, 'fixtures/inspect');
+const fixtures = path.join(__dirname, '../fixtures/inspect');
 const load = (name: string): CniResult => JSON.parse(readFileSync(path.join(fixtures, name), 'utf8'));
 
 const r = (ips: CniResult['ips'], interfaces: CniResult['interfaces'] = [], cniVersion = '1.0.0'): CniResult => ({

@@ -2,9 +2,10 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 
-import { NetNS, PodnetError, linkStats, linkStatsMany, releaseStats, statsCacheInfo } from '../lib';
-import type { LinkStats } from '../lib';
-import { describeRoot, openFdCount, threadNetns, uniqueName } from './helpers/system';
+import { NetNS, PodnetError, linkStats, linkStatsMany } from '../../lib';
+import { releaseStats, statsCacheInfo } from '../../lib/stats';
+import type { LinkStats } from '../../lib';
+import { describeRoot, openFdCount, threadNetns, uniqueName } from '../helpers/system';
 
 const run = promisify(execFile);
 const made: NetNS[] = [];
@@ -216,7 +217,7 @@ describeRoot('linkStats on real namespaces', () => {
 });
 
 describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
-  let user: import('./helpers/rootless').TestUser | undefined;
+  let user: import('../helpers/rootless').TestUser | undefined;
   const pids: number[] = [];
 
   afterAll(async () => {
@@ -232,7 +233,7 @@ describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
   });
 
   it('reads tap0 of a namespace owned by an unprivileged user, as root and as that user', async () => {
-    const { createTestUser } = await import('./helpers/rootless');
+    const { createTestUser } = await import('../helpers/rootless');
     const { spawn } = await import('node:child_process');
     user = createTestUser('pnstats');
     const [cmd, args] = user.argv('unshare', ['-Urn', 'sleep', '120']);

@@ -7,14 +7,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { UserNetns } from '../lib/rootless';
-import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from './helpers/rootless';
-import { describeRoot } from './helpers/system';
+import { UserNetns } from '../../lib/rootless';
+import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from '../helpers/rootless';
+import { describeRoot } from '../helpers/system';
 
-const DIST = path.resolve(__dirname, '..', 'dist', 'index.js');
+const DIST = path.resolve(__dirname, '..', '..', 'dist', 'api');
 
 const SCRIPT = `
-const { UserNetns, Slirp4netns } = require(${JSON.stringify(DIST)});
+const { UserNetns } = require(${JSON.stringify(DIST + '/rootless')});
+const { Slirp4netns } = require(${JSON.stringify(DIST + '/slirp4netns')});
 const net = require('net');
 const fs = require('fs');
 const SERVER = "require('net').createServer(s => s.end('hello from ' + require('os').networkInterfaces().tap0[0].address)).listen(8080, () => console.log('listening'))";
@@ -75,7 +76,8 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
       console.warn('SKIP tun access check: /dev/net/tun is mode 0666 here');
       return;
     }
-    const script = `const { UserNetns, Slirp4netns } = require(${JSON.stringify(DIST)});
+    const script = `const { UserNetns } = require(${JSON.stringify(DIST + '/rootless')});
+const { Slirp4netns } = require(${JSON.stringify(DIST + '/slirp4netns')});
       (async () => { const u = await UserNetns.start(); try { await Slirp4netns.start({ netns: u.netnsPath, userns: u.usernsPath }); console.log('started'); }
       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); } finally { await u.stop(); } })();`;
     const { stdout } = await user!.run(process.execPath, ['-e', script], { timeout: 30000 });

@@ -8,12 +8,12 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { NetNS } from '../lib/netns';
-import { Slirp4netns, hostForwardsFromPortMappings } from '../lib/slirp';
-import { spawnHelper, CLONE_NEWNET } from '../lib/spawn';
-import { spawnFdCount } from './helpers/fds';
-import { tcpRead } from './helpers/net';
-import { describeRoot, ipNetnsList, nsfsMounts, uniqueName } from './helpers/system';
+import { NetNS } from '../../lib/netns';
+import { Slirp4netns, hostForwardsFromPortMappings } from '../../lib/slirp';
+import { spawnHelper, CLONE_NEWNET } from '../../lib/spawn';
+import { spawnFdCount } from '../helpers/fds';
+import { tcpRead } from '../helpers/net';
+import { describeRoot, ipNetnsList, nsfsMounts, uniqueName } from '../helpers/system';
 
 const SERVER = `require('net').createServer(s => s.end('hello from ' + require('os').networkInterfaces().tap0[0].address)).listen(8080, () => console.log('listening'))`;
 
@@ -191,7 +191,7 @@ describeRoot('Slirp4netns (root)', () => {
 
 describe('slirpFeatures', () => {
   test('probes --help once per binary file, again when the file changes', async () => {
-    const { slirpFeatures } = await import('../lib/slirp');
+    const { slirpFeatures } = await import('../../lib/slirp');
     const real = await slirpFeatures();
     expect(real.binary).toMatch(/\/slirp4netns$/);
     expect(real.version).toMatch(/^\d+\.\d+\.\d+/);

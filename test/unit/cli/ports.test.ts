@@ -1,6 +1,6 @@
 /** `podnet run -p` port specs, parsed as podman run parses them (vectors). */
-import { parsePortSpec } from '../lib/cli/ports';
-import { PodnetError } from '../lib/errors';
+import { parsePortSpec } from '../../../lib/cli/ports';
+import { PodnetError } from '../../../lib/errors';
 
 describe('parsePortSpec', () => {
   it.each([

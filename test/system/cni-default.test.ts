@@ -8,9 +8,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CniRuntime, DEFAULT_NETWORK_NAME, NetNS } from '../lib';
-import { leftovers, linkExists } from './fixtures/cni/helpers';
-import { describeRoot, uniqueName } from './helpers/system';
+import { NetNS } from '../../lib';
+import { CniRuntime, DEFAULT_NETWORK_NAME } from '../../lib/api/cni';
+import { leftovers, linkExists } from '../fixtures/cni/helpers';
+import { describeRoot, uniqueName } from '../helpers/system';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'pn-cni-default-'));
 const confDir = path.join(tmp, 'net.d'); // never created: the default needs nothing on disk

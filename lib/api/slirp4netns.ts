@@ -1,0 +1,2 @@
+/** `podnet/slirp4netns`: starting slirp4netns and its API on their own. */
+export * from '../slirp';

@@ -1,0 +1,60 @@
+/**
+ * The network driver interface: one driver per network mode, picked by the
+ * runtime, as netavark picks a `NetworkDriver` (validate, setup, teardown) by
+ * a network's driver name (netavark src/network/driver.rs, get_network_driver).
+ *
+ * The runtime owns the sandbox's lifecycle: state on disk, the lock, the
+ * namespace when the driver asks for one (`namespace: 'own'`), rollback and
+ * teardown ordering. A driver only gives that namespace its network and takes
+ * it away again, recording in `state` whatever a fresh process needs to undo
+ * it after a crash.
+ */
+import type { NetNS } from '../netns';
+import type { HelperName, SandboxState } from '../runtime/state';
+
+/** A helper process this process started for a sandbox (slirp4netns, pasta, the forwarder, a user-namespace holder). */
+export interface LiveHelper {
+  stop(): Promise<void>;
+}
+
+/** What this process holds for a sandbox; the state on disk covers the rest. */
+export interface LiveHandles {
+  netns?: NetNS;
+  helpers: Map<HelperName, LiveHelper>;
+}
+
+/** One set-up or teardown of a sandbox, as a driver sees it. */
+export interface DriverCall {
+  readonly state: SandboxState;
+  readonly live: LiveHandles;
+  /** Address and MAC for this start only (a restore, `restartNetwork`), else the static ones. */
+  readonly requested: { ip?: string; mac?: string };
+  /** Writes `state` to disk: call it once something exists that teardown must find. */
+  save(): Promise<void>;
+}
+
+export interface NetworkDriver {
+  /** The mode's name, as a user writes it ('bridge', 'slirp4netns', ...), for messages. */
+  readonly name: string;
+  /**
+   * Where the sandbox's network namespace comes from: 'own' (the runtime makes
+   * one, with `lo` up, before `setUp`, and removes it after `tearDown`), 'host'
+   * (none: the host's network) or 'joined' (the driver finds an existing one).
+   */
+  readonly namespace: 'own' | 'host' | 'joined';
+  /** Whether an unprivileged caller can use it. */
+  readonly unprivileged: boolean;
+  /** Whether it can publish ports, take a static IP/MAC, take network options. */
+  readonly accepts: { portMappings: boolean; staticAddress: boolean; networkOptions: boolean };
+  /**
+   * Mode-specific checks of a new sandbox, before anything is created; may
+   * normalise `state` (resolve host ports, parse options). Throws PodnetError.
+   */
+  validate(state: SandboxState): Promise<void>;
+  /** Gives the namespace its network. On failure the runtime calls `tearDown`. */
+  setUp(call: DriverCall): Promise<void>;
+  /** Takes it away: best-effort, repeatable, and it works from a fresh process with only the state. */
+  tearDown(call: DriverCall): Promise<void>;
+  /** Sets the network up again in the same namespace (new address, same ports); absent when a mode has nothing to restart. */
+  restart?(call: DriverCall): Promise<void>;
+}

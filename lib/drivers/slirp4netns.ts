@@ -1,0 +1,62 @@
+/**
+ * `slirp4netns`: user-mode networking (tap0, 10.0.2.100/24, a route out),
+ * as Podman's libpod/networking_linux.go setupSlirp4netns starts it. Ports go
+ * through podnet's forwarder (`port_handler=rootlesskit`, the default) or
+ * through slirp4netns's API (`port_handler=slirp4netns`); both give the
+ * caller the same result.
+ */
+import { debug } from '../debug';
+import { PortForwarder } from '../portfwd/forwarder';
+import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
+import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
+import type { SandboxState } from '../runtime/state';
+import type { DriverCall, NetworkDriver } from './driver';
+import { recordHelper, stopHelper } from './helpers';
+
+/** slirp4netns's fixed guest address: the forwarder connects here, not to loopback (CVE-2021-20199). */
+const SLIRP_GUEST_IP = '10.0.2.100';
+
+export class Slirp4netnsDriver implements NetworkDriver {
+  readonly name = 'slirp4netns';
+  readonly namespace = 'own';
+  readonly unprivileged = true;
+  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
+  readonly #binary?: string;
+
+  constructor(binary?: string) {
+    this.#binary = binary;
+  }
+
+  async validate(state: SandboxState): Promise<void> {
+    const options = parseSlirpOptions(state.networkOptions);
+    state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
+    // slirp4netns forwards tcp/udp over IPv4 only: checked before anything starts.
+    if (options.portHandler === 'slirp4netns') hostForwardsFromPortMappings(state.portMappings);
+  }
+
+  async setUp(call: DriverCall): Promise<void> {
+    const { state } = call;
+    const options = parseSlirpOptions(state.networkOptions);
+    const hostForwards = options.portHandler === 'slirp4netns' ? hostForwardsFromPortMappings(state.portMappings) : [];
+    const netns = state.netnsPath!;
+    const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.#binary, options, hostForwards });
+    debug('sandbox %s: slirp4netns %d: %s', state.id, slirp.pid, slirp.args.join(' '));
+    recordHelper(call, 'slirp', slirp.pid, {
+      stop: async () => {
+        await slirp.stop();
+        debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
+      },
+    }, { apiSocket: slirp.apiSocket });
+    await call.save();
+    if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
+      const fwd = await PortForwarder.start({ netnsPath: netns, usernsPath: state.usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings });
+      recordHelper(call, 'forwarder', fwd.pid, fwd);
+      await call.save();
+    }
+  }
+
+  async tearDown(call: DriverCall): Promise<void> {
+    await stopHelper(call, 'forwarder');
+    await stopHelper(call, 'slirp');
+  }
+}

@@ -1,8 +1,8 @@
 /**
  * Inspect: a sandbox's port mappings, namespace path, requested networks and
- * CNI results as Docker/Podman `NetworkSettings` (the seed's
+ * CNI results as Docker/Podman `NetworkSettings` (Podman 2.x's
  * getContainerNetworkInfo and resultToBasicNetworkConfig, defects fixed), and
- * the `container:<id>` namespace chain (the seed's getContainerNetNS).
+ * the `container:<id>` namespace chain (Podman 2.x's getContainerNetNS).
  *
  * Objects are built in the field order of Podman's InspectNetworkSettings, so
  * `JSON.stringify` prints what `podman inspect` prints for the same inputs
@@ -295,7 +295,7 @@ function additional(name: string, basic: BasicNetworkConfig, aliases?: string[])
 
 /**
  * The namespace path a sandbox uses, following `container:<id>` joins to the
- * owner (the seed's getContainerNetNS). Returns null for 'none' (no
+ * owner (Podman 2.x's getContainerNetNS). Returns null for 'none' (no
  * namespace). An unknown sandbox or a cycle is a typed error, never a hang.
  */
 export function resolveNetnsPath(id: string, lookup: (id: string) => NetnsRef | undefined | null): string | null {

@@ -1,5 +1,5 @@
 /**
- * Persistent network namespaces (the seed's netns.NewNS, joinNetNS, setupNetNS
+ * Persistent network namespaces (Podman 2.x's netns.NewNS, joinNetNS, setupNetNS
  * and the unmount step of teardownNetNS). Namespaces are bind-mounted under a
  * run directory (default /run/netns) exactly as iproute2 does, so `ip netns`
  * sees and uses them.
@@ -17,7 +17,7 @@ import { checkFileName, checkPath, checkPid } from './validate';
 export const DEFAULT_NETNS_DIR = '/run/netns';
 
 export interface NetNSCreateOptions {
-  /** File name under `dir`; default `cni-` and 16 random bytes in the seed's form. */
+  /** File name under `dir`; default `cni-` and 16 random bytes in Podman 2.x's form. */
   name?: string;
   /** Run directory; default /run/netns. */
   dir?: string;
@@ -38,7 +38,7 @@ export interface NetNSExecResult {
   stderr: string;
 }
 
-/** A random name in the seed's `cni-%x-%x-%x-%x-%x` form (16 bytes, 8-4-4-4-12 hex digits). */
+/** A random name in Podman 2.x's `cni-%x-%x-%x-%x-%x` form (16 bytes, 8-4-4-4-12 hex digits). */
 export function randomNetnsName(): string {
   const h = randomBytes(16).toString('hex');
   return `cni-${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
@@ -87,7 +87,7 @@ export class NetNS {
     }
   }
 
-  /** Bind-mounts the namespace of process `pid` at a new `<dir>/<name>` (the seed's setupNetNS). */
+  /** Bind-mounts the namespace of process `pid` at a new `<dir>/<name>` (Podman 2.x's setupNetNS). */
   static async fromPid(pid: number, opts: NetNSCreateOptions = {}): Promise<NetNS> {
     checkPid('pid', pid);
     const dir = checkPath('netns dir', opts.dir ?? DEFAULT_NETNS_DIR);

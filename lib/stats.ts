@@ -1,5 +1,5 @@
 /**
- * Link statistics of sandboxes (the seed's getContainerNetIO, for every
+ * Link statistics of sandboxes (Podman 2.x's getContainerNetIO, for every
  * interface and for rootless sandboxes too), read with libnl inside each
  * network namespace. Sockets are kept per namespace between calls, so
  * repeated polling costs one netlink round trip per entry; `releaseStats`

@@ -1,10 +1,10 @@
 /** `podnet run`: a command in a fresh network, torn down when it exits or is interrupted. */
 import { randomBytes } from 'node:crypto';
 
-import { spawnIn } from '../runtime/exec';
+import { spawnIn } from '../runtime/spawn-in-sandbox';
 import { Runtime } from '../runtime/runtime';
 import type { NetworkMode } from '../runtime/state';
-import { parsePortSpec } from './ports';
+import { parsePortSpec } from './port-spec';
 import { SignalGuard } from './supervise';
 import { USAGE, UsageError, parse } from './usage';
 

@@ -23,7 +23,7 @@ import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '..
 import { checkPortMappings, toPortMappings } from '../ports';
 import type { PortMapping } from '../types';
 import { checkPid } from '../validate';
-import { spawnIn } from './exec';
+import { spawnIn } from './spawn-in-sandbox';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
 import { isAlive, procRef } from './proc';
 import { makeSandboxNetns, removeSandboxNetns } from './sandbox-netns';
@@ -165,7 +165,7 @@ export class Runtime {
     }
   }
 
-  /** Post-configure mode: networking for a process that made its own namespace (the seed's setupNetNS). */
+  /** Post-configure mode: networking for a process that made its own namespace (Podman 2.x's setupNetNS). */
   async attachToPid(pid: number, opts: Omit<CreateSandboxOptions, 'pid'>): Promise<SandboxState> {
     return this.createSandbox({ ...opts, pid });
   }

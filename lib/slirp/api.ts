@@ -124,7 +124,7 @@ export async function removeHostForward(socketPath: string, id: number): Promise
 }
 
 /**
- * Host forwards for Podman-style port mappings (the seed's
+ * Host forwards for Podman-style port mappings (Podman 2.x's
  * setupRootlessPortMappingViaSlirp): `range` ports one to one, each protocol
  * of "tcp,udp", host address default 0.0.0.0. slirp4netns forwards IPv4 TCP
  * and UDP only: sctp or an IPv6 host address is refused, naming the mapping.

@@ -1,5 +1,5 @@
 /**
- * What a slirp4netns binary supports, from its `--help` (the seed's
+ * What a slirp4netns binary supports, from its `--help` (Podman 2.x's
  * checkSlirpFlags, extended). Cached per binary file (path, inode, mtime), so a
  * replaced binary is probed again.
  */

@@ -1,6 +1,6 @@
 /**
  * slirp4netns network options as Podman accepts them (`--network
- * slirp4netns:opt=value,...`). The seed split on '=' and indexed parts[1], so
+ * slirp4netns:opt=value,...`). Podman 2.x split on '=' and indexed parts[1], so
  * an option without '=' crashed it; here every malformed or unknown option is
  * a typed ERR_SLIRP_OPTION listing the valid ones, raised before any spawn.
  */
@@ -15,7 +15,7 @@ export interface SlirpOptions {
   portHandler: PortHandler;
   /** Let the namespace reach the host's 127.0.0.1 as 10.0.2.2 (default false). */
   allowHostLoopback: boolean;
-  /** tap0's MTU (default 65520, as the seed). */
+  /** tap0's MTU (default 65520, as Podman 2.x). */
   mtu: number;
   /** Network of tap0 (default slirp4netns's 10.0.2.0/24). */
   cidr?: string;

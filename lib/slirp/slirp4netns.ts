@@ -1,15 +1,15 @@
 /**
- * slirp4netns started natively (the seed's setupRootlessNetNS, waitForSync and
+ * slirp4netns started natively (Podman 2.x's setupRootlessNetNS, waitForSync and
  * setupRootlessPortMappingViaSlirp), for root and unprivileged callers.
  *
  * - Spawned by spawnHelper(): exit pipe at fd 3 (`-e 3`), ready pipe at fd 4
  *   (`-r 4`), `-c`, nothing else inherited, own process group. Readiness is the
  *   ready byte; the helper's death is seen at once through its pidfd (the
- *   seed's 1 s polling FIXME), and the error carries slirp4netns's own output.
+ *   Podman 2.x's 1 s polling FIXME), and the error carries slirp4netns's own output.
  * - With --enable-sandbox, slirp4netns unmounts the old root in its own mount
  *   namespace; on a host where /run/netns is shared, that unmount would
  *   propagate and drop the host's netns bind mounts. So the child first gets a
- *   private mount namespace with / recursively private (as the seed did).
+ *   private mount namespace with / recursively private (as Podman 2.x did).
  * - Unprivileged callers pass the user namespace owning the netns (`userns`,
  *   e.g. from UserNetns): slirp4netns gets --userns-path. With the sandbox on,
  *   the child also joins that user namespace before exec: slirp4netns 1.2 only
@@ -31,11 +31,11 @@ import { parseSlirpOptions, type SlirpOptions } from './options';
 export interface Slirp4netnsStartOptions {
   /** Path of the network namespace (--netns-type=path); or use `pid`. */
   netns?: string;
-  /** Process whose network namespace to configure (the seed's post-configure mode). */
+  /** Process whose network namespace to configure (Podman 2.x's post-configure mode). */
   pid?: number;
   /** User namespace owning the network namespace (--userns-path), for unprivileged callers. */
   userns?: string;
-  /** slirp4netns binary (the seed's NetworkCmdPath); default slirp4netns from PATH. */
+  /** slirp4netns binary (Podman 2.x's NetworkCmdPath); default slirp4netns from PATH. */
   binary?: string;
   /** Network options as Podman accepts them (parseSlirpOptions), or already parsed. */
   options?: readonly string[] | SlirpOptions;

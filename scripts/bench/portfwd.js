@@ -275,7 +275,7 @@ async function dnat() {
 }
 
 async function slirp4netns() {
-  // slirp4netns add_hostfwd (the seed's port_handler=slirp4netns).
+  // slirp4netns add_hostfwd (Podman 2.x's port_handler=slirp4netns).
   const sns = netns('pn-fwd-slirp');
   const api = path.join(tmp, 'slirp.sock');
   const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api,

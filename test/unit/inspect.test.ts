@@ -42,7 +42,7 @@ describe('resultToBasicNetworkConfig with results captured from the real bridge 
     expect(c.Gateway).toBe(v4.gateway);
     expect(c.MacAddress).toBe(sandboxIf.mac);
     expect(c.MacAddress).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
-    // The seed lost the IPv6 address of a dual-stack result (it tested the IPv4 field).
+    // Podman 2.x lost the IPv6 address of a dual-stack result (it tested the IPv4 field).
     expect(c.GlobalIPv6Address).toBe(v6 ? v6.address.split('/')[0] : '');
     expect(c.GlobalIPv6PrefixLen).toBe(v6 ? 64 : 0);
     expect(c.IPv6Gateway).toBe(v6?.gateway ?? '');
@@ -105,7 +105,7 @@ describe('resultToBasicNetworkConfig vectors', () => {
     expect(c).toMatchObject({ IPAddress: '', IPPrefixLen: 0, Gateway: '', GlobalIPv6Address: 'fd00::5', MacAddress: '02:00:00:00:00:02' });
   });
 
-  it('gateway missing gives "" (the seed printed "<nil>")', () => {
+  it('gateway missing gives "" (Podman 2.x printed "<nil>")', () => {
     const c = resultToBasicNetworkConfig(r([{ address: '10.89.64.5/24' }, { address: 'fd00::5/64' }]));
     expect(c.Gateway).toBe('');
     expect(c.IPv6Gateway).toBe('');

@@ -29,7 +29,7 @@ const HELP_0_4 = `Usage: slirp4netns [OPTION]... PID TAPNAME
 --disable-host-loopback  prohibit connecting to 127.0.0.1:* on the host namespace`;
 
 describe('parseSlirpOptions', () => {
-  test('defaults as the seed', () => {
+  test('defaults as Podman 2.x', () => {
     expect(parseSlirpOptions([])).toEqual({ portHandler: 'rootlesskit', allowHostLoopback: false, mtu: 65520, enableIPv6: false });
     expect(DEFAULT_SLIRP_MTU).toBe(65520);
   });
@@ -42,7 +42,7 @@ describe('parseSlirpOptions', () => {
   });
 
   test.each([
-    ['port_handler', 'expected key=value'], // no '=': crashed the seed
+    ['port_handler', 'expected key=value'], // no '=': crashed Podman 2.x
     ['=slirp4netns', 'expected key=value'],
     ['port_handler=pasta', "'slirp4netns' or 'rootlesskit'"],
     ['allow_host_loopback=yes', "'true' or 'false'"],
@@ -82,7 +82,7 @@ describe('parseSlirpHelp', () => {
 
 describe('slirpArgs', () => {
   const f = parseSlirpHelp('/usr/bin/slirp4netns', HELP_1_2);
-  test('the seed\'s command line for a persistent namespace, with an API socket', () => {
+  test('Podman 2.x\'s command line for a persistent namespace, with an API socket', () => {
     expect(slirpArgs(f, parseSlirpOptions(['port_handler=slirp4netns']), { netns: '/run/netns/x', ifname: 'tap0', apiSocket: '/tmp/a.sock', sandbox: true, seccomp: true }))
       .toEqual(['--disable-host-loopback', '--mtu', '65520', '--enable-sandbox', '--enable-seccomp', '--api-socket', '/tmp/a.sock', '-c', '-e', '3', '-r', '4', '--netns-type=path', '/run/netns/x', 'tap0']);
   });

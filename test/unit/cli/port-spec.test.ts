@@ -1,5 +1,5 @@
 /** `podnet run -p` port specs, parsed as podman run parses them (vectors). */
-import { parsePortSpec } from '../../../lib/cli/ports';
+import { parsePortSpec } from '../../../lib/cli/port-spec';
 import { PodnetError } from '../../../lib/errors';
 
 describe('parsePortSpec', () => {

@@ -297,7 +297,8 @@ export class Runtime {
         return true;
       });
     for (const a of await this.cni.cachedAttachments()) {
-      if (this.#idOfNetns(a.netnsPath) !== a.id) continue;
+      // Another runtime's entries (podman's libcni writes none with a netns path) are not ours.
+      if (typeof a.netnsPath !== 'string' || this.#idOfNetns(a.netnsPath) !== a.id) continue;
       let ran = false;
       await attempt(
         async () => (ran = await unclaimed(a.id, () => this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] }))),

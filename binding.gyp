@@ -35,8 +35,19 @@
       "type": "executable",
       "sources": [
         "csrc/portfwd/main.cc",
+        "csrc/portfwd/addr.cc",
+        "csrc/portfwd/bulk.cc",
+        "csrc/portfwd/json.cc",
+        "csrc/portfwd/loop.cc",
         "csrc/portfwd/nsock.cc",
-        "csrc/portfwd/json.cc"
+        "csrc/portfwd/rtnl.cc",
+        "csrc/portfwd/tcp.cc",
+        "csrc/portfwd/udp.cc",
+        "csrc/portfwd/upstream.cc",
+        "csrc/core/errno_name.cc",
+        "csrc/core/netns.cc",
+        "csrc/core/nsocket.cc",
+        "csrc/core/scm_rights.cc"
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "ldflags": ["-pthread", "-static-libstdc++", "-static-libgcc"]

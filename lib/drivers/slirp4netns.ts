@@ -49,7 +49,10 @@ export class Slirp4netnsDriver implements NetworkDriver {
     }, { apiSocket: slirp.apiSocket });
     await call.save();
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
-      const fwd = await PortForwarder.start({ netnsPath: netns, usernsPath: state.usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings });
+      const fwd = await PortForwarder.start({
+        netnsPath: netns, usernsPath: state.usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings,
+        keepClientAddress: options.keepClientAddress,
+      });
       recordHelper(call, 'forwarder', fwd.pid, fwd);
       await call.save();
     }

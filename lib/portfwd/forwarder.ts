@@ -24,6 +24,18 @@ export interface PortForwarderOptions {
   /** Address connections go to; default the namespace's first global address (never loopback). */
   containerIP?: string;
   portMappings: PortMapping[];
+  /**
+   * TCP connections reach the container from the client's own address (an
+   * IP_TRANSPARENT dial inside the namespace, as rootlesskit v3's builtin
+   * driver); a loopback client appears as the host side of the namespace's
+   * default route. Default true. false: every connection comes from the
+   * namespace's own address. UDP always does (see README).
+   */
+  keepClientAddress?: boolean;
+  /** UDP flows (client address and port) relayed at once; the least recently used goes first. Default 1024. */
+  udpMaxFlows?: number;
+  /** A UDP flow without a datagram either way for this long ends. Default 60000. */
+  udpIdleTimeoutMs?: number;
   /** How long to wait for every listener to be bound; default 3000 (rootlessport's). */
   timeoutMs?: number;
 }
@@ -61,6 +73,11 @@ function forwarderError(line: string, fallback: string): PodnetError {
   return new PodnetError(m[1], `port forwarder: ${m[2]}`, { details });
 }
 
+function positiveInteger(name: string, v: unknown, max = 2 ** 31 - 1): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > max) throw invalidArgument(name, `'${String(v)}' is not an integer from 1 to ${max}`);
+  return v;
+}
+
 export class PortForwarder {
   static async start(opts: PortForwarderOptions): Promise<PortForwarderHandle> {
     if (typeof opts !== 'object' || opts === null) throw invalidArgument('options', 'expected an object');
@@ -68,15 +85,18 @@ export class PortForwarder {
     const userns = opts.usernsPath === undefined ? '' : checkPath('usernsPath', opts.usernsPath);
     const target = opts.containerIP === undefined ? '' : checkIp('containerIP', opts.containerIP);
     const listen: Listener[] = expandPortMappings(opts.portMappings);
-    const timeoutMs = opts.timeoutMs ?? 3000;
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw invalidArgument('timeoutMs', `'${timeoutMs}' is not a positive integer`);
+    const timeoutMs = positiveInteger('timeoutMs', opts.timeoutMs ?? 3000);
+    const keepClientAddress = opts.keepClientAddress ?? true;
+    if (typeof keepClientAddress !== 'boolean') throw invalidArgument('keepClientAddress', `'${String(keepClientAddress)}' is not a boolean`);
+    const udpMaxFlows = positiveInteger('udpMaxFlows', opts.udpMaxFlows ?? 1024);
+    const udpIdleMs = positiveInteger('udpIdleTimeoutMs', opts.udpIdleTimeoutMs ?? 60000, 86400000);
     const exe = forwarderPath();
 
     // Config on stdin from a memfd (positional write: the offset stays at 0 for the child).
     const config = native.memfd('podnet-portfwd-config');
     let helper: HelperProcess;
     try {
-      writeSync(config, JSON.stringify({ netns, userns, target, listen }), 0);
+      writeSync(config, JSON.stringify({ netns, userns, target, keepClientAddress, udpMaxFlows, udpIdleMs, listen }), 0);
       helper = spawnHelper(exe, [], { stdin: config, name: 'podnet-portfwd' });
     } finally {
       closeSync(config);

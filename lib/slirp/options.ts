@@ -13,6 +13,8 @@ export type PortHandler = 'rootlesskit' | 'slirp4netns';
 export interface SlirpOptions {
   /** Who forwards published ports: rootlesskit's port driver (default) or slirp4netns's API. */
   portHandler: PortHandler;
+  /** With port_handler=rootlesskit: TCP connections reach the container from the client's address (default true, as rootlesskit's --source-ip-transparent). */
+  keepClientAddress: boolean;
   /** Let the namespace reach the host's 127.0.0.1 as 10.0.2.2 (default false). */
   allowHostLoopback: boolean;
   /** tap0's MTU (default 65520, as Podman 2.x). */
@@ -26,7 +28,7 @@ export interface SlirpOptions {
 
 export const DEFAULT_SLIRP_MTU = 65520;
 
-const VALID = 'port_handler=slirp4netns|rootlesskit, allow_host_loopback=true|false, mtu=N (68-65521), cidr=A.B.C.D/N, enable_ipv6=true|false, outbound_addr=IP';
+const VALID = 'port_handler=slirp4netns|rootlesskit, keep_client_address=true|false, allow_host_loopback=true|false, mtu=N (68-65521), cidr=A.B.C.D/N, enable_ipv6=true|false, outbound_addr=IP';
 
 function bad(opt: string, why: string): PodnetError {
   return new PodnetError(ErrorCode.SLIRP_OPTION, `invalid slirp4netns option '${opt}': ${why} (valid: ${VALID})`, {
@@ -43,7 +45,7 @@ function bool(opt: string, v: string): boolean {
 /** Parses options such as `['port_handler=slirp4netns', 'mtu=1500']`; a later option overrides an earlier one. */
 export function parseSlirpOptions(list: readonly string[] = []): SlirpOptions {
   if (!Array.isArray(list)) throw bad(String(list), 'expected an array of key=value strings');
-  const o: SlirpOptions = { portHandler: 'rootlesskit', allowHostLoopback: false, mtu: DEFAULT_SLIRP_MTU, enableIPv6: false };
+  const o: SlirpOptions = { portHandler: 'rootlesskit', keepClientAddress: true, allowHostLoopback: false, mtu: DEFAULT_SLIRP_MTU, enableIPv6: false };
   for (const opt of list) {
     if (typeof opt !== 'string') throw bad(String(opt), 'expected a key=value string');
     const eq = opt.indexOf('=');
@@ -54,6 +56,9 @@ export function parseSlirpOptions(list: readonly string[] = []): SlirpOptions {
       case 'port_handler':
         if (value !== 'rootlesskit' && value !== 'slirp4netns') throw bad(opt, "expected 'slirp4netns' or 'rootlesskit'");
         o.portHandler = value;
+        break;
+      case 'keep_client_address':
+        o.keepClientAddress = bool(opt, value);
         break;
       case 'allow_host_loopback':
         o.allowHostLoopback = bool(opt, value);

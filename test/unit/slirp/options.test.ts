@@ -30,14 +30,14 @@ const HELP_0_4 = `Usage: slirp4netns [OPTION]... PID TAPNAME
 
 describe('parseSlirpOptions', () => {
   test('defaults as Podman 2.x', () => {
-    expect(parseSlirpOptions([])).toEqual({ portHandler: 'rootlesskit', allowHostLoopback: false, mtu: 65520, enableIPv6: false });
+    expect(parseSlirpOptions([])).toEqual({ portHandler: 'rootlesskit', keepClientAddress: true, allowHostLoopback: false, mtu: 65520, enableIPv6: false });
     expect(DEFAULT_SLIRP_MTU).toBe(65520);
   });
 
   test('every option, later ones override earlier ones', () => {
     expect(
-      parseSlirpOptions(['port_handler=slirp4netns', 'allow_host_loopback=true', 'mtu=1500', 'cidr=10.5.0.0/16', 'enable_ipv6=true', 'outbound_addr=192.0.2.1', 'mtu=9000']),
-    ).toEqual({ portHandler: 'slirp4netns', allowHostLoopback: true, mtu: 9000, cidr: '10.5.0.0/16', enableIPv6: true, outboundAddr: '192.0.2.1' });
+      parseSlirpOptions(['port_handler=slirp4netns', 'keep_client_address=false', 'allow_host_loopback=true', 'mtu=1500', 'cidr=10.5.0.0/16', 'enable_ipv6=true', 'outbound_addr=192.0.2.1', 'mtu=9000']),
+    ).toEqual({ portHandler: 'slirp4netns', keepClientAddress: false, allowHostLoopback: true, mtu: 9000, cidr: '10.5.0.0/16', enableIPv6: true, outboundAddr: '192.0.2.1' });
     expect(parseSlirpOptions(['outbound_addr=2001:db8::1']).outboundAddr).toBe('2001:db8::1');
   });
 
@@ -46,6 +46,7 @@ describe('parseSlirpOptions', () => {
     ['=slirp4netns', 'expected key=value'],
     ['port_handler=pasta', "'slirp4netns' or 'rootlesskit'"],
     ['allow_host_loopback=yes', "'true' or 'false'"],
+    ['keep_client_address=no', "'true' or 'false'"],
     ['enable_ipv6=', "'true' or 'false'"],
     ['mtu=67', '68 to 65521'],
     ['mtu=65522', '68 to 65521'],

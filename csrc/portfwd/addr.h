@@ -1,4 +1,4 @@
-// Socket address helpers shared by the forwarder's parts.
+// Socket address functions shared by the forwarder's parts.
 #pragma once
 
 #include <netinet/in.h>

@@ -20,7 +20,6 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -41,27 +40,15 @@ constexpr int kReadyFd = 4;
 
 Upstream g_upstream;
 
-// Exits after reaping the namespace helper, so no orphan (or zombie, where
-// PID 1 does not reap) outlives the forwarder.
-[[noreturn]] void Exit(int status) {
-  pid_t h = g_upstream.helper_pid();
-  if (h > 0) {
-    kill(h, SIGKILL);
-    while (waitpid(h, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-  _exit(status);
-}
-
 [[noreturn]] void Fail(const std::string& code, const std::string& msg) {
   dprintf(1, "%s: %s\n", code.c_str(), msg.c_str());
-  Exit(1);
+  _exit(1);
 }
 // `rc` is -errno.
 [[noreturn]] void FailErrno(int rc, const std::string& what) { Fail(podnet::ErrnoName(-rc), what + ": " + strerror(-rc)); }
 
 struct ExitWatch : Handler {
-  void OnEvent(uint32_t) override { Exit(0); }
+  void OnEvent(uint32_t) override { _exit(0); }
 };
 
 std::string ReadAll(int fd) {
@@ -124,7 +111,7 @@ int Main() {
   udp.max_flows = maxFlows;
   udp.idle_ms = idleMs;
 
-  // Still single-threaded here: the namespace helper is forked from this thread.
+  // Still single-threaded here, as joining a user namespace requires (nsock.h).
   UpstreamConfig up{cfg.getStr("netns"), cfg.getStr("userns"), cfg.getStr("target"), !keep || keep->b};
   std::string code, msg;
   if (g_upstream.Open(up, &code, &msg) < 0) Fail(code, msg);

@@ -4,15 +4,12 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "../core/fd.h"
 #include "../core/netns.h"
 #include "../core/nsocket.h"
-#include "../core/scm_rights.h"
 #include "rtnl.h"
 
 namespace pfwd {
@@ -20,14 +17,12 @@ namespace pfwd {
 namespace {
 
 constexpr int kBatch = 16;
-static_assert(kBatch <= podnet::kMaxPassedFds, "one batch per message");
 
 struct Request {
   int family, type, transparent;
 };
 
 // Creates up to `n` sockets in the calling thread's namespace: how many (> 0), or -errno.
-// Async-signal-safe (the helper child calls it).
 int MakeSockets(const Request& rq, int n, int* out) {
   int made = 0;
   for (; made < n; made++) {
@@ -74,7 +69,7 @@ struct Probe {
   NsFacts facts;
 };
 
-// The namespace side of Open: async-signal-safe (syscalls on stack buffers).
+// The namespace side of Open, on a thread inside the namespace.
 int Inspect(Probe* p) {
   podnet::Fd nl(RtnlOpen());
   if (!nl) return nl.get();
@@ -105,34 +100,6 @@ int BatchThunk(void* p) {
   return MakeSockets(b->rq, kBatch, b->fds);
 }
 
-// The unprivileged helper: joins the namespaces, inspects, then serves socket
-// batches until the forwarder goes away. Runs in a child forked from the
-// still single-threaded forwarder; it never returns.
-[[noreturn]] void HelperMain(pid_t parent, int chan, int userns, int netns, Probe* probe) {
-  // Ends with the forwarder. The parent may have died before prctl took
-  // effect: then nobody would send the signal (prctl(2)), so check.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(1);
-  int err = 0;
-  if (setns(userns, CLONE_NEWUSER) != 0 || setns(netns, CLONE_NEWNET) != 0) err = errno;
-  close(userns);
-  close(netns);
-  if (!err) err = -Inspect(probe);
-  struct { int err; NsFacts facts; } hello{err, probe->facts};
-  if (send(chan, &hello, sizeof hello, MSG_NOSIGNAL) != sizeof hello || err) _exit(1);
-  for (;;) {
-    Request rq;
-    ssize_t r = recv(chan, &rq, sizeof rq, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r != sizeof rq) _exit(0);  // forwarder gone
-    int fds[kBatch];
-    int n = MakeSockets(rq, kBatch, fds);
-    int rc = podnet::SendFds(chan, n > 0 ? 0 : -n, fds, n > 0 ? n : 0);
-    for (int i = 0; i < n; i++) close(fds[i]);
-    if (rc < 0) _exit(0);
-  }
-}
-
 }  // namespace
 
 int NsSockets::Open(const std::string& netns, const std::string& userns, const sockaddr_storage* target,
@@ -143,72 +110,31 @@ int NsSockets::Open(const std::string& netns, const std::string& userns, const s
     *what = "open network namespace " + netns;
     return netns_ == -podnet::kNotNetns ? -EINVAL : netns_;
   }
-  Probe probe{target != nullptr, target ? *target : sockaddr_storage{}, transparent, {}};
-  if (userns.empty()) {
-    int rc = podnet::RunInNetns(netns_, InspectThunk, &probe);
-    if (rc < 0) {
-      *what = "inspect network namespace " + netns;
-      return rc;
+  if (!userns.empty()) {
+    podnet::Fd uns(open(userns.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!uns || setns(uns.get(), CLONE_NEWUSER) != 0) {
+      int e = errno;
+      *what = (uns ? "join user namespace " : "open user namespace ") + userns;
+      return -e;
     }
-    facts_ = probe.facts;
-    return 0;
   }
-  podnet::Fd uns(open(userns.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!uns) {
-    *what = "open user namespace " + userns;
-    return -errno;
+  Probe probe{target != nullptr, target ? *target : sockaddr_storage{}, transparent, {}};
+  int rc = podnet::RunInNetns(netns_, InspectThunk, &probe);
+  if (rc < 0) {
+    *what = "inspect network namespace " + netns;
+    return rc;
   }
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    *what = "socketpair";
-    return -errno;
-  }
-  pid_t parent = getpid();
-  helper_ = fork();
-  if (helper_ < 0) {
-    *what = "fork";
-    return -errno;
-  }
-  if (helper_ == 0) {
-    // Keep only what it needs (not stdin or the ready/exit fds, whose owner
-    // must see them close with the forwarder).
-    close(sv[0]);
-    close(0);
-    close(3);
-    close(4);
-    HelperMain(parent, sv[1], uns.get(), netns_, &probe);
-  }
-  close(sv[1]);
-  chan_ = sv[0];
-  struct { int err; NsFacts facts; } hello{};
-  ssize_t r;
-  do r = recv(chan_, &hello, sizeof hello, 0); while (r < 0 && errno == EINTR);
-  if (r != sizeof hello || hello.err) {
-    *what = r != sizeof hello ? "namespace helper died" : "join namespaces " + userns + " and " + netns;
-    return r != sizeof hello ? -EPROTO : -hello.err;
-  }
-  facts_ = hello.facts;
+  facts_ = probe.facts;
   return 0;
 }
 
 int NsSockets::Refill(int family, int type, SockKind kind) {
   std::vector<int>& pool = Pool(family, type, kind);
   Request rq{family, type, kind == SockKind::Transparent};
-  int fds[podnet::kMaxPassedFds];
-  int n;
-  if (chan_ >= 0) {
-    if (send(chan_, &rq, sizeof rq, MSG_NOSIGNAL) != sizeof rq) return -errno;
-    int err = 0;
-    n = podnet::RecvFds(chan_, &err, fds);
-    if (n < 0) return n == -ECONNRESET ? -EPIPE : n;
-    if (n == 0) return err ? -err : -EIO;
-  } else {
-    Batch b{rq, {}};
-    n = podnet::RunInNetns(netns_, BatchThunk, &b);
-    if (n < 0) return n;
-    memcpy(fds, b.fds, sizeof(int) * n);
-  }
-  pool.insert(pool.end(), fds, fds + n);
+  Batch b{rq, {}};
+  int n = podnet::RunInNetns(netns_, BatchThunk, &b);
+  if (n < 0) return n;
+  pool.insert(pool.end(), b.fds, b.fds + n);
   return 0;
 }
 

@@ -1,19 +1,21 @@
 // Fresh sockets that belong to the container's network namespace. A socket
 // stays in the namespace it was created in, so the forwarder creates them
-// there in batches and binds and connects them from its own (host) namespace.
-//  - Rootful: podnet::RunInNetns (csrc/core/nsocket.h), a thrown-away thread
-//    that joins the namespace; no thread of the forwarder stays there.
-//  - Unprivileged (user namespace given): joining a user namespace needs a
-//    single-threaded process, so a forked helper joins user+net namespaces once
-//    and passes sockets back with SCM_RIGHTS (csrc/core/scm_rights.h), as
-//    rootlesskit's builtin driver does, minus the per-connection round trip.
-// Transparent sockets (IP_TRANSPARENT and the fwmark set) can only be made by
-// a caller with CAP_NET_ADMIN over the namespace: root, or the helper inside
-// the user namespace. The forwarder binds them to the client's address.
+// there in batches (podnet::RunInNetns, csrc/core/nsocket.h: a thrown-away
+// thread joins the namespace; no thread of the forwarder stays there) and
+// binds and connects them from its own (host) namespace.
+//
+// Unprivileged (a user namespace given): the forwarder process itself joins
+// the user namespace that owns the network namespace, once, while it is still
+// single-threaded (setns(2) refuses a multithreaded caller). Its host
+// identity stays (same kuid: its owner still signals it, host ports below
+// ip_unprivileged_port_start stay refused) and it gains CAP_NET_ADMIN and
+// CAP_SYS_ADMIN over the sandbox's namespace only. So the rootful mechanism
+// serves both, with no second process, no fd passing and no per-batch round
+// trip, and transparent sockets (IP_TRANSPARENT and SO_MARK, whose capability
+// is checked at setsockopt) and the policy routing are made the same way.
 #pragma once
 
 #include <sys/socket.h>
-#include <sys/types.h>
 
 #include <string>
 #include <vector>
@@ -34,8 +36,8 @@ enum class SockKind { Plain, Transparent };
 
 class NsSockets {
  public:
-  // Opens the namespace (forking the helper when `userns` is set) and learns
-  // the facts. `target` (or null for the first global address) is checked
+  // Joins `userns` if set (call while single-threaded), opens the namespace
+  // and learns the facts. `target` (or null for the first global address) is checked
   // for being local; with `transparent`, the policy routing is set up.
   // 0, or -errno with `*what` naming the step that failed.
   int Open(const std::string& netns, const std::string& userns, const sockaddr_storage* target, bool transparent,
@@ -43,7 +45,6 @@ class NsSockets {
   // A non-blocking socket of `family`/`type` in the namespace, or -errno.
   int Take(int family, int type, SockKind kind);
   const NsFacts& facts() const { return facts_; }
-  pid_t helper_pid() const { return helper_; }
 
  private:
   int Refill(int family, int type, SockKind kind);
@@ -52,8 +53,6 @@ class NsSockets {
   }
 
   int netns_ = -1;
-  int chan_ = -1;  // to the helper process (unprivileged mode)
-  pid_t helper_ = -1;
   NsFacts facts_;
   std::vector<int> pools_[6];
 };

@@ -1,7 +1,7 @@
 // The few rtnetlink(7) requests the forwarder makes inside the container's
 // namespace: its addresses, its default gateways, and the policy routing that
-// transparent dials need. Raw netlink on stack buffers (no allocation), so the
-// forked namespace helper may call it; every function returns >= 0 or -errno.
+// transparent dials need. Raw netlink on stack buffers; every function
+// returns >= 0 or -errno.
 #pragma once
 
 #include <sys/socket.h>

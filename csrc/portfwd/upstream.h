@@ -41,7 +41,6 @@ class Upstream {
   bool target_local() const { return ns_.facts().target_local; }
   // Whether TCP connections keep the client's address.
   bool transparent() const { return transparent_; }
-  pid_t helper_pid() const { return ns_.helper_pid(); }
 
  private:
   int BindClient(int fd, const sockaddr_storage& peer);

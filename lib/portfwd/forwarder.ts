@@ -44,7 +44,7 @@ export interface PortForwarderHandle {
   readonly pid: number;
   /** Closes the exit pipe and waits for the forwarder to end. */
   stop(): Promise<void>;
-  /** Resident memory of the forwarder (and its namespace helper), KiB; undefined once it exited. */
+  /** Resident memory of the forwarder, KiB; undefined once it exited. */
   rssKiB(): number | undefined;
 }
 
@@ -122,8 +122,7 @@ export class PortForwarder {
       rssKiB() {
         if (!helper.running) return undefined;
         try {
-          const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
-          return [pid, ...kids].reduce((sum, p) => sum + rssOf(p), 0);
+          return rssOf(pid);
         } catch {
           return undefined;
         }

@@ -32,11 +32,14 @@ int MakeSockets(const Request& rq, int n, int* out) {
       // IP_TRANSPARENT lets the forwarder bind the client's (non-local) address
       // (ip(7)); the mark sends the server's replies to the local table (rtnl.h).
       // Both need CAP_NET_ADMIN in the namespace, checked here at setsockopt.
+      // IP_BIND_ADDRESS_NO_PORT: a bind to port 0 leaves the port to connect(),
+      // which picks one unique for the 4-tuple, cheaper than bind's search.
       int one = 1;
       unsigned mark = kTransparentMark;
       bool v6 = rq.family == AF_INET6;
       if (setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one, sizeof one) != 0 ||
-          setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0) {
+          setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0 ||
+          setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) {
         int e = errno;
         close(fd);
         errno = e;

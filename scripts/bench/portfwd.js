@@ -12,11 +12,12 @@ const { PortForwarder } = require('../../dist/api/portfwd');
 const QUICK = Boolean(process.env.QUICK); // CI: a few iterations so the benchmark cannot rot; no goal checked
 const SECS = Number(process.argv[2] || (QUICK ? 1 : 4));
 // PODNET_BENCH_ONLY=podnet,direct (also splice, unpriv, dnat, slirp, rootlesskit) limits the run to some paths (for quick experiments).
+// The podnet forwarder runs with the client's address kept and without it, always.
 const only = (name) => !process.env.PODNET_BENCH_ONLY || process.env.PODNET_BENCH_ONLY.split(',').includes(name);
-const CONN_SECS = 3;
+const CONN_SECS = QUICK ? 1 : 3;
 const ROUNDS = Number(process.env.PODNET_BENCH_ROUNDS || (QUICK ? 1 : 3));
 const CNI_BIN = '/usr/lib/cni';
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-fwd-bench-'));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fwd-bench-'));
 const connrate = path.join(tmp, 'connrate');
 const spliceRelay = path.join(tmp, 'splice-relay');
 const undo = [];
@@ -38,10 +39,35 @@ function netns(name) {
   return `/run/netns/${name}`;
 }
 
+// A namespace's eth0 with `ip`/24 and a default route via `gw`, the other end
+// of the veth pair left inside, up: the gateway is what a loopback client is
+// shown as when the client's address is kept (csrc/portfwd/upstream.h).
+const sandboxNet = (ip, gw) => `ip link set lo up && ip link add eth0 type veth peer name gw0 && ip link set gw0 up && ` +
+  `ip addr add ${ip}/24 dev eth0 && ip link set eth0 up && ip route add default via ${gw}`;
+
 /** iperf3 and the short-connection server inside a namespace. */
 function servers(nsPath) {
   start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });  // quiet about probes
   start('nsenter', [`--net=${nsPath}`, connrate, 'server', '8080']);
+}
+
+/** Checks which address a server in the namespace sees for a loopback client through each port: the path measured is the one meant. */
+async function checkSeen(nsPath, want) {
+  start('nsenter', [`--net=${nsPath}`, process.execPath, '-e', "require('net').createServer((s) => s.end(s.remoteAddress)).listen(8090, '0.0.0.0')"]);
+  for (const [port, addr] of Object.entries(want)) {
+    await waitPort('127.0.0.1', Number(port));
+    let seen = '';
+    for (const end = Date.now() + 5000; !seen && Date.now() < end; await sleep(50)) {
+      seen = await new Promise((r) => {
+        const s = net.connect(Number(port), '127.0.0.1');
+        let d = '';
+        s.on('data', (c) => { d += c; });
+        s.on('end', () => r(d));
+        s.on('error', () => r(''));
+      });
+    }
+    if (seen !== addr) throw new Error(`through port ${port} the server sees ${seen || 'nothing'}, expected ${addr}`);
+  }
 }
 
 async function waitPort(host, port, ms = 5000) {
@@ -123,7 +149,7 @@ function line(name, r) {
 function cni(plugin, cmd, conf, nsPath, ifname = 'eth0') {
   return sh(path.join(CNI_BIN, plugin), [], {
     input: JSON.stringify(conf),
-    env: { CNI_COMMAND: cmd, CNI_CONTAINERID: 'pn-fwd-bench', CNI_NETNS: nsPath, CNI_IFNAME: ifname, CNI_PATH: CNI_BIN, PATH: process.env.PATH },
+    env: { CNI_COMMAND: cmd, CNI_CONTAINERID: 'fwd-bench', CNI_NETNS: nsPath, CNI_IFNAME: ifname, CNI_PATH: CNI_BIN, PATH: process.env.PATH },
   });
 }
 
@@ -142,26 +168,38 @@ async function main() {
   sh('cc', ['-O2', '-pthread', '-o', spliceRelay, path.join(__dirname, 'portfwd-splice.c')]);
 
   // Direct veth and podnet's forwarder share one namespace.
-  const ns = netns('pn-fwd-bench');
-  sh('ip', ['link', 'add', 'pnfw0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'pn-fwd-bench']);
-  undo.push(() => sh('ip', ['link', 'del', 'pnfw0']));
-  sh('ip', ['addr', 'add', '10.89.97.1/24', 'dev', 'pnfw0']);
-  sh('ip', ['link', 'set', 'pnfw0', 'up']);
-  sh('ip', ['-n', 'pn-fwd-bench', 'addr', 'add', '10.89.97.2/24', 'dev', 'eth0']);
-  sh('ip', ['-n', 'pn-fwd-bench', 'link', 'set', 'eth0', 'up']);
+  const ns = netns('fwd-bench');
+  sh('ip', ['link', 'add', 'fwd-b0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'fwd-bench']);
+  undo.push(() => sh('ip', ['link', 'del', 'fwd-b0']));
+  sh('ip', ['addr', 'add', '10.89.250.129/25', 'dev', 'fwd-b0']);
+  sh('ip', ['link', 'set', 'fwd-b0', 'up']);
+  sh('ip', ['-n', 'fwd-bench', 'addr', 'add', '10.89.250.130/25', 'dev', 'eth0']);
+  sh('ip', ['-n', 'fwd-bench', 'link', 'set', 'eth0', 'up']);
+  // The host side is the namespace's gateway: loopback clients of the forwarder appear as 10.89.250.129.
+  sh('ip', ['-n', 'fwd-bench', 'route', 'add', 'default', 'via', '10.89.250.129']);
   servers(ns);
-  await waitPort('10.89.97.2', 8080);
-  await waitPort('10.89.97.2', 5201);
+  await waitPort('10.89.250.130', 8080);
+  await waitPort('10.89.250.130', 5201);
   const paths = [];
-  if (only('direct')) paths.push({ key: 'direct', name: 'direct veth', host: '10.89.97.2', port: 5201, connPort: 8080 });
+  if (only('direct')) paths.push({ key: 'direct', name: 'direct veth', host: '10.89.250.130', port: 5201, connPort: 8080 });
 
+  // The forwarder with the client's address kept (the default) and without, in the same namespace.
   const fwd = await PortForwarder.start({ netnsPath: ns, portMappings: [
-    { hostIP: '127.0.0.1', hostPort: 19600, containerPort: 5201 },
-    { hostIP: '127.0.0.1', hostPort: 19601, containerPort: 8080 },
+    { hostIP: '127.0.0.1', hostPort: 46800, containerPort: 5201 },
+    { hostIP: '127.0.0.1', hostPort: 46801, containerPort: 8080 },
+    { hostIP: '127.0.0.1', hostPort: 46808, containerPort: 8090 },
   ] });
   undo.push(() => fwd.stop());
-  console.log(`podnet forwarder idle RSS ${fwd.rssKiB()} KiB`);
-  paths.push({ key: 'podnet', name: 'podnet forwarder', host: '127.0.0.1', port: 19600, connPort: 19601, pids: [fwd.pid] });
+  const plain = await PortForwarder.start({ netnsPath: ns, keepClientAddress: false, portMappings: [
+    { hostIP: '127.0.0.1', hostPort: 46812, containerPort: 5201 },
+    { hostIP: '127.0.0.1', hostPort: 46813, containerPort: 8080 },
+    { hostIP: '127.0.0.1', hostPort: 46809, containerPort: 8090 },
+  ] });
+  undo.push(() => plain.stop());
+  await checkSeen(ns, { 46808: '10.89.250.129', 46809: '10.89.250.130' });
+  console.log(`podnet forwarder idle RSS ${fwd.rssKiB()} KiB (client address kept), ${plain.rssKiB()} KiB (not kept)`);
+  paths.push({ key: 'podnet', name: 'podnet fwd, address kept', host: '127.0.0.1', port: 46800, connPort: 46801, pids: [fwd.pid] });
+  paths.push({ key: 'plain', name: 'podnet fwd, not kept', host: '127.0.0.1', port: 46812, connPort: 46813, pids: [plain.pid] });
 
   if (process.env.PODNET_BENCH_BEFORE) paths.push(await before(ns, process.env.PODNET_BENCH_BEFORE));
   if (only('splice')) paths.push(await splice(ns));
@@ -186,6 +224,33 @@ async function main() {
     console.log(line(p.name, results[p.key]));
   }
   report(results);
+  keptReport(rounds, results);
+}
+
+/** The client's address kept against not kept: best of the rounds and each round's own ratio (the two ran back to back). */
+function keptReport(rounds, results) {
+  const k = results.podnet;
+  const n = results.plain;
+  if (!k || !n) return;
+  const r2 = (a, b) => (a / b).toFixed(2);
+  console.log('\nclient address kept vs not kept (same namespace, same run, rounds interleaved):');
+  const goals = [];
+  for (const [key, label] of [['one', '1 stream'], ['four', '4 streams'], ['rate', 'connections/s']]) {
+    const per = rounds.podnet.map((r, i) => r2(r[key], rounds.plain[i][key]));
+    const ratio = k[key] / n[key];
+    goals.push(ratio >= 0.9);
+    console.log(`  ${label.padEnd(14)} ${r2(k[key], n[key])}x (best of rounds; per round ${per.join(' ')})`);
+  }
+  const rss = Math.max(k.mem.rss, results.unpriv?.mem.rss ?? 0) / 1024;
+  goals.push(rss < 5);
+  console.log(`  RSS per sandbox after the run: ${(k.mem.rss / 1024).toFixed(1)} MB kept, ${(n.mem.rss / 1024).toFixed(1)} MB not kept` +
+    `${results.unpriv ? `, ${(results.unpriv.mem.rss / 1024).toFixed(1)} MB unprivileged (kept)` : ''}`);
+  if (results.before) {
+    const b = results.before;
+    console.log(`  vs the build before: not kept ${r2(n.one, b.one)}x / ${r2(n.four, b.four)}x / ${r2(n.rate, b.rate)}x, ` +
+      `kept ${r2(k.one, b.one)}x / ${r2(k.four, b.four)}x / ${r2(k.rate, b.rate)}x (1 stream / 4 streams / connections/s)`);
+  }
+  if (!QUICK) console.log(`  goals (>= 0.9x throughput and connections/s, < 5 MB): ${goals.every(Boolean) ? 'met' : 'NOT met'}`);
 }
 
 // PODNET_BENCH_BEFORE=/path/to/podnet-portfwd: another build of the forwarder
@@ -193,53 +258,53 @@ async function main() {
 async function before(nsPath, exe) {
   const cfg = path.join(tmp, 'before.json');
   fs.writeFileSync(cfg, JSON.stringify({ netns: nsPath, userns: '', target: '', listen: [
-    { proto: 'tcp', ip: '127.0.0.1', port: 19606, cport: 5201 }, { proto: 'tcp', ip: '127.0.0.1', port: 19607, cport: 8080 }] }));
+    { proto: 'tcp', ip: '127.0.0.1', port: 46806, cport: 5201 }, { proto: 'tcp', ip: '127.0.0.1', port: 46807, cport: 8080 }] }));
   const stdin = fs.openSync(cfg, 'r');
   // fd 3: it exits at EOF (when this process ends or kills it); fd 4: ready.
   const p = start(exe, [], { stdio: [stdin, 'ignore', 'inherit', 'pipe', 'pipe'] });
   fs.closeSync(stdin);
   await new Promise((r) => p.stdio[4].once('data', r));
-  await waitPort('127.0.0.1', 19607);
-  await waitPort('127.0.0.1', 19606);
-  return { key: 'before', name: 'podnet fwd, before', host: '127.0.0.1', port: 19606, connPort: 19607, pids: [p.pid] };
+  await waitPort('127.0.0.1', 46807);
+  await waitPort('127.0.0.1', 46806);
+  return { key: 'before', name: 'podnet fwd, before', host: '127.0.0.1', port: 46806, connPort: 46807, pids: [p.pid] };
 }
 
 // The floor for a userspace relay: scripts/bench/portfwd-splice.c (thread pair
 // per connection, blocking splice, socket made after setns), same namespace.
 async function splice(nsPath) {
-  const p = start(spliceRelay, [nsPath, '10.89.97.2', '19604:5201', '19605:8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = start(spliceRelay, [nsPath, '10.89.250.130', '46804:5201', '46805:8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((r) => p.stdout.once('data', r));
-  await waitPort('127.0.0.1', 19605);
-  await waitPort('127.0.0.1', 19604);
+  await waitPort('127.0.0.1', 46805);
+  await waitPort('127.0.0.1', 46804);
   console.log(`plain C splice relay idle RSS ${memKiB(p.pid).rss} KiB`);
-  return { key: 'splice', name: 'plain C splice relay', host: '127.0.0.1', port: 19604, connPort: 19605, pids: [p.pid] };
+  return { key: 'splice', name: 'plain C splice relay', host: '127.0.0.1', port: 46804, connPort: 46805, pids: [p.pid] };
 }
 
-// podnet's forwarder started by an unprivileged user (test user pnfwd) for a
-// user+net namespace that user owns: sockets come from the helper over SCM_RIGHTS.
+// podnet's forwarder started by an unprivileged user (test user pnfwd2b) for a
+// user+net namespace that user owns: the forwarder joins that user namespace.
 async function unprivileged() {
-  try { sh('userdel', ['-r', '-f', 'pnfwd'], { stdio: 'ignore' }); } catch { /* none */ }
-  sh('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', 'pnfwd']);
+  try { sh('userdel', ['-r', '-f', 'pnfwd2b'], { stdio: 'ignore' }); } catch { /* none */ }
+  sh('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', 'pnfwd2b']);
   const procs = [];
   undo.push(async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     for (let i = 0; i < 100 && procs.some((p) => p.exitCode === null && p.signalCode === null); i++) await sleep(20);
     for (let i = 0; i < 50; i++) {  // userdel refuses while the user's forwarder is still exiting
-      try { sh('userdel', ['-r', 'pnfwd'], { stdio: 'ignore' }); return; } catch { await sleep(100); }
+      try { sh('userdel', ['-r', 'pnfwd2b'], { stdio: 'ignore' }); return; } catch { await sleep(100); }
     }
-    throw new Error('userdel pnfwd failed');
+    throw new Error('userdel pnfwd2b failed');
   });
-  const uid = sh('id', ['-u', 'pnfwd']).trim();
-  const asUser = (cmd, args) => ['setpriv', ['--reuid', uid, '--regid', uid === '0' ? '0' : sh('id', ['-g', 'pnfwd']).trim(),
+  const uid = sh('id', ['-u', 'pnfwd2b']).trim();
+  const asUser = (cmd, args) => ['setpriv', ['--reuid', uid, '--regid', uid === '0' ? '0' : sh('id', ['-g', 'pnfwd2b']).trim(),
     '--init-groups', '--', cmd, ...args]];
   const [hc, ha] = asUser('unshare', ['--user', '--map-root-user', '--net', 'sh', '-c',
-    'ip link set lo up && ip addr add 10.89.96.5/32 dev lo && echo up && exec sleep infinity']);
+    `${sandboxNet('10.89.249.130', '10.89.249.129')} && echo up && exec sleep infinity`]);
   const holder = start(hc, ha, { stdio: ['ignore', 'pipe', 'inherit'] });
   procs.push(holder);
   await new Promise((r) => holder.stdout.once('data', r));
   servers(`/proc/${holder.pid}/ns/net`);
   const opts = { netnsPath: `/proc/${holder.pid}/ns/net`, usernsPath: `/proc/${holder.pid}/ns/user`,
-    portMappings: [{ hostIP: '127.0.0.1', hostPort: 19602, containerPort: 5201 }, { hostIP: '127.0.0.1', hostPort: 19603, containerPort: 8080 }] };
+    portMappings: [{ hostIP: '127.0.0.1', hostPort: 46802, containerPort: 5201 }, { hostIP: '127.0.0.1', hostPort: 46803, containerPort: 8080 }] };
   const owner = `const { PortForwarder } = require(process.argv[1]);
     PortForwarder.start(JSON.parse(process.argv[2])).then((h) => { console.log(h.pid); process.stdin.resume(); },
       (e) => { console.error(e.message); process.exit(1); });`;
@@ -247,22 +312,21 @@ async function unprivileged() {
   const o = start(oc, oa, { stdio: ['pipe', 'pipe', 'inherit'] });
   procs.push(o);
   const pid = Number(await new Promise((r) => o.stdout.once('data', r)));
-  const helper = Number(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim());
-  console.log(`podnet forwarder (unprivileged) idle RSS ${memKiB(pid).rss + memKiB(helper).rss} KiB (forwarder + namespace helper)`);
-  await waitPort('127.0.0.1', 19603);
-  return { key: 'unpriv', name: 'podnet fwd, unprivileged', host: '127.0.0.1', port: 19602, connPort: 19603, pids: [pid, helper] };
+  console.log(`podnet forwarder (unprivileged, client address kept) idle RSS ${memKiB(pid).rss} KiB`);
+  await waitPort('127.0.0.1', 46803);
+  return { key: 'unpriv', name: 'podnet fwd, unprivileged', host: '127.0.0.1', port: 46802, connPort: 46803, pids: [pid] };
 }
 
 async function dnat() {
   // CNI bridge + host-local + portmap (kernel DNAT from 127.0.0.1).
-  const cns = netns('pn-fwd-cni');
-  const base = { cniVersion: '1.0.0', name: 'pn-fwd-bench-cni' };
-  const bridge = { ...base, type: 'bridge', bridge: 'pnfwbr0', isGateway: true,
-    ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.100.0/24' }]], dataDir: path.join(tmp, 'ipam') } };
+  const cns = netns('fwd-bench-cni');
+  const base = { cniVersion: '1.0.0', name: 'fwd-bench-cni' };
+  const bridge = { ...base, type: 'bridge', bridge: 'fwd-br0', isGateway: true,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.248.192/26' }]], dataDir: path.join(tmp, 'ipam') } };
   const portmap = { ...base, type: 'portmap', capabilities: { portMappings: true },
-    runtimeConfig: { portMappings: [{ hostIP: '127.0.0.1', hostPort: 19630, containerPort: 5201, protocol: 'tcp' },
-      { hostIP: '127.0.0.1', hostPort: 19631, containerPort: 8080, protocol: 'tcp' }] } };
-  undo.push(() => tryRun(() => sh('ip', ['link', 'del', 'pnfwbr0'])));
+    runtimeConfig: { portMappings: [{ hostIP: '127.0.0.1', hostPort: 46830, containerPort: 5201, protocol: 'tcp' },
+      { hostIP: '127.0.0.1', hostPort: 46831, containerPort: 8080, protocol: 'tcp' }] } };
+  undo.push(() => tryRun(() => sh('ip', ['link', 'del', 'fwd-br0'])));
   undo.push(() => tryRun(() => cni('bridge', 'DEL', bridge, cns)));
   const bres = JSON.parse(cni('bridge', 'ADD', bridge, cns));
   undo.push(() => cni('portmap', 'DEL', { ...portmap, prevResult: bres }, cns));
@@ -270,40 +334,40 @@ async function dnat() {
   servers(cns);
   const cip = bres.ips[0].address.split('/')[0];
   await waitPort(cip, 8080);
-  await waitPort('127.0.0.1', 19630);
-  return { key: 'dnat', name: 'CNI portmap DNAT', host: '127.0.0.1', port: 19630, connPort: 19631 };
+  await waitPort('127.0.0.1', 46830);
+  return { key: 'dnat', name: 'CNI portmap DNAT', host: '127.0.0.1', port: 46830, connPort: 46831 };
 }
 
 async function slirp4netns() {
   // slirp4netns add_hostfwd (Podman 2.x's port_handler=slirp4netns).
-  const sns = netns('pn-fwd-slirp');
+  const sns = netns('fwd-bench-slirp');
   const api = path.join(tmp, 'slirp.sock');
   const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api,
     '--netns-type=path', sns, 'tap0']);
   for (let i = 0; i < 100 && !fs.existsSync(api); i++) await sleep(20);
   servers(sns);
-  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 19610, guest_port: 5201 } });
-  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 19611, guest_port: 8080 } });
-  await waitPort('127.0.0.1', 19611);
-  await waitPort('127.0.0.1', 19610);
-  return { key: 'slirp', name: 'slirp4netns add_hostfwd', host: '127.0.0.1', port: 19610, connPort: 19611, pids: [slirp.pid] };
+  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 46810, guest_port: 5201 } });
+  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 46811, guest_port: 8080 } });
+  await waitPort('127.0.0.1', 46811);
+  await waitPort('127.0.0.1', 46810);
+  return { key: 'slirp', name: 'slirp4netns add_hostfwd', host: '127.0.0.1', port: 46810, connPort: 46811, pids: [slirp.pid] };
 }
 
 async function rootlesskit() {
   // rootlesskit's builtin port driver: root with a subordinate id range, in a private mount namespace.
   try {
-    sh('usermod', ['--add-subuids', '1000000000-1000065535', '--add-subgids', '1000000000-1000065535', 'root']);
+    sh('usermod', ['--add-subuids', '1100000000-1100065535', '--add-subgids', '1100000000-1100065535', 'root']);
     // usermod refuses to delete while root runs processes: remove exactly the line added.
-    undo.push(() => ['/etc/subuid', '/etc/subgid'].forEach((f) => sh('sed', ['-i', '/^root:1000000000:65536$/d', f])));
+    undo.push(() => ['/etc/subuid', '/etc/subgid'].forEach((f) => sh('sed', ['-i', '/^root:1100000000:65536$/d', f])));
     const rk = start('unshare', ['--mount', '--propagation', 'private', 'rootlesskit', '--state-dir', path.join(tmp, 'rk'),
       '--net=slirp4netns', '--mtu=65520', '--disable-host-loopback', '--port-driver=builtin', '--copy-up=/etc',
-      '-p', '127.0.0.1:19620:5201/tcp', '-p', '127.0.0.1:19621:8080/tcp',
+      '-p', '127.0.0.1:46820:5201/tcp', '-p', '127.0.0.1:46821:8080/tcp',
       'sh', '-c', `iperf3 -s -p 5201 & exec ${connrate} server 8080`]);
     // Its descendants (child in the namespaces, slirp4netns, servers) die with it; kill them by PID too.
     undo.push(() => descendants(rk.pid).forEach((p) => tryRun(() => process.kill(p, 'SIGKILL'))));
-    await waitPort('127.0.0.1', 19621, 10000);
-    await waitPort('127.0.0.1', 19620, 10000);
-    return { key: 'rootlesskit', name: 'rootlesskit builtin', host: '127.0.0.1', port: 19620, connPort: 19621, pids: [rk.pid] };
+    await waitPort('127.0.0.1', 46821, 10000);
+    await waitPort('127.0.0.1', 46820, 10000);
+    return { key: 'rootlesskit', name: 'rootlesskit builtin', host: '127.0.0.1', port: 46820, connPort: 46821, pids: [rk.pid] };
   } catch (e) {
     console.log(`rootlesskit builtin: not measured: ${e.message}`);
     return undefined;

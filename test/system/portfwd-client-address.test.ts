@@ -28,16 +28,18 @@ const HOST_SIDE = '10.89.249.1';
 const REMOTE = '10.89.249.2';
 const dist = path.resolve(__dirname, '../../dist');
 
-// In the sandbox: 8100 tcp and udp answer with the peer address they see; 8000 echoes tcp.
+// In the sandbox: 8100 tcp and udp answer with the peer address they see, 8101 with address and port; 8000 echoes tcp.
 const SERVER = `
 const net = require('net'), dgram = require('dgram');
 net.createServer((s) => s.end(s.remoteAddress)).listen(8100, '0.0.0.0');
+net.createServer((s) => s.end(s.remoteAddress + ' ' + s.remotePort)).listen(8101, '0.0.0.0');
 net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s); }).listen(8000, '0.0.0.0');
 const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(r.address, r.port, r.address)); u.bind(8100, '0.0.0.0');
 setTimeout(() => console.log('listening'), 200);
 `;
 
 // In the client namespace: argv kind host port. tcp: what the server wrote;
+// port: that and the client's own port;
 // many: the distinct answers of 40 concurrent connections; echo: 'ok N' when
 // 1 MiB came back intact; udp: the first reply (resent until one comes).
 const CLIENT = `
@@ -47,6 +49,10 @@ const read = () => new Promise((res, rej) => { const s = net.connect(port, host)
   s.on('data', (c) => { d += c; }); s.on('end', () => res(d)); s.on('error', rej); });
 (async () => {
   if (kind === 'tcp') console.log(await read());
+  if (kind === 'port') {
+    const s = net.connect(port, host); let d = '';
+    s.on('data', (c) => { d += c; }); s.on('end', () => console.log(d + ' ' + s.localPort));
+  }
   if (kind === 'many') console.log(JSON.stringify([...new Set(await Promise.all(Array.from({ length: 40 }, read)))]));
   if (kind === 'echo') {
     const data = crypto.randomBytes(1 << 20), got = [];
@@ -116,7 +122,8 @@ function clientAddressSuite(ctx: () => { mode: Mode; ip: string; gw: string; net
   const stops: (() => Promise<void>)[] = [];
   beforeAll(async () => {
     const { mode } = ctx();
-    const kept = await mode.start([{ hostPort: base, containerPort: 8100, protocol: 'tcp,udp' }, { hostPort: base + 1, containerPort: 8000 }]);
+    const kept = await mode.start([{ hostPort: base, containerPort: 8100, protocol: 'tcp,udp' }, { hostPort: base + 1, containerPort: 8000 },
+      { hostPort: base + 2, containerPort: 8101 }]);
     stops.push(kept.stop);
     const plain = await mode.start([{ hostPort: base + 10, containerPort: 8100, protocol: 'tcp,udp' }], false);
     stops.push(plain.stop);
@@ -127,6 +134,12 @@ function clientAddressSuite(ctx: () => { mode: Mode; ip: string; gw: string; net
 
   it('a remote client is seen from its own address', async () => {
     expect(await fromRemote('tcp', base)).toBe(REMOTE);
+  });
+
+  it('a remote client is seen with its own port too', async () => {
+    const [addr, seenPort, ownPort] = (await fromRemote('port', base + 2)).split(' ');
+    expect(addr).toBe(REMOTE);
+    expect(seenPort).toBe(ownPort);
   });
 
   it('40 concurrent remote connections are all seen from the client address', async () => {

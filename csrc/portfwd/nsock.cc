@@ -10,6 +10,7 @@
 #include "../core/fd.h"
 #include "../core/netns.h"
 #include "../core/nsocket.h"
+#include "addr.h"
 #include "rtnl.h"
 
 namespace pfwd {
@@ -57,10 +58,8 @@ int IsLocal(const sockaddr_storage& a) {
   int fd = socket(a.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   sockaddr_storage any = a;
-  socklen_t len = a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  if (a.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&any)->sin6_port = 0;
-  else reinterpret_cast<sockaddr_in*>(&any)->sin_port = 0;
-  int rc = bind(fd, reinterpret_cast<sockaddr*>(&any), len) == 0 ? 1 : errno == EADDRNOTAVAIL ? 0 : -errno;
+  SetPort(&any, 0);
+  int rc = bind(fd, reinterpret_cast<sockaddr*>(&any), SockLen(any)) == 0 ? 1 : errno == EADDRNOTAVAIL ? 0 : -errno;
   close(fd);
   return rc;
 }
@@ -74,8 +73,9 @@ struct Probe {
 
 // The namespace side of Open, on a thread inside the namespace.
 int Inspect(Probe* p) {
-  podnet::Fd nl(RtnlOpen());
-  if (!nl) return nl.get();
+  int fd = RtnlOpen();
+  if (fd < 0) return fd;
+  podnet::Fd nl(fd);
   NsFacts& f = p->facts;
   f.has_global = FirstGlobalAddress(nl.get(), &f.global) == 0;
   f.has_gw4 = DefaultGateway(nl.get(), AF_INET, &f.gw4) == 0;

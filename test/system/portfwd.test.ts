@@ -355,7 +355,7 @@ describeRoot('PortForwarder as an unprivileged user', () => {
 
   beforeAll(async () => {
     if (!existsSync(path.join(dist, 'portfwd/forwarder.js'))) throw new Error('dist/ is not built: run npx tsc -p tsconfig.json');
-    user = createTestUser('pnfwd');
+    user = createTestUser('pnfwd2c');
     const [cmd, args] = user.argv('unshare', ['--user', '--map-root-user', '--net', 'sh', '-c',
       `ip link set lo up && ip addr add ${ip}/32 dev lo && echo up && exec sleep infinity`]);
     holder = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });

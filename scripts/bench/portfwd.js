@@ -233,13 +233,14 @@ function keptReport(rounds, results) {
   const n = results.plain;
   if (!k || !n) return;
   const r2 = (a, b) => (a / b).toFixed(2);
+  const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
   console.log('\nclient address kept vs not kept (same namespace, same run, rounds interleaved):');
   const goals = [];
   for (const [key, label] of [['one', '1 stream'], ['four', '4 streams'], ['rate', 'connections/s']]) {
-    const per = rounds.podnet.map((r, i) => r2(r[key], rounds.plain[i][key]));
-    const ratio = k[key] / n[key];
-    goals.push(ratio >= 0.9);
-    console.log(`  ${label.padEnd(14)} ${r2(k[key], n[key])}x (best of rounds; per round ${per.join(' ')})`);
+    const per = rounds.podnet.map((r, i) => r[key] / rounds.plain[i][key]);
+    // The median of the rounds' own ratios: each pair ran back to back, so it is the steadier figure here.
+    goals.push(median(per) >= 0.9);
+    console.log(`  ${label.padEnd(14)} ${r2(k[key], n[key])}x best of rounds, ${median(per).toFixed(2)}x median round (${per.map((x) => x.toFixed(2)).join(' ')})`);
   }
   const rss = Math.max(k.mem.rss, results.unpriv?.mem.rss ?? 0) / 1024;
   goals.push(rss < 5);
@@ -250,7 +251,7 @@ function keptReport(rounds, results) {
     console.log(`  vs the build before: not kept ${r2(n.one, b.one)}x / ${r2(n.four, b.four)}x / ${r2(n.rate, b.rate)}x, ` +
       `kept ${r2(k.one, b.one)}x / ${r2(k.four, b.four)}x / ${r2(k.rate, b.rate)}x (1 stream / 4 streams / connections/s)`);
   }
-  if (!QUICK) console.log(`  goals (>= 0.9x throughput and connections/s, < 5 MB): ${goals.every(Boolean) ? 'met' : 'NOT met'}`);
+  if (!QUICK) console.log(`  goals (median round >= 0.9x throughput and connections/s, < 5 MB): ${goals.every(Boolean) ? 'met' : 'NOT met'}`);
 }
 
 // PODNET_BENCH_BEFORE=/path/to/podnet-portfwd: another build of the forwarder

@@ -26,13 +26,17 @@ jest.setTimeout(30000);
 
 const HOST_SIDE = '10.89.249.1';
 const REMOTE = '10.89.249.2';
+const HOST_SIDE6 = 'fd89:249::1';
+const REMOTE6 = 'fd89:249::2';
 const dist = path.resolve(__dirname, '../../dist');
 
-// In the sandbox: 8100 tcp and udp answer with the peer address they see, 8101 with address and port; 8000 echoes tcp.
+// In the sandbox: 8100 tcp and udp answer with the peer address they see, 8101 with address and port,
+// 8102 (IPv6) with the address; 8000 echoes tcp.
 const SERVER = `
 const net = require('net'), dgram = require('dgram');
 net.createServer((s) => s.end(s.remoteAddress)).listen(8100, '0.0.0.0');
 net.createServer((s) => s.end(s.remoteAddress + ' ' + s.remotePort)).listen(8101, '0.0.0.0');
+net.createServer((s) => s.end(s.remoteAddress)).listen({ port: 8102, host: '::', ipv6Only: true });
 net.createServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.pipe(s); }).listen(8000, '0.0.0.0');
 const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(r.address, r.port, r.address)); u.bind(8100, '0.0.0.0');
 setTimeout(() => console.log('listening'), 200);
@@ -72,14 +76,14 @@ const read = () => new Promise((res, rej) => { const s = net.connect(port, host)
 let client: NetNS | undefined;
 
 /** Runs the client script inside the remote client's namespace. */
-async function fromRemote(kind: string, port: number): Promise<string> {
-  const r = await promisify(execFile)('nsenter', [`--net=${client!.path}`, process.execPath, '-e', CLIENT, kind, HOST_SIDE, String(port)], { encoding: 'utf8' });
+async function fromRemote(kind: string, port: number, host = HOST_SIDE): Promise<string> {
+  const r = await promisify(execFile)('nsenter', [`--net=${client!.path}`, process.execPath, '-e', CLIENT, kind, host, String(port)], { encoding: 'utf8' });
   return r.stdout.trim();
 }
 
-function fromLoopback(port: number): Promise<string> {
+function fromLoopback(port: number, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = net.connect(port, host);
     let d = '';
     s.on('data', (c) => { d += c; });
     s.on('end', () => resolve(d));
@@ -108,8 +112,10 @@ beforeAll(async () => {
   const hostIf = `fwd-h${randomBytes(3).toString('hex')}`;
   execFileSync('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client.path]);
   execFileSync('ip', ['addr', 'add', `${HOST_SIDE}/24`, 'dev', hostIf]);
+  execFileSync('ip', ['addr', 'add', `${HOST_SIDE6}/64`, 'dev', hostIf, 'nodad']);
   execFileSync('ip', ['link', 'set', hostIf, 'up']);
-  execFileSync('nsenter', [`--net=${client.path}`, 'sh', '-c', `ip link set lo up && ip addr add ${REMOTE}/24 dev eth0 && ip link set eth0 up`]);
+  execFileSync('nsenter', [`--net=${client.path}`, 'sh', '-c',
+    `ip link set lo up && ip addr add ${REMOTE}/24 dev eth0 && ip addr add ${REMOTE6}/64 dev eth0 nodad && ip link set eth0 up`]);
 });
 afterAll(async () => {
   await client?.remove();  // the veth pair goes with it
@@ -194,6 +200,24 @@ describeRoot('client address through the forwarder, as root', () => {
   });
 
   clientAddressSuite(() => ({ mode, ip, gw, netnsPath: ns!.path }), 46500);
+
+  it('keeps an IPv6 client\'s address; a ::1 client is seen as the IPv6 gateway', async () => {
+    execFileSync('nsenter', [`--net=${ns!.path}`, 'sh', '-c', 'ip addr add fd89:248::2/64 dev eth0 nodad && ip -6 route add default via fd89:248::1']);
+    const h = await PortForwarder.start({ netnsPath: ns!.path, containerIP: 'fd89:248::2', portMappings: [{ hostIP: '::', hostPort: 46541, containerPort: 8102 }] });
+    try {
+      expect(await fromRemote('tcp', 46541, HOST_SIDE6)).toBe(REMOTE6);
+      expect(await fromLoopback(46541, '::1')).toBe('fd89:248::1');
+    } finally {
+      await h.stop();
+    }
+    // An IPv6 client of an IPv4 container address cannot be kept: it comes from the namespace's address.
+    const mixed = await PortForwarder.start({ netnsPath: ns!.path, portMappings: [{ hostIP: '::', hostPort: 46542, containerPort: 8100 }] });
+    try {
+      expect(await fromRemote('tcp', 46542, HOST_SIDE6)).toBe(ip);
+    } finally {
+      await mixed.stop();
+    }
+  });
 
   it('keeps the client address with the target given (as the slirp4netns mode gives 10.0.2.100)', async () => {
     const h = await PortForwarder.start({ netnsPath: ns!.path, containerIP: ip, portMappings: [{ hostPort: 46540, containerPort: 8100 }] });

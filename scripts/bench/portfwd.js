@@ -104,7 +104,18 @@ function systemJiffies() {
 function iperf(host, port, streams) {
   const j0 = systemJiffies();
   const t0 = Date.now();
-  const out = JSON.parse(sh('iperf3', ['-c', host, '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }));
+  let out;
+  for (let tries = 0; ; tries++) {
+    const args = ['-c', host, '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'];
+    try {
+      out = JSON.parse(sh('iperf3', args, { timeout: (SECS + 20) * 1000 }));
+    } catch (e) {
+      out = JSON.parse(e.stdout || '{"error": "no output"}');  // iperf3 -J exits 1 with the error in its JSON
+    }
+    // On a loaded machine the server may still be closing the previous test; ask again shortly.
+    if (!/server is busy/.test(out.error ?? '') || tries === 20) break;
+    execFileSync('sleep', ['0.2']);
+  }
   const secs = (Date.now() - t0) / 1000;
   const j1 = systemJiffies();
   if (out.error) throw new Error(`iperf3: ${out.error}`);

@@ -16,8 +16,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 
-import { NetNS, PodnetError, PortForwarder, Runtime } from '../../lib';
-import type { PortMapping } from '../../lib/cni/types';
+import { NetNS, PodnetError, Runtime } from '../../lib';
+import { PortForwarder } from '../../lib/api/portfwd';
+import type { PortMapping } from '../../lib/types';
 import { createTestUser, type TestUser } from '../helpers/rootless';
 import { udpExchange } from '../helpers/net';
 import { describeRoot, uniqueName } from '../helpers/system';
@@ -261,7 +262,7 @@ describeRoot('client address through the forwarder, as an unprivileged user', ()
   const mode: Mode = {
     start(portMappings, keepClientAddress) {
       const opts = { netnsPath: netnsPath(), usernsPath: `/proc/${holder!.pid}/ns/user`, portMappings, keepClientAddress };
-      const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, dist, JSON.stringify(opts)]);
+      const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, path.join(dist, 'api/portfwd'), JSON.stringify(opts)]);
       const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
       owners.add(proc);
       return new Promise((resolve, reject) => {

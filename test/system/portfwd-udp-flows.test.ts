@@ -8,7 +8,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 
-import { NetNS, PortForwarder, type PortForwarderHandle } from '../../lib';
+import { NetNS } from '../../lib';
+import { PortForwarder, type PortForwarderHandle } from '../../lib/api/portfwd';
 import { describeRoot, uniqueName } from '../helpers/system';
 
 jest.setTimeout(30000);

@@ -1,5 +1,5 @@
 /** PortForwarder's option checks: bad input is refused before any process starts (no root needed). */
-import { PortForwarder, type PortForwarderOptions } from '../../../lib';
+import { PortForwarder, type PortForwarderOptions } from '../../../lib/api/portfwd';
 
 const base: PortForwarderOptions = { netnsPath: '/proc/self/ns/net', portMappings: [{ hostPort: 1, containerPort: 1 }] };
 

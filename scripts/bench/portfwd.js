@@ -112,8 +112,10 @@ function iperf(host, port, streams) {
     } catch (e) {
       out = JSON.parse(e.stdout || '{"error": "no output"}');  // iperf3 -J exits 1 with the error in its JSON
     }
-    // On a loaded machine the server may still be closing the previous test; ask again shortly.
-    if (!/server is busy/.test(out.error ?? '') || tries === 20) break;
+    // On a loaded machine the server may still be closing the previous test (it says so, or resets the
+    // new control connection): ask again shortly, and say so.
+    if (!/server is busy|control message/.test(out.error ?? '') || tries === 20) break;
+    console.log(`  (iperf3 to ${host}:${port} asked again after: ${out.error})`);
     execFileSync('sleep', ['0.2']);
   }
   const secs = (Date.now() - t0) / 1000;
@@ -222,7 +224,9 @@ async function main() {
   // Rounds interleave the paths so a burst of load elsewhere hits them alike.
   const rounds = {};
   for (let i = 0; i < ROUNDS; i++) {
-    for (const p of paths.filter(Boolean)) {
+    // Every other round in reverse order: no path is always the one measured right after another.
+    const order = paths.filter(Boolean);
+    for (const p of i % 2 ? order.reverse() : order) {
       const r = measure(p);
       (rounds[p.key] ??= []).push(r);
       console.log(`round ${i + 1} ${line(p.name, r)}`);
@@ -253,6 +257,10 @@ function keptReport(rounds, results) {
     goals.push(median(per) >= 0.9);
     console.log(`  ${label.padEnd(14)} ${r2(k[key], n[key])}x best of rounds, ${median(per).toFixed(2)}x median round (${per.map((x) => x.toFixed(2)).join(' ')})`);
   }
+  // The forwarder's own CPU per GB depends little on what else the machine runs: the steadiest cost figure.
+  const cpuK = median(rounds.podnet.map((r) => r.cpuPerGB));
+  const cpuN = median(rounds.plain.map((r) => r.cpuPerGB));
+  console.log(`  forwarder CPU per GB, median round: ${cpuK.toFixed(3)} s kept, ${cpuN.toFixed(3)} s not kept (${r2(cpuK, cpuN)}x)`);
   const rss = Math.max(k.mem.rss, results.unpriv?.mem.rss ?? 0) / 1024;
   goals.push(rss < 5);
   console.log(`  RSS per sandbox after the run: ${(k.mem.rss / 1024).toFixed(1)} MB kept, ${(n.mem.rss / 1024).toFixed(1)} MB not kept` +

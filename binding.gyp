@@ -13,7 +13,9 @@
         "csrc/core/errno_name.cc",
         "csrc/core/netns.cc",
         "csrc/core/nsocket.cc",
-        "csrc/core/scm_rights.cc"
+        "csrc/core/scm_rights.cc",
+        "csrc/core/fork.cc",
+        "csrc/core/userns_socket.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

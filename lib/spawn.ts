@@ -1,6 +1,6 @@
 /**
  * Generic helper processes (slirp4netns, the user-namespace holder, the port
- * forwarder, ...), started by the addon's fork/exec (csrc/spawn.cc).
+ * forwarder, ...), started by the addon's fork/exec (csrc/addon/spawn.cc).
  *
  * Conventions, shared by every helper podnet starts:
  * - fd 3 is the read end of the EXIT pipe: the helper exits when it reads EOF,

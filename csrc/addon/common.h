@@ -13,9 +13,9 @@
 #include <memory>
 #include <string>
 
-#include "core/errno_name.h"
-#include "core/fd.h"
-#include "core/netns.h"
+#include "../core/errno_name.h"
+#include "../core/fd.h"
+#include "../core/netns.h"
 
 namespace podnet {
 

@@ -5,10 +5,14 @@
 #include <linux/nsfs.h>
 #include <net/if.h>
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fd.h"
@@ -19,12 +23,51 @@
 
 namespace podnet {
 
-int OpenNetnsFd(const char* path, struct stat* st) {
-  Fd fd(open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) return -errno;
+namespace {
+
+// Whether `path` itself (not what a symlink points to) is on nsfs: 1, 0 or -errno.
+int IsNsfs(const char* path) {
+  Fd p(open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!p) return -errno;
   struct statfs sfs;
-  if (fstatfs(fd.get(), &sfs) != 0) return -errno;
-  if (sfs.f_type != NSFS_MAGIC || ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) return -kNotNetns;
+  if (fstatfs(p.get(), &sfs) != 0) return -errno;
+  return sfs.f_type == NSFS_MAGIC;
+}
+
+// Whether something is mounted on `path` (statx(2) STATX_ATTR_MOUNT_ROOT): 1, 0 or -errno.
+int IsMountRoot(const char* path) {
+  struct statx stx;
+  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &stx) != 0) return -errno;
+  if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) return -ENOTSUP;
+  return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+}
+
+// Unmounts `path`, retrying a busy mount briefly, then detaching it lazily.
+int Unmount(const char* path) {
+  for (int attempt = 0;; attempt++) {
+    if (umount2(path, UMOUNT_NOFOLLOW) == 0) return 0;
+    if (errno != EBUSY) return -errno;
+    if (attempt == 5) return umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
+    struct timespec ts = {0, (10000L << attempt / 2) * 1000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+}  // namespace
+
+int OpenNetnsFd(const char* path, struct stat* st) {
+  Fd p(open(path, O_PATH | O_CLOEXEC));
+  if (!p) return -errno;
+  struct statfs sfs;
+  if (fstatfs(p.get(), &sfs) != 0) return -errno;
+  if (sfs.f_type != NSFS_MAGIC) return -kNotNetns;
+  // setns(2) and ioctl(2) need a real open file; reopening the O_PATH fd
+  // through /proc opens exactly the file checked (no path race).
+  char proc[40];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", p.get());
+  Fd fd(open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return -errno;
+  if (ioctl(fd.get(), NS_GET_NSTYPE) != CLONE_NEWNET) return -kNotNetns;
   if (fstat(fd.get(), st) != 0) return -errno;
   return fd.release();
 }
@@ -43,6 +86,84 @@ int SetLoopbackUp() {
   int err = rc == 0 ? 0 : errno;
   close(s);
   return -err;
+}
+
+int MakeSharedRunDir(const char* dir, const char** step) {
+  *step = "mkdir";
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -errno;
+  *step = "open";
+  Fd dfd(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd) return -errno;
+  *step = "flock";
+  if (flock(dfd.get(), LOCK_EX) != 0) return -errno;
+  *step = "mount";
+  if (mount("", dir, "none", MS_SHARED | MS_REC, nullptr) == 0) return 0;
+  if (errno != EINVAL) return -errno;
+  // Not a mount point yet: bind it onto itself, then make it shared.
+  if (mount(dir, dir, "none", MS_BIND | MS_REC, nullptr) != 0) return -errno;
+  if (mount("", dir, "none", MS_SHARED | MS_REC, nullptr) != 0) return -errno;
+  return 0;
+}
+
+int CreateMountPoint(const char* path) {
+  int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  close(fd);
+  return 0;
+}
+
+void UndoMountPoint(const char* path) {
+  int saved = errno;
+  umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+  unlink(path);
+  errno = saved;
+}
+
+int RemoveNetnsMount(const char* path, const char** step) {
+  *step = "open";
+  int ns = IsNsfs(path);
+  if (ns == -ENOENT) return 0;
+  if (ns < 0) return ns;
+  const bool had_namespace = ns == 1;
+  // A namespace may be mounted more than once on the same file.
+  for (int i = 0; ns == 1 && i < 8; i++) {
+    *step = "umount2";
+    if (int rc = Unmount(path); rc < 0) return rc;
+    *step = "open";
+    ns = IsNsfs(path);
+    if (ns == -ENOENT) return 0;
+    if (ns < 0) return ns;
+  }
+  if (ns == 1) return -EBUSY;
+  // The file under the namespace is unlinked only if it is a mount point as
+  // podnet and iproute2 make them: an empty regular file that nothing else is
+  // mounted on. One that never had a namespace on it (a mount point left by a
+  // create that was cut short) must also have no permission bits, so that an
+  // empty file of anyone else's is never taken for one.
+  struct stat st;
+  *step = "lstat";
+  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
+  const bool placeholder = S_ISREG(st.st_mode) && st.st_size == 0 && (had_namespace || (st.st_mode & 07777) == 0);
+  *step = "statx";
+  int mounted = placeholder ? IsMountRoot(path) : 0;
+  if (mounted < 0) return mounted;
+  if (!placeholder || mounted) return had_namespace ? 0 : -kNotNetns;
+  *step = "unlink";
+  if (unlink(path) != 0 && errno != ENOENT) return -errno;
+  return 0;
+}
+
+int WriteSysctl(const char* key, const char* value, const char** step) {
+  char file[256];
+  if (snprintf(file, sizeof file, "/proc/sys/%s", key) >= static_cast<int>(sizeof file)) return -ENAMETOOLONG;
+  *step = "open";
+  Fd f(open(file, O_WRONLY | O_CLOEXEC));
+  if (!f) return -errno;
+  *step = "write";
+  size_t len = strlen(value);
+  ssize_t n = write(f.get(), value, len);
+  if (n < 0) return -errno;
+  return static_cast<size_t>(n) == len ? 0 : -EIO;
 }
 
 }  // namespace podnet

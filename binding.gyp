@@ -15,7 +15,8 @@
         "csrc/core/nsocket.cc",
         "csrc/core/scm_rights.cc",
         "csrc/core/fork.cc",
-        "csrc/core/userns_socket.cc"
+        "csrc/core/userns_socket.cc",
+        "csrc/core/spawn.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

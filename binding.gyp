@@ -8,6 +8,8 @@
         "csrc/addon/netns.cc",
         "csrc/addon/nsthread.cc",
         "csrc/addon/stats.cc",
+        "csrc/addon/stats_cache.cc",
+        "csrc/addon/stats_sockets.cc",
         "csrc/addon/spawn.cc",
         "csrc/addon/lock.cc",
         "csrc/core/errno_name.cc",
@@ -16,7 +18,8 @@
         "csrc/core/scm_rights.cc",
         "csrc/core/fork.cc",
         "csrc/core/userns_socket.cc",
-        "csrc/core/spawn.cc"
+        "csrc/core/spawn.cc",
+        "csrc/core/link_stats.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

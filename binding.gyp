@@ -19,7 +19,8 @@
         "csrc/core/fork.cc",
         "csrc/core/userns_socket.cc",
         "csrc/core/spawn.cc",
-        "csrc/core/link_stats.cc"
+        "csrc/core/link_stats.cc",
+        "csrc/core/lock.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -1,11 +1,12 @@
 // Persistent network namespaces, interoperable with iproute2's `ip netns`:
 // a namespace is kept alive by bind-mounting its nsfs file onto a file under
 // the run directory (default /run/netns), which itself is a shared mount point.
-// Creating a namespace and working inside one run on the namespace thread
+// Create, remove and the work inside a namespace run on the namespace thread
 // (nsthread.h): one hand-off each way and no pool thread to wake, which is
-// most of a create's overhead over the bare syscalls. Opening and removing a
-// caller's path need no namespace change and run on a libuv pool thread, so a
-// path that blocks (a hung file system) never stalls the namespace thread.
+// most of a create+remove's overhead over the bare syscalls. None of its jobs
+// opens a caller's file for I/O (only O_PATH, O_CREAT|O_EXCL, mount calls), so
+// a FIFO or a device cannot block it; opening a namespace by path needs no
+// namespace change and runs on a libuv pool thread.
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -67,21 +68,31 @@ void RemoveNs(const std::string& path) {
   if (rc < 0) throw ErrnoError(-rc, step, path);
 }
 
-// Creates `dir/name` exclusively (never mounting over an existing file), bind
-// mounts a namespace onto it with `bind`, and returns the opened namespace.
+// Creates `dir/name` exclusively (never mounting over an existing file), and
+// has `bind` mount a namespace onto it and return that namespace, opened.
 // Undone on failure.
-NsInfo MountNsAt(const std::string& dir, const std::string& name, const std::function<void(const std::string&)>& bind) {
+NsInfo MountNsAt(const std::string& dir, const std::string& name, const std::function<NsInfo(const std::string&)>& bind) {
   CheckName(name);
   EnsureRunDir(dir);
   const std::string path = dir + "/" + name;
   if (int rc = CreateMountPoint(path.c_str()); rc < 0) throw ErrnoError(-rc, "open", path);
   try {
-    bind(path);
-    return OpenNs(path);
+    return bind(path);
   } catch (...) {
     UndoMountPoint(path.c_str());
     throw;
   }
+}
+
+// The namespace behind an fd known to be one (from /proc, or OpenNetns).
+NsInfo Identify(Fd fd, const std::string& what) {
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) ThrowErrno("fstat", what);
+  NsInfo info;
+  info.dev = static_cast<double>(st.st_dev);
+  info.ino = static_cast<double>(st.st_ino);
+  info.fd = std::move(fd);
+  return info;
 }
 
 Napi::Value InfoToJs(Napi::Env env, NsInfo& info) {
@@ -109,7 +120,11 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
       [=] {
         *out = MountNsAt(dir, name, [](const std::string& path) {
           UnshareNetns();
-          if (mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          const char* self = "/proc/thread-self/ns/net";
+          Fd fd(open(self, O_RDONLY | O_CLOEXEC));
+          if (!fd) ThrowErrno("open", self);
+          if (mount(self, path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          return Identify(std::move(fd), path);
         });
       },
       [=](Napi::Env env) { return InfoToJs(env, *out); }, [=] { RemoveNs(dir + "/" + name); });
@@ -128,6 +143,7 @@ Napi::Value FromPid(const Napi::CallbackInfo& info) {
         const std::string source = "/proc/self/fd/" + std::to_string(src.fd.get());
         *out = MountNsAt(dir, name, [&](const std::string& path) {
           if (mount(source.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          return std::move(src);
         });
       },
       [=](Napi::Env env) { return InfoToJs(env, *out); }, [=] { RemoveNs(dir + "/" + name); });
@@ -142,7 +158,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 
 Napi::Value Remove(const Napi::CallbackInfo& info) {
   auto path = StringArg(info, 0);
-  return RunAsync(
+  return RunOnNsThread(
       info.Env(), [=] { RemoveNs(path); }, [](Napi::Env env) { return env.Undefined(); });
 }
 

@@ -34,14 +34,6 @@ int IsNsfs(const char* path) {
   return sfs.f_type == NSFS_MAGIC;
 }
 
-// Whether something is mounted on `path` (statx(2) STATX_ATTR_MOUNT_ROOT): 1, 0 or -errno.
-int IsMountRoot(const char* path) {
-  struct statx stx;
-  if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &stx) != 0) return -errno;
-  if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) return -ENOTSUP;
-  return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
-}
-
 // Unmounts `path`, retrying a busy mount briefly, then detaching it lazily.
 int Unmount(const char* path) {
   for (int attempt = 0;; attempt++) {
@@ -120,37 +112,46 @@ void UndoMountPoint(const char* path) {
 }
 
 int RemoveNetnsMount(const char* path, const char** step) {
-  *step = "open";
-  int ns = IsNsfs(path);
-  if (ns == -ENOENT) return 0;
-  if (ns < 0) return ns;
-  const bool had_namespace = ns == 1;
-  // A namespace may be mounted more than once on the same file.
-  for (int i = 0; ns == 1 && i < 8; i++) {
-    *step = "umount2";
-    if (int rc = Unmount(path); rc < 0) return rc;
-    *step = "open";
-    ns = IsNsfs(path);
-    if (ns == -ENOENT) return 0;
-    if (ns < 0) return ns;
+  bool had_namespace = false;
+  for (int unmounted = 0;; unmounted++) {
+    struct statx stx;
+    *step = "statx";
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE | STATX_MODE | STATX_SIZE, &stx) != 0) {
+      return errno == ENOENT ? 0 : -errno;
+    }
+    const bool regular = S_ISREG(stx.stx_mode);
+    int mounted;
+    if (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) {
+      mounted = (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+    } else {  // before Linux 5.8: a namespace is the only mount this looks for
+      *step = "open";
+      mounted = IsNsfs(path);
+      if (mounted < 0) return mounted == -ENOENT ? 0 : mounted;
+    }
+    if (mounted) {
+      // Only a namespace (a regular file on nsfs) is unmounted; a namespace
+      // may be mounted more than once on the same file.
+      struct statfs sfs;
+      *step = "statfs";
+      if (regular && statfs(path, &sfs) != 0) return -errno;
+      if (!regular || sfs.f_type != NSFS_MAGIC) return had_namespace ? 0 : -kNotNetns;
+      if (unmounted == 8) return -EBUSY;
+      *step = "umount2";
+      if (int rc = Unmount(path); rc < 0) return rc;
+      had_namespace = true;
+      continue;
+    }
+    // Nothing mounted: the file is unlinked only if it is a mount point as
+    // podnet and iproute2 make them, an empty regular file; one that never had
+    // a namespace on it (left by a create cut short) must also have no
+    // permission bits, so that an empty file of anyone else's is never taken.
+    if (!regular || stx.stx_size != 0 || (!had_namespace && (stx.stx_mode & 07777) != 0)) {
+      return had_namespace ? 0 : -kNotNetns;
+    }
+    *step = "unlink";
+    if (unlink(path) != 0 && errno != ENOENT) return -errno;
+    return 0;
   }
-  if (ns == 1) return -EBUSY;
-  // The file under the namespace is unlinked only if it is a mount point as
-  // podnet and iproute2 make them: an empty regular file that nothing else is
-  // mounted on. One that never had a namespace on it (a mount point left by a
-  // create that was cut short) must also have no permission bits, so that an
-  // empty file of anyone else's is never taken for one.
-  struct stat st;
-  *step = "lstat";
-  if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -errno;
-  const bool placeholder = S_ISREG(st.st_mode) && st.st_size == 0 && (had_namespace || (st.st_mode & 07777) == 0);
-  *step = "statx";
-  int mounted = placeholder ? IsMountRoot(path) : 0;
-  if (mounted < 0) return mounted;
-  if (!placeholder || mounted) return had_namespace ? 0 : -kNotNetns;
-  *step = "unlink";
-  if (unlink(path) != 0 && errno != ENOENT) return -errno;
-  return 0;
 }
 
 int WriteSysctl(const char* key, const char* value, const char** step) {

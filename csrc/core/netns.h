@@ -13,9 +13,9 @@ constexpr int kNotNetns = 4096;
 
 // Opens `path` and checks that it is a network namespace: an fd (O_CLOEXEC),
 // -errno, or -kNotNetns. `st` gets its identity (nsfs device and inode). The
-// file is first opened with O_PATH, which never blocks (a FIFO would wait for
-// a writer, a device's open could wait), and opened for real only once it is
-// known to be on nsfs.
+// file is first opened with O_PATH, which runs no open of the file itself (a
+// FIFO would wait for a writer; a device's open can block or act), and opened
+// for real only once it is known to be on nsfs.
 int OpenNetnsFd(const char* path, struct stat* st);
 
 // Sets `lo` up in the calling thread's network namespace: 0 or -errno.

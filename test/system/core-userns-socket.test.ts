@@ -21,9 +21,17 @@ describeRoot('UsernsSocketMaker', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'core-userns-socket-'));
     const core = path.join(ROOT, 'csrc', 'core');
-    execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-D_GNU_SOURCE', `-I${core}`, '-o', path.join(dir, 'driver'),
+    execFileSync('g++', [
+      '-std=c++17',
+      '-O1',
+      '-Wall',
+      '-D_GNU_SOURCE',
+      `-I${core}`,
+      '-o',
+      path.join(dir, 'driver'),
       path.join(ROOT, 'test', 'fixtures', 'core', 'userns_socket_driver.cc'),
-      ...['userns_socket.cc', 'fork.cc', 'scm_rights.cc'].map((f) => path.join(core, f))]);
+      ...['userns_socket.cc', 'fork.cc', 'scm_rights.cc'].map((f) => path.join(core, f)),
+    ]);
     holder = spawn('unshare', ['-Urn', 'sleep', '600'], { stdio: 'ignore' });
     const own = readlinkSync('/proc/self/ns/user');
     const deadline = Date.now() + 5000;

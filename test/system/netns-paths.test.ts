@@ -30,7 +30,9 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 }
 
 function mounted(p: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === p);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === p);
 }
 
 function umount(p: string): void {
@@ -63,7 +65,10 @@ describeRoot('paths that are not network namespaces', () => {
 
     it('NetNS.open fails at once with ERR_NOT_NETNS, five times, and creates still work after', async () => {
       for (let i = 0; i < 5; i++) {
-        const err = await within(2000, NetNS.open(fifo).catch((e) => e));
+        const err = await within(
+          2000,
+          NetNS.open(fifo).catch((e) => e),
+        );
         expect(err).toBeInstanceOf(PodnetError);
         expect(err).toMatchObject({ code: 'ERR_NOT_NETNS', path: fifo });
       }
@@ -79,7 +84,10 @@ describeRoot('paths that are not network namespaces', () => {
 
     it("createSandbox({ network: 'ns:<fifo>' }) fails at once with ERR_NOT_NETNS and leaves no sandbox", async () => {
       const rt = new Runtime({ stateDir: path.join(dir, 'state') });
-      const err = await within(3000, rt.createSandbox({ id: uniqueName('core-sb'), network: `ns:${fifo}` }).catch((e) => e));
+      const err = await within(
+        3000,
+        rt.createSandbox({ id: uniqueName('core-sb'), network: `ns:${fifo}` }).catch((e) => e),
+      );
       expect(err).toMatchObject({ code: 'ERR_NOT_NETNS' });
       expect(await rt.list()).toEqual([]);
     });

@@ -46,7 +46,8 @@ describeRoot('linkStats through a user namespace the caller cannot join', () => 
   });
 
   it('fails with the errno and the step of the forked child (setns(CLONE_NEWUSER), EPERM)', async () => {
-    const script = `require(${JSON.stringify(DIST)}).linkStats(${JSON.stringify(nsFile)})` +
+    const script =
+      `require(${JSON.stringify(DIST)}).linkStats(${JSON.stringify(nsFile)})` +
       '.then(() => console.log("{}"), (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, errno: e.errno })))';
     const out = JSON.parse((await user.run(process.execPath, ['-e', script])).stdout);
     expect(out).toEqual({ code: 'EPERM', syscall: 'setns(CLONE_NEWUSER)', errno: -1 });

@@ -1,8 +1,8 @@
 /**
  * csrc/core/userns_socket on its own (as the port forwarder links it): a
  * forked child that joins a user and a network namespace serves several
- * batches of sockets made inside them, keeps no fd but its channel, is reaped
- * on Stop, and a failure names its step.
+ * batches of sockets made inside them, keeps no fd but its channel, runs with
+ * default signal dispositions, is reaped on Stop, and a failure names its step.
  * Resources: a user+network namespace made by `unshare -Urn`; a mkdtemp build directory.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -49,6 +49,7 @@ describeRoot('UsernsSocketMaker', () => {
   it('serves batches of sockets made inside the namespaces, then exits and is reaped', () => {
     const out = JSON.parse(execFileSync(path.join(dir, 'driver'), [`/proc/${holder!.pid}/ns/user`, `/proc/${holder!.pid}/ns/net`], { encoding: 'utf8' }));
     expect(out).toEqual({
+      signalsReset: true, // SIGUSR1 ends the child: it does not run this process's handler
       start: 0,
       childFds: 1, // its end of the channel only
       made: [3, 64, 64], // a batch is at most kMaxPassedFds

@@ -3,17 +3,24 @@
     {
       "target_name": "podnet",
       "sources": [
-        "csrc/addon.cc",
-        "csrc/common.cc",
-        "csrc/netns.cc",
-        "csrc/nsthread.cc",
-        "csrc/stats.cc",
-        "csrc/spawn.cc",
-        "csrc/lock.cc",
+        "csrc/addon/addon.cc",
+        "csrc/addon/common.cc",
+        "csrc/addon/netns.cc",
+        "csrc/addon/nsthread.cc",
+        "csrc/addon/stats.cc",
+        "csrc/addon/stats_cache.cc",
+        "csrc/addon/stats_sockets.cc",
+        "csrc/addon/spawn.cc",
+        "csrc/addon/lock.cc",
         "csrc/core/errno_name.cc",
         "csrc/core/netns.cc",
         "csrc/core/nsocket.cc",
-        "csrc/core/scm_rights.cc"
+        "csrc/core/scm_rights.cc",
+        "csrc/core/fork.cc",
+        "csrc/core/userns_socket.cc",
+        "csrc/core/spawn.cc",
+        "csrc/core/link_stats.cc",
+        "csrc/core/lock.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

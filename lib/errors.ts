@@ -83,7 +83,11 @@ export function invalidArgument(what: string, why: string, details?: Record<stri
   return new PodnetError(ErrorCode.INVALID_ARGUMENT, `invalid ${what}: ${why}`, details ? { details } : {});
 }
 
-/** Turns an error thrown by the addon (a plain Error with code/syscall/path/errno) into a PodnetError. */
+/**
+ * Turns an error thrown by the addon or by Node (a plain Error with
+ * code/syscall/path/errno) into a PodnetError. `errno` is negative, as in
+ * Node's SystemError (`errno: -2, code: 'ENOENT'`).
+ */
 export function fromNative(err: unknown, operation: string): PodnetError {
   if (err instanceof PodnetError) return err;
   const e = err as { code?: string; syscall?: string; path?: string; errno?: number; message?: string };
@@ -91,7 +95,7 @@ export function fromNative(err: unknown, operation: string): PodnetError {
   return new PodnetError(code, `${operation}: ${e?.message ?? String(err)}`, {
     syscall: e?.syscall,
     path: e?.path,
-    errno: e?.errno,
+    errno: typeof e?.errno === 'number' ? -Math.abs(e.errno) : undefined,
     cause: err,
   });
 }

@@ -29,7 +29,7 @@ export interface NativeSpawnOptions {
   cwd?: string;
 }
 
-export interface NativeExitWatch {
+export interface NativePidfdWatch {
   close(): void;
   ref(): void;
   unref(): void;
@@ -52,7 +52,7 @@ export interface NativeAddon {
   pipe(): [number, number];
   memfd(name: string): number;
   pidfdSignal(pidfd: number, signo: number): void;
-  ExitWatch: new (pidfd: number, cb: (code: number | null, signal: number | null) => void) => NativeExitWatch;
+  PidfdWatch: new (pidfd: number, cb: (code: number | null, signal: number | null) => void) => NativePidfdWatch;
   statsRead(entries: Array<[string, string | null]>): Promise<NativeBatch>;
   statsRelease(netnsPath: string | null): Promise<number>;
   statsCacheInfo(): Promise<{ sockets: number; paths: number }>;
@@ -72,7 +72,7 @@ export const NATIVE_EXPORTS = [
   'pipe',
   'memfd',
   'pidfdSignal',
-  'ExitWatch',
+  'PidfdWatch',
   'statsRead',
   'statsRelease',
   'statsCacheInfo',

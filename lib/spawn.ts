@@ -1,6 +1,6 @@
 /**
  * Generic helper processes (slirp4netns, the user-namespace holder, the port
- * forwarder, ...), started by the addon's fork/exec (csrc/spawn.cc).
+ * forwarder, ...), started by the addon's fork/exec (csrc/addon/spawn.cc).
  *
  * Conventions, shared by every helper podnet starts:
  * - fd 3 is the read end of the EXIT pipe: the helper exits when it reads EOF,
@@ -22,10 +22,7 @@ import { constants as osc } from 'node:os';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
-import { native, type NativeExitWatch } from './native';
-
-
-
+import { native, type NativePidfdWatch } from './native';
 
 /** Namespace flags for `unshare`. */
 export const CLONE_NEWNS = 0x00020000;
@@ -91,7 +88,7 @@ export class HelperProcess {
   readonly exited: Promise<HelperExit>;
   #exit: HelperExit | null = null;
   #pidfd: number;
-  #watch: NativeExitWatch;
+  #watch: NativePidfdWatch;
   #logFd: number;
   #exitW: number;
   #readyR: number;
@@ -106,7 +103,7 @@ export class HelperProcess {
     this.#readyR = readyR;
     let resolve!: (e: HelperExit) => void;
     this.exited = new Promise((r) => (resolve = r));
-    this.#watch = new native.ExitWatch(pidfd, (code, sig) => {
+    this.#watch = new native.PidfdWatch(pidfd, (code, sig) => {
       this.#exit = { code, signal: sig === null ? null : (SIGNAL_NAMES[sig] ?? null) };
       closeSync(this.#pidfd);
       this.#pidfd = -1;

@@ -54,7 +54,7 @@ export type LinkStatsOutcome =
   | { netnsPath: string | null | undefined; ifname?: string; stats?: undefined; error: PodnetError };
 
 
-/** The order csrc/stats.cc writes counters in (struct rtnl_link_stats64's). */
+/** The order csrc/core/link_stats.cc writes counters in (struct rtnl_link_stats64's). */
 const COUNTERS = [
   'rxPackets', 'txPackets', 'rxBytes', 'txBytes', 'rxErrors', 'txErrors', 'rxDropped', 'txDropped',
   'multicast', 'collisions', 'rxLengthErrors', 'rxOverErrors', 'rxCrcErrors', 'rxFrameErrors',

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 namespace podnet {
 
@@ -33,7 +34,48 @@ int MakeSocket(void* p) {
   return fd >= 0 ? fd : -errno;
 }
 
+struct EachJob {
+  const int* nsfds;
+  int n, domain, type, protocol;
+  int* out;
+  bool* joined;
+};
+
+bool SameNs(const struct stat& a, const struct stat& b) { return a.st_dev == b.st_dev && a.st_ino == b.st_ino; }
+
+void* EnterEach(void* p) {
+  auto* job = static_cast<EachJob*>(p);
+  struct stat here;
+  bool known = stat("/proc/thread-self/ns/net", &here) == 0;
+  for (int i = 0; i < job->n; i++) {
+    struct stat st;
+    bool have = fstat(job->nsfds[i], &st) == 0;
+    if (!(known && have && SameNs(here, st))) {
+      if (setns(job->nsfds[i], CLONE_NEWNET) != 0) {
+        job->out[i] = -errno;
+        job->joined[i] = false;
+        continue;
+      }
+      known = have;
+      if (have) here = st;
+    }
+    job->joined[i] = true;
+    int fd = socket(job->domain, job->type | SOCK_CLOEXEC, job->protocol);
+    job->out[i] = fd >= 0 ? fd : -errno;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+int SocketsInNetnsEach(const int* nsfds, int n, int domain, int type, int protocol, int* out, bool* joined) {
+  EachJob job{nsfds, n, domain, type, protocol, out, joined};
+  pthread_t t;
+  int e = pthread_create(&t, nullptr, EnterEach, &job);
+  if (e != 0) return -e;
+  pthread_join(t, nullptr);
+  return 0;
+}
 
 int RunInNetns(int nsfd, int (*fn)(void*), void* arg) {
   Job job{nsfd, fn, arg, -EINVAL};

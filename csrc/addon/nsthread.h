@@ -1,8 +1,10 @@
 // The namespace thread: the one thread of the process that changes network
 // namespace (unshare, setns). The main thread and libuv's pool threads never
 // do. It is a long-lived thread of podnet's own, so creating a namespace costs
-// no thread creation, and it returns to the namespace it started in after each
-// job; if it ever cannot, it exits and the next job starts a fresh one.
+// no thread creation, and it returns to its home after each job: the
+// namespace of the first thread that used it (the main thread or a pool
+// thread, which never move). If it ever cannot, it exits and a fresh one
+// takes over, which joins that home before running any job.
 #pragma once
 
 #include <napi.h>

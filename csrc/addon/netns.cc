@@ -1,18 +1,15 @@
 // Persistent network namespaces, interoperable with iproute2's `ip netns`:
 // a namespace is kept alive by bind-mounting its nsfs file onto a file under
 // the run directory (default /run/netns), which itself is a shared mount point.
-// Every operation runs on the namespace thread (nsthread.h): one hand-off each
-// way and no pool thread to wake, which is most of a create+remove's overhead
-// over the bare syscalls; it also keeps them in order.
+// Create, remove and the work inside a namespace run on the namespace thread
+// (nsthread.h): one hand-off each way and no pool thread to wake, which is
+// most of a create+remove's overhead over the bare syscalls. None of its jobs
+// opens a caller's file for I/O (only O_PATH, O_CREAT|O_EXCL, mount calls), so
+// a FIFO or a device cannot block it; opening a namespace by path needs no
+// namespace change and runs on a libuv pool thread.
 #include <fcntl.h>
-#include <linux/magic.h>
-#include <linux/nsfs.h>
-#include <cstring>
-#include <sched.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -40,23 +37,14 @@ void CheckName(const std::string& name) {
   }
 }
 
-// Makes `dir` a shared mount point as iproute2 does, once per process. The
-// set-up is serialized across processes by flock on the directory itself.
+// Makes `dir` a shared mount point as iproute2 does, once per process.
 void EnsureRunDir(const std::string& dir) {
   static std::mutex mu;
   static std::set<std::string> ready;
   std::lock_guard<std::mutex> guard(mu);
   if (ready.count(dir)) return;
-  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) ThrowErrno("mkdir", dir);
-  Fd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd) ThrowErrno("open", dir);
-  if (flock(dfd.get(), LOCK_EX) != 0) ThrowErrno("flock", dir);
-  if (mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) {
-    if (errno != EINVAL) ThrowErrno("mount", dir);
-    // Not a mount point yet: bind it onto itself, then make it shared.
-    if (mount(dir.c_str(), dir.c_str(), "none", MS_BIND | MS_REC, nullptr) != 0) ThrowErrno("mount", dir);
-    if (mount("", dir.c_str(), "none", MS_SHARED | MS_REC, nullptr) != 0) ThrowErrno("mount", dir);
-  }
+  const char* step = "";
+  if (int rc = MakeSharedRunDir(dir.c_str(), &step); rc < 0) throw ErrnoError(-rc, step, dir);
   ready.insert(dir);
 }
 
@@ -71,53 +59,40 @@ NsInfo OpenNs(const std::string& path) {
   return info;
 }
 
-// Unmounts (retrying a busy mount briefly, then lazily) and unlinks. A path
-// that is not mounted is unlinked only if it is what a namespace leaves behind
-// (an empty regular file): removePath never deletes anything else.
 void RemoveNs(const std::string& path) {
-  for (int attempt = 0;; attempt++) {
-    if (umount2(path.c_str(), UMOUNT_NOFOLLOW) == 0) break;
-    if (errno == ENOENT) return;
-    if (errno == EINVAL) {
-      struct stat st;
-      if (lstat(path.c_str(), &st) != 0) {
-        if (errno == ENOENT) return;
-        ThrowErrno("lstat", path);
-      }
-      if (!S_ISREG(st.st_mode) || st.st_size != 0) {
-        ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace mount", path);
-      }
-      break;
-    }
-    if (errno != EBUSY) ThrowErrno("umount2", path);
-    if (attempt == 5) {
-      if (umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL) ThrowErrno("umount2", path);
-      break;
-    }
-    usleep(10000 << attempt / 2);
+  const char* step = "";
+  int rc = RemoveNetnsMount(path.c_str(), &step);
+  if (rc == -kNotNetns) {
+    ThrowCode("ERR_NOT_NETNS", "'" + path + "' is not a network namespace mount or mount point", path);
   }
-  if (unlink(path.c_str()) != 0 && errno != ENOENT) ThrowErrno("unlink", path);
+  if (rc < 0) throw ErrnoError(-rc, step, path);
 }
 
-// Creates `dir/name` exclusively (never mounting over an existing file), bind
-// mounts `source` onto it, and returns the opened namespace. Undone on failure.
-NsInfo MountNsAt(const std::string& dir, const std::string& name, const std::function<void(const std::string&)>& bind) {
+// Creates `dir/name` exclusively (never mounting over an existing file), and
+// has `bind` mount a namespace onto it and return that namespace, opened.
+// Undone on failure.
+NsInfo MountNsAt(const std::string& dir, const std::string& name, const std::function<NsInfo(const std::string&)>& bind) {
   CheckName(name);
   EnsureRunDir(dir);
   const std::string path = dir + "/" + name;
-  Fd created(open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
-  if (!created) ThrowErrno("open", path);
-  created = Fd();
+  if (int rc = CreateMountPoint(path.c_str()); rc < 0) throw ErrnoError(-rc, "open", path);
   try {
-    bind(path);
-    return OpenNs(path);
+    return bind(path);
   } catch (...) {
-    int saved = errno;
-    umount2(path.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
-    unlink(path.c_str());
-    errno = saved;
+    UndoMountPoint(path.c_str());
     throw;
   }
+}
+
+// The namespace behind an fd known to be one (from /proc, or OpenNetns).
+NsInfo Identify(Fd fd, const std::string& what) {
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) ThrowErrno("fstat", what);
+  NsInfo info;
+  info.dev = static_cast<double>(st.st_dev);
+  info.ino = static_cast<double>(st.st_ino);
+  info.fd = std::move(fd);
+  return info;
 }
 
 Napi::Value InfoToJs(Napi::Env env, NsInfo& info) {
@@ -145,7 +120,11 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
       [=] {
         *out = MountNsAt(dir, name, [](const std::string& path) {
           UnshareNetns();
-          if (mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          const char* self = "/proc/thread-self/ns/net";
+          Fd fd(open(self, O_RDONLY | O_CLOEXEC));
+          if (!fd) ThrowErrno("open", self);
+          if (mount(self, path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          return Identify(std::move(fd), path);
         });
       },
       [=](Napi::Env env) { return InfoToJs(env, *out); }, [=] { RemoveNs(dir + "/" + name); });
@@ -164,6 +143,7 @@ Napi::Value FromPid(const Napi::CallbackInfo& info) {
         const std::string source = "/proc/self/fd/" + std::to_string(src.fd.get());
         *out = MountNsAt(dir, name, [&](const std::string& path) {
           if (mount(source.c_str(), path.c_str(), "none", MS_BIND, nullptr) != 0) ThrowErrno("mount", path);
+          return std::move(src);
         });
       },
       [=](Napi::Env env) { return InfoToJs(env, *out); }, [=] { RemoveNs(dir + "/" + name); });
@@ -172,7 +152,7 @@ Napi::Value FromPid(const Napi::CallbackInfo& info) {
 Napi::Value Open(const Napi::CallbackInfo& info) {
   auto path = StringArg(info, 0);
   auto out = std::make_shared<NsInfo>();
-  return RunOnNsThread(
+  return RunAsync(
       info.Env(), [=] { *out = OpenNs(path); }, [=](Napi::Env env) { return InfoToJs(env, *out); });
 }
 
@@ -183,35 +163,45 @@ Napi::Value Remove(const Napi::CallbackInfo& info) {
 }
 
 // netnsLoopbackUp(fd): sets `lo` up inside the namespace, as container
-// runtimes do (a new namespace's loopback starts down).
+// runtimes do (a new namespace's loopback starts down). The job gets its own
+// duplicate of `fd`: JS may close its fd (and the number be reused) before the
+// namespace thread reaches the job.
 Napi::Value LoopbackUp(const Napi::CallbackInfo& info) {
   int nsfd = info[0].As<Napi::Number>().Int32Value();
+  auto ns = std::make_shared<Fd>(fcntl(nsfd, F_DUPFD_CLOEXEC, 0));
+  if (!*ns) {
+    auto d = Napi::Promise::Deferred::New(info.Env());
+    d.Reject(ToJsError(info.Env(), ErrnoError(errno, "fcntl(F_DUPFD_CLOEXEC)")).Value());
+    return d.Promise();
+  }
   return RunOnNsThread(
       info.Env(),
       [=] {
-        EnterNetns(nsfd);
+        EnterNetns(ns->get());
         if (int rc = SetLoopbackUp(); rc < 0) throw ErrnoError(-rc, "ioctl(SIOCSIFFLAGS)", "lo");
       },
       [](Napi::Env env) { return env.Undefined(); });
 }
 
 // netnsSysctl(path, key, value): writes /proc/sys/<key> (a net.* key, dots as
-// slashes) as seen from inside the namespace: /proc/sys/net follows the
-// network namespace of the thread that opens it.
+// slashes) inside the namespace. The path is opened on a pool thread; only the
+// write itself runs on the namespace thread.
 Napi::Value Sysctl(const Napi::CallbackInfo& info) {
   auto path = StringArg(info, 0), key = StringArg(info, 1), value = StringArg(info, 2);
-  return RunOnNsThread(
+  return RunAsync(
       info.Env(),
       [=] {
         if (key.rfind("net/", 0) != 0 || key.find("..") != std::string::npos) {
           ThrowCode("ERR_INVALID_ARGUMENT", "sysctl key '" + key + "' is not under net/");
         }
         NsInfo ns = OpenNs(path);
-        EnterNetns(ns.fd.get(), path);
-        const std::string file = "/proc/sys/" + key;
-        Fd f(open(file.c_str(), O_WRONLY | O_CLOEXEC));
-        if (!f) ThrowErrno("open", file);
-        if (write(f.get(), value.data(), value.size()) != static_cast<ssize_t>(value.size())) ThrowErrno("write", file);
+        OnNsThread([&] {
+          EnterNetns(ns.fd.get(), path);
+          const char* step = "";
+          if (int rc = WriteSysctl(key.c_str(), value.c_str(), &step); rc < 0) {
+            throw ErrnoError(-rc, step, "/proc/sys/" + key);
+          }
+        });
       },
       [](Napi::Env env) { return env.Undefined(); });
 }

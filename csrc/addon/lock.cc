@@ -1,10 +1,6 @@
-// Advisory file locks (flock) for the runtime's state directory, so several
-// processes sharing a state dir serialize their changes. Blocking waits run
-// on a libuv pool thread; the lock lives as long as the returned fd.
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
+// lockFile for the runtime's state directory (core/lock.h): the blocking wait
+// runs on a libuv pool thread; the lock lives as long as the returned fd.
+#include "../core/lock.h"
 #include "common.h"
 
 namespace podnet {
@@ -17,12 +13,10 @@ Napi::Value LockFile(const Napi::CallbackInfo& info) {
   return RunAsync(
       info.Env(),
       [=] {
-        Fd f(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-        if (!f) ThrowErrno("open", path);
-        while (flock(f.get(), LOCK_EX) != 0) {
-          if (errno != EINTR) ThrowErrno("flock", path);
-        }
-        *fd = std::move(f);
+        const char* step = "";
+        int f = LockFileExclusive(path.c_str(), &step);
+        if (f < 0) throw ErrnoError(-f, step, path);
+        *fd = Fd(f);
       },
       [=](Napi::Env env) { return Napi::Number::New(env, fd->release()); });
 }

@@ -13,19 +13,20 @@
 #include <memory>
 #include <string>
 
-#include "core/errno_name.h"
-#include "core/fd.h"
-#include "core/netns.h"
+#include "../core/errno_name.h"
+#include "../core/fd.h"
+#include "../core/netns.h"
 
 namespace podnet {
 
-// An error raised by native code; becomes a JS Error with code/errno/syscall/path.
+// An error raised by native code; becomes a JS Error with code/errno/syscall/path,
+// errno negative as in Node's SystemError.
 struct NativeError {
   std::string code;     // errno name ("EEXIST") or podnet's own ("ERR_NOT_NETNS")
   std::string message;  // what failed, naming the thing
   std::string syscall;  // empty when not a syscall failure
   std::string path;     // empty when no path is involved
-  int err = 0;          // errno, 0 when not a syscall failure
+  int err = 0;          // errno (positive here), 0 when not a syscall failure
 };
 
 // Builds a NativeError from errno (or an explicit error number).

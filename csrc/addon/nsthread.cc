@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -21,8 +22,6 @@ const char kSelfNs[] = "/proc/thread-self/ns/net";
 
 thread_local bool t_isNsThread = false;
 thread_local bool t_moved = false;  // the current job left the thread's own namespace
-thread_local int t_home = -1;       // the thread's own namespace
-thread_local int t_homeErr = 0;     // why t_home could not be opened
 
 struct Job {
   std::function<void()> work;
@@ -35,10 +34,23 @@ class NsThread {
   void Post(Job job) {
     {
       std::lock_guard<std::mutex> lock(mu_);
+      // The first caller is the main thread or a libuv pool thread, which
+      // never leave the process's namespace: that namespace is every
+      // namespace thread's home, whichever thread starts it.
+      if (home_ < 0 && homeErr_ == 0) {
+        home_ = open(kSelfNs, O_RDONLY | O_CLOEXEC);
+        if (home_ < 0) homeErr_ = errno;
+      }
       if (!running_) Start();
       queue_.push_back(std::move(job));
     }
     cv_.notify_one();  // unlocked: the woken thread need not wait for the mutex
+  }
+
+  // The home namespace (an fd never closed), or throws why it is unknown.
+  int Home() const {
+    if (home_ < 0) throw ErrnoError(homeErr_, "open", kSelfNs);
+    return home_;
   }
 
  private:
@@ -47,12 +59,32 @@ class NsThread {
     running_ = true;
   }
 
+  // A thread inherits its creator's namespace, and a replacement is started
+  // by a thread that could not get home: it joins home before any job.
+  bool JoinHome() {
+    if (home_ < 0) return true;  // jobs that move fail in EnterNetns
+    struct stat here, home;
+    if (stat(kSelfNs, &here) == 0 && fstat(home_, &home) == 0 && here.st_ino == home.st_ino &&
+        here.st_dev == home.st_dev) {
+      return true;
+    }
+    return setns(home_, CLONE_NEWNET) == 0;
+  }
+
   void Loop() {
     t_isNsThread = true;
-    Fd home(open(kSelfNs, O_RDONLY | O_CLOEXEC));
-    t_home = home.get();
-    t_homeErr = errno;
     std::unique_lock<std::mutex> lock(mu_);
+    if (!JoinHome()) {
+      // Nothing safe can run here: fail what is queued; the next Post, from
+      // the main thread or a pool thread, starts a fresh thread.
+      NativeError e = ErrnoError(errno, "setns", kSelfNs);
+      running_ = false;
+      std::deque<Job> failed;
+      failed.swap(queue_);
+      lock.unlock();
+      for (Job& job : failed) job.done(std::make_exception_ptr(e));
+      return;
+    }
     for (;;) {
       cv_.wait(lock, [this] { return !queue_.empty(); });
       Job job = std::move(queue_.front());
@@ -65,12 +97,13 @@ class NsThread {
       } catch (...) {
         failure = std::current_exception();
       }
-      const bool homeAgain = !t_moved || setns(t_home, CLONE_NEWNET) == 0;
+      const bool homeAgain = !t_moved || setns(home_, CLONE_NEWNET) == 0;
       job.done(failure);
       lock.lock();
       if (!homeAgain) break;
     }
-    // Stuck in another namespace: this thread ends; a fresh one takes the rest.
+    // Stuck in another namespace: this thread ends; a fresh one takes the rest,
+    // after it has joined home (JoinHome): it is born in this foreign namespace.
     running_ = false;
     if (queue_.empty()) return;
     try {
@@ -87,6 +120,8 @@ class NsThread {
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool running_ = false;
+  int home_ = -1;
+  int homeErr_ = 0;
 };
 
 // Never destroyed: a detached thread may still wait on it at process exit.
@@ -204,14 +239,14 @@ void OnNsThread(const std::function<void()>& fn) {
 
 void EnterNetns(int nsfd, const std::string& path) {
   if (!t_isNsThread) ThrowCode("ERR_NATIVE", "setns outside the namespace thread");
-  if (t_home < 0) throw ErrnoError(t_homeErr, "open", kSelfNs);
+  Instance().Home();
   if (setns(nsfd, CLONE_NEWNET) != 0) ThrowErrno("setns", path);
   t_moved = true;
 }
 
 void UnshareNetns() {
   if (!t_isNsThread) ThrowCode("ERR_NATIVE", "unshare outside the namespace thread");
-  if (t_home < 0) throw ErrnoError(t_homeErr, "open", kSelfNs);
+  Instance().Home();
   if (unshare(CLONE_NEWNET) != 0) ThrowErrno("unshare");
   t_moved = true;
 }

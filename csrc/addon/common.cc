@@ -29,7 +29,8 @@ void ThrowCode(const std::string& code, const std::string& message, const std::s
 Napi::Error ToJsError(Napi::Env env, const NativeError& e) {
   Napi::Error err = Napi::Error::New(env, e.message);
   err.Set("code", e.code);
-  if (e.err) err.Set("errno", Napi::Number::New(env, e.err));
+  // Negative, as in Node's own SystemError (errno -2 with code 'ENOENT').
+  if (e.err) err.Set("errno", Napi::Number::New(env, -e.err));
   if (!e.syscall.empty()) err.Set("syscall", e.syscall);
   if (!e.path.empty()) err.Set("path", e.path);
   return err;

@@ -51,6 +51,8 @@ export interface NativeAddon {
   spawnHelper(opts: NativeSpawnOptions): { pid: number; pidfd: number };
   pipe(): [number, number];
   memfd(name: string): number;
+  /** A named pipe at `path` (mode before umask); e.g. the pid file a helper writes once ready. */
+  mkfifo(path: string, mode: number): void;
   pidfdSignal(pidfd: number, signo: number): void;
   PidfdWatch: new (pidfd: number, cb: (code: number | null, signal: number | null) => void) => NativePidfdWatch;
   statsRead(entries: Array<[string, string | null]>): Promise<NativeBatch>;
@@ -71,6 +73,7 @@ export const NATIVE_EXPORTS = [
   'spawnHelper',
   'pipe',
   'memfd',
+  'mkfifo',
   'pidfdSignal',
   'PidfdWatch',
   'statsRead',

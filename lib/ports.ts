@@ -71,7 +71,7 @@ export function checkPortMappings(maps: unknown): CheckedPortMapping[] {
 }
 
 /** Whether `port` can be bound now for every protocol (sctp is not probed). */
-async function portFree(port: number, protocols: PortProtocol[], hostIP?: string): Promise<boolean> {
+export async function portFree(port: number, protocols: PortProtocol[], hostIP?: string): Promise<boolean> {
   for (const p of protocols) {
     const ok = await new Promise<boolean>((resolve) => {
       if (p === 'udp') {

@@ -36,6 +36,12 @@ export interface SpawnHelperOptions {
   exitFd?: boolean;
   /** Give the helper the ready pipe at fd 4 (default true). */
   readyFd?: boolean;
+  /**
+   * Instead of the fd-4 pipe, `waitReady()` reads this fd of ours (taken over:
+   * closed with the helper), for helpers that only report readiness in a file
+   * they write, e.g. a FIFO given as their pid file.
+   */
+  readyFrom?: number;
   /** More fds: [child fd, parent fd] (child fd >= 5 when exit/ready pipes are used). */
   fds?: Array<[number, number]>;
   /** The helper's stdin (default /dev/null); 'exit' for the exit pipe's read end (for helpers that wait on stdin). */
@@ -279,7 +285,11 @@ export function spawnHelper(cmd: string, args: readonly string[] = [], opts: Spa
       exitW = w;
       fds.push([3, r]);
     }
-    if (opts.readyFd !== false) {
+    if (opts.readyFrom !== undefined) {
+      if (!Number.isInteger(opts.readyFrom) || opts.readyFrom < 0) throw invalidArgument('readyFrom', `'${opts.readyFrom}' is not a file descriptor`);
+      if (opts.readyFd !== false) throw invalidArgument('readyFrom', 'needs readyFd: false');
+      readyR = opts.readyFrom;
+    } else if (opts.readyFd !== false) {
       const [r, w] = native.pipe();
       toClose.push(w); // the helper must hold the only write end, so its death is EOF
       readyR = r;

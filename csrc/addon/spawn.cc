@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -281,6 +282,14 @@ Napi::Value Memfd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fd);
 }
 
+// mkfifo(path, mode): a named pipe, e.g. for a helper that only reports readiness by writing a pid file.
+Napi::Value Mkfifo(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  mode_t mode = static_cast<mode_t>(info[1].ToNumber().Uint32Value());
+  if (mkfifo(path.c_str(), mode) != 0) throw ToJsError(info.Env(), ErrnoError(errno, "mkfifo", path));
+  return info.Env().Undefined();
+}
+
 // pidfdSignal(pidfd, signo): signals exactly the process the pidfd names (no pid reuse race).
 Napi::Value PidfdSignal(const Napi::CallbackInfo& info) {
   int pidfd = info[0].ToNumber().Int32Value();
@@ -297,6 +306,7 @@ void InitSpawn(Napi::Env env, Napi::Object exports) {
   exports.Set("spawnHelper", Napi::Function::New(env, SpawnHelper, "spawnHelper"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("memfd", Napi::Function::New(env, Memfd, "memfd"));
+  exports.Set("mkfifo", Napi::Function::New(env, Mkfifo, "mkfifo"));
   exports.Set("pidfdSignal", Napi::Function::New(env, PidfdSignal, "pidfdSignal"));
   PidfdWatch::Init(env, exports);
 }

@@ -8,7 +8,7 @@ import { parsePortSpec } from './port-spec';
 import { SignalGuard } from './supervise';
 import { USAGE, UsageError, parse } from './usage';
 
-const MODES = new Set(['bridge', 'slirp4netns', 'none', 'host']);
+const MODES = new Set(['bridge', 'slirp4netns', 'pasta', 'none', 'host']);
 
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parse('run', argv, {
@@ -25,6 +25,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (positionals.length === 0) throw new UsageError('run', 'missing the command to run (after --)');
   const nets = (values.network as string[] | undefined) ?? [];
+  let networkOptions = values['network-opt'] as string[] | undefined;
+  // Podman's `--network pasta:OPT,OPT`: pasta's own command-line arguments.
+  if (nets.length === 1 && nets[0].startsWith('pasta:')) {
+    networkOptions = [...nets[0].slice(6).split(','), ...(networkOptions ?? [])];
+    nets[0] = 'pasta';
+  }
   const mode = nets.length === 1 && (MODES.has(nets[0]) || /^(ns|container):/.test(nets[0])) ? (nets[0] as NetworkMode) : undefined;
   let portMappings;
   try {
@@ -44,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
       portMappings,
       staticIP: values.ip as string | undefined,
       staticMAC: values.mac as string | undefined,
-      networkOptions: values['network-opt'] as string[] | undefined,
+      networkOptions,
     });
     try {
       if (guard.received) return guard.exitCode; // interrupted during set-up

@@ -36,11 +36,13 @@ Runs CMD in a new network namespace with its ports published, forwards signals
 and the exit code, and tears everything down when CMD exits.
 
   --network MODE     bridge (root default), slirp4netns (unprivileged default),
+                     pasta[:OPT,...] (pasta's own options, as Podman takes them),
                      none, or a CNI network name (repeatable)
   -p, --publish SPEC [hostIP:]hostPort:containerPort[/tcp|udp|sctp] (repeatable)
   --ip IP            static IP on the first network
   --mac MAC          static MAC on the first network
-  --network-opt OPT  slirp4netns option, e.g. port_handler=slirp4netns (repeatable)
+  --network-opt OPT  slirp4netns option, e.g. port_handler=slirp4netns, or one
+                     pasta argument, e.g. --network-opt=--mtu --network-opt=1500 (repeatable)
   --name NAME        sandbox name (default: a random id)
 ${COMMON}`,
   demo: `Usage: podnet demo

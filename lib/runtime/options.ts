@@ -32,8 +32,8 @@ export function parseMode(mode: unknown, networks?: unknown): NetworkMode {
     return 'bridge';
   }
   if (mode === undefined) return isRoot() ? 'bridge' : 'slirp4netns';
-  if (mode === 'bridge' || mode === 'slirp4netns' || mode === 'none' || mode === 'host') return mode;
+  if (mode === 'bridge' || mode === 'slirp4netns' || mode === 'pasta' || mode === 'none' || mode === 'host') return mode;
   if (typeof mode === 'string' && mode.startsWith('ns:')) return `ns:${checkPath('namespace path', mode.slice(3))}`;
   if (typeof mode === 'string' && mode.startsWith('container:')) return `container:${checkId('container id', mode.slice(10))}`;
-  throw invalidArgument('network mode', `'${String(mode)}' is not one of bridge, slirp4netns, none, host, ns:<path>, container:<id>`);
+  throw invalidArgument('network mode', `'${String(mode)}' is not one of bridge, slirp4netns, pasta, none, host, ns:<path>, container:<id>`);
 }

@@ -18,7 +18,7 @@ import type { ProcRef } from './proc';
 export type HelperName = 'holder' | 'slirp' | 'pasta' | 'forwarder';
 export type HelperRef = ProcRef & { apiSocket?: string };
 
-export type NetworkMode = 'bridge' | 'slirp4netns' | 'none' | 'host' | `ns:${string}` | `container:${string}`;
+export type NetworkMode = 'bridge' | 'slirp4netns' | 'pasta' | 'none' | 'host' | `ns:${string}` | `container:${string}`;
 
 export interface SandboxState {
   version: 1;

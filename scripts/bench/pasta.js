@@ -1,4 +1,3 @@
-/* eslint-disable no-console */
 // See scripts/bench/pasta. Every namespace, link, process and temp dir it
 // creates is removed in `finally`, in reverse order.
 'use strict';
@@ -63,8 +62,7 @@ function cpuSecs(pid) {
 
 // podnet's pasta mode: a sandbox from the runtime (network 'pasta'), iperf3 inside it.
 async function podnetPasta() {
-  const rt = new Runtime({ stateDir: path.join(tmp, 'state'), netnsDir: path.join(tmp, 'netns') });
-  fs.mkdirSync(path.join(tmp, 'netns'));
+  const rt = new Runtime({ stateDir: path.join(tmp, 'state') });
   const s = await rt.createSandbox({ id: 'pasta-bench', network: 'pasta', portMappings: [{ hostIP: '127.0.0.1', hostPort: 43200, containerPort: 5201 }] });
   undo.push(() => rt.teardown('pasta-bench'));
   iperfServer(s.netnsPath);

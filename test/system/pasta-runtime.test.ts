@@ -53,7 +53,7 @@ let ownNamespaces = (): string[] => [];
 describeRoot("network mode 'pasta' (root)", () => {
   let dir = '';
   let rt: Runtime;
-  const opts = () => ({ stateDir: path.join(dir, 'state') });
+  const opts = () => ({ stateDir: path.join(dir, 'state'), cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache') } });
 
   let peer: NetNS | undefined; // holds the far end of the veth whose host end has HOST_IP
   let hostServer: net.Server | undefined;

@@ -1,0 +1,53 @@
+/**
+ * `pasta`: user-mode networking by pasta (passt project), the default of
+ * rootless Podman 5 (containers/common libnetwork/pasta). pasta copies the
+ * host's addresses and routes onto the namespace's interface (`--config-net`)
+ * and forwards published ports itself (`-t`/`-u`), so no forwarder runs.
+ * Root callers get it too: pasta is kept root (`--runas 0:0`) so it can enter
+ * the namespace (lib/pasta/args.ts).
+ */
+import { debug } from '../debug';
+import { Pasta, checkPastaOptions, pastaArgs, pastaFeatures } from '../pasta';
+import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
+import { isRoot } from '../runtime/options';
+import type { SandboxState } from '../runtime/state';
+import type { DriverCall, NetworkDriver } from './driver';
+import { recordHelper, stopHelper } from './helpers';
+
+export class PastaDriver implements NetworkDriver {
+  readonly name = 'pasta';
+  readonly namespace = 'own';
+  readonly unprivileged = true;
+  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
+  readonly #binary?: string;
+
+  constructor(binary?: string) {
+    this.#binary = binary;
+  }
+
+  /** A missing pasta, options it does not know, ports it cannot forward: refused before anything exists. */
+  async validate(state: SandboxState): Promise<void> {
+    const features = await pastaFeatures(this.#binary);
+    const user = checkPastaOptions(features, state.networkOptions);
+    const ports = await resolveHostPorts(checkPortMappings(state.portMappings));
+    pastaArgs(features, user, ports, { netns: '/', pidFile: '/', root: isRoot() });
+    state.portMappings = toPortMappings(ports);
+  }
+
+  async setUp(call: DriverCall): Promise<void> {
+    const { state } = call;
+    const pasta = await Pasta.start({ netns: state.netnsPath!, userns: state.usernsPath, binary: this.#binary, options: state.networkOptions, portMappings: state.portMappings });
+    debug('sandbox %s: pasta %d: %s', state.id, pasta.pid, pasta.args.join(' '));
+    recordHelper(call, 'pasta', pasta.pid, {
+      stop: async () => {
+        await pasta.stop();
+        debug('sandbox %s: pasta output: %s', state.id, pasta.output());
+      },
+    });
+    await call.save();
+  }
+
+  async tearDown(call: DriverCall): Promise<void> {
+    await stopHelper(call, 'pasta');
+  }
+}

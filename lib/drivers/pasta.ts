@@ -36,7 +36,13 @@ export class PastaDriver implements NetworkDriver {
 
   async setUp(call: DriverCall): Promise<void> {
     const { state } = call;
-    const pasta = await Pasta.start({ netns: state.netnsPath!, userns: state.usernsPath, binary: this.#binary, options: state.networkOptions, portMappings: state.portMappings });
+    const pasta = await Pasta.start({
+      netns: state.netnsPath!,
+      userns: state.usernsPath,
+      binary: this.#binary,
+      options: state.networkOptions,
+      portMappings: state.portMappings,
+    });
     debug('sandbox %s: pasta %d: %s', state.id, pasta.pid, pasta.args.join(' '));
     recordHelper(call, 'pasta', pasta.pid, {
       stop: async () => {

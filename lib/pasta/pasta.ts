@@ -61,7 +61,10 @@ function pastaError(err: PodnetError, output: string, where: string): PodnetErro
   if (err.code === ErrorCode.HELPER_TIMEOUT) code = ErrorCode.PASTA_TIMEOUT;
   else if (/bind|address already in use/i.test(out)) code = ErrorCode.PASTA_PORT;
   else if (/unrecognized option|invalid option|requires an argument|^Invalid |^Usage:/im.test(out)) code = ErrorCode.PASTA_OPTION;
-  const first = out.split('\n').filter((l) => l && !l.startsWith(' ') && !l.startsWith('\t')).slice(0, 4);
+  const first = out
+    .split('\n')
+    .filter((l) => l && !l.startsWith(' ') && !l.startsWith('\t'))
+    .slice(0, 4);
   const base = err.message.replace(/:\s[\s\S]*$/, ''); // spawn.ts's message without its raw output
   return new PodnetError(code, `pasta for ${where}: ${base}${first.length ? `: ${first.join('; ')}` : ''}`, {
     details: { ...err.details, output: out },
@@ -106,9 +109,11 @@ export class Pasta {
       void helper.exited.then((e) => {
         if (this.#stopping) return;
         const out = cleanPastaOutput(helper.output()).trim();
-        resolve(new PodnetError(ErrorCode.PASTA_EXITED, `pasta (pid ${helper.pid}) for '${netns}' ${helper.describeExit(e)}${out ? `: ${out.split('\n')[0]}` : ''}`, {
-          details: { pid: helper.pid, code: e.code, signal: e.signal, output: out },
-        }));
+        resolve(
+          new PodnetError(ErrorCode.PASTA_EXITED, `pasta (pid ${helper.pid}) for '${netns}' ${helper.describeExit(e)}${out ? `: ${out.split('\n')[0]}` : ''}`, {
+            details: { pid: helper.pid, code: e.code, signal: e.signal, output: out },
+          }),
+        );
       });
     });
   }

@@ -6,7 +6,9 @@ const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const { Pasta, PortForwarder, Runtime } = require('../../dist');
+const { Runtime } = require('../../dist');
+const { Pasta } = require('../../dist/api/pasta');
+const { PortForwarder } = require('../../dist/api/portfwd');
 const { median } = require('./common');
 
 const QUICK = process.env.QUICK === '1';
@@ -21,7 +23,9 @@ const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 function start(cmd, args, opts = {}) {
   const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
-  undo.push(() => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  undo.push(() => {
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  });
   return p;
 }
 
@@ -36,7 +40,10 @@ async function waitPort(host, port, ms = 5000) {
   const end = Date.now() + ms;
   for (;;) {
     const ok = await new Promise((r) => {
-      const s = net.connect(port, host, () => { s.destroy(); r(true); });
+      const s = net.connect(port, host, () => {
+        s.destroy();
+        r(true);
+      });
       s.on('error', () => r(false));
     });
     if (ok) return;
@@ -50,7 +57,9 @@ function iperfServer(nsPath) {
 }
 
 function iperf(port, streams) {
-  const out = JSON.parse(sh('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }));
+  const out = JSON.parse(
+    sh('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }),
+  );
   if (out.error) throw new Error(`iperf3: ${out.error}`);
   return out.end.sum_received.bits_per_second / 1e9;
 }
@@ -76,10 +85,39 @@ async function podnetPasta() {
 async function podmanPasta() {
   const ns = netns('pasta-bench-anchor');
   const pidFile = path.join(tmp, 'anchor.pid');
-  sh('pasta', ['--config-net', '-t', '127.0.0.1/43201-43201:5201-5201', '--dns-forward', '169.254.1.1', '-u', 'none', '-T', 'none', '-U', 'none',
-    '--no-map-gw', '--quiet', '--netns', ns, '--runas', '0', '--pid', pidFile], { stdio: 'ignore' });
+  sh(
+    'pasta',
+    [
+      '--config-net',
+      '-t',
+      '127.0.0.1/43201-43201:5201-5201',
+      '--dns-forward',
+      '169.254.1.1',
+      '-u',
+      'none',
+      '-T',
+      'none',
+      '-U',
+      'none',
+      '--no-map-gw',
+      '--quiet',
+      '--netns',
+      ns,
+      '--runas',
+      '0',
+      '--pid',
+      pidFile,
+    ],
+    { stdio: 'ignore' },
+  );
   const pid = Number(fs.readFileSync(pidFile, 'utf8'));
-  undo.push(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+  undo.push(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
   iperfServer(ns);
   await waitPort('127.0.0.1', 43201);
   return { key: 'anchor', name: 'pasta by hand (as Podman)', port: 43201, pid };
@@ -88,12 +126,18 @@ async function podmanPasta() {
 async function slirp4netns() {
   const ns = netns('pasta-bench-slirp');
   const api = path.join(tmp, 'slirp.sock');
-  const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api, '--netns-type=path', ns, 'tap0']);
+  const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api, '--netns-type=path', ns, 'tap0'], {
+    stdio: 'ignore',
+  });
   for (let i = 0; i < 100 && !fs.existsSync(api); i++) await sleep(20);
   await new Promise((resolve, reject) => {
-    const s = net.connect(api, () => s.end(JSON.stringify({ execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 43202, guest_port: 5201 } })));
+    const s = net.connect(api, () =>
+      s.end(JSON.stringify({ execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 43202, guest_port: 5201 } })),
+    );
     let out = '';
-    s.on('data', (d) => { out += d; });
+    s.on('data', (d) => {
+      out += d;
+    });
     s.on('end', () => (JSON.parse(out).error ? reject(new Error(out)) : resolve()));
     s.on('error', reject);
   });
@@ -163,7 +207,11 @@ async function deathLatency() {
     await p.stop();
 
     const pidFile = path.join(tmp, `d${i}.pid`);
-    const c = spawn('pasta', ['--config-net', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--quiet', '--netns', ns, '--runas', '0', '-f', '--pid', pidFile], { stdio: 'ignore' });
+    const c = spawn(
+      'pasta',
+      ['--config-net', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--quiet', '--netns', ns, '--runas', '0', '-f', '--pid', pidFile],
+      { stdio: 'ignore' },
+    );
     for (let k = 0; k < 500 && !(fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8')); k++) await sleep(2);
     const exited = new Promise((r) => c.once('exit', r));
     t0 = now();
@@ -176,15 +224,26 @@ async function deathLatency() {
   const byHand = [];
   for (let i = 0; i < DEATHS; i++) {
     let t0 = now();
-    try { await Pasta.start({ netns: ns, options: ['--mtu', '70000'] }); throw new Error('started'); } catch (e) { if (e.code !== 'ERR_PASTA_OPTION') throw e; }
+    try {
+      await Pasta.start({ netns: ns, options: ['--mtu', '70000'] });
+      throw new Error('started');
+    } catch (e) {
+      if (e.code !== 'ERR_PASTA_OPTION') throw e;
+    }
     reject.push(now() - t0);
     t0 = now();
-    await new Promise((r) => spawn('pasta', ['--config-net', '--mtu', '70000', '--quiet', '--netns', ns, '--runas', '0', '-f'], { stdio: 'ignore' }).once('exit', r));
+    await new Promise((r) =>
+      spawn('pasta', ['--config-net', '--mtu', '70000', '--quiet', '--netns', ns, '--runas', '0', '-f'], { stdio: 'ignore' }).once('exit', r),
+    );
     byHand.push(now() - t0);
   }
   const fmt = (xs) => `median ${median(xs).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
-  console.log(`\npasta death to typed error (${DEATHS} kills): podnet (pidfd) ${fmt(ours)}; anchor, child_process 'exit' ${fmt(anchor)}; x${(median(ours) / median(anchor)).toFixed(2)}`);
-  console.log(`pasta rejecting --mtu 70000: podnet start to ERR_PASTA_OPTION ${fmt(reject)}; the same pasta by hand to its exit ${fmt(byHand)}; x${(median(reject) / median(byHand)).toFixed(2)}`);
+  console.log(
+    `\npasta death to typed error (${DEATHS} kills): podnet (pidfd) ${fmt(ours)}; anchor, child_process 'exit' ${fmt(anchor)}; x${(median(ours) / median(anchor)).toFixed(2)}`,
+  );
+  console.log(
+    `pasta rejecting --mtu 70000: podnet start to ERR_PASTA_OPTION ${fmt(reject)}; the same pasta by hand to its exit ${fmt(byHand)}; x${(median(reject) / median(byHand)).toFixed(2)}`,
+  );
   return Math.max(...ours) <= 50;
 }
 
@@ -192,12 +251,23 @@ async function main() {
   const t = await throughput();
   const d = await deathLatency();
   if (QUICK) return;
-  console.log(`\ngoals: podnet pasta mode >= pasta by hand (within 5% noise): ${t.goal ? 'met' : 'NOT met'}; death reported within 50 ms: ${d ? 'met' : 'NOT met'}`);
+  console.log(
+    `\ngoals: podnet pasta mode >= pasta by hand (within 5% noise): ${t.goal ? 'met' : 'NOT met'}; death reported within 50 ms: ${d ? 'met' : 'NOT met'}`,
+  );
 }
 
-main().catch((e) => { console.error(e); process.exitCode = 1; }).finally(async () => {
-  for (const fn of undo.reverse()) {
-    try { await fn(); } catch (e) { console.error(`cleanup: ${String(e.message).split('\n')[0]}`); }
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const fn of undo.reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`cleanup: ${String(e.message).split('\n')[0]}`);
+      }
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });

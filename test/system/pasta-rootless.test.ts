@@ -104,7 +104,18 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
     const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT], { timeout: 60000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.helpers).toEqual(['holder', 'pasta']);
-    expect(r.args).toEqual(expect.arrayContaining(['--netns', `/proc/${r.holderPid}/ns/net`, '--userns', `/proc/${r.holderPid}/ns/user`, '-t', '127.0.0.1/43040:8080', '-T', 'none']));
+    expect(r.args).toEqual(
+      expect.arrayContaining([
+        '--netns',
+        `/proc/${r.holderPid}/ns/net`,
+        '--userns',
+        `/proc/${r.holderPid}/ns/user`,
+        '-t',
+        '127.0.0.1/43040:8080',
+        '-T',
+        'none',
+      ]),
+    );
     expect(r.args).not.toContain('--runas');
     expect(r.reply).toBe('ok hello 0'); // the server runs as root of the user namespace
     expect(r.inspect.Ports).toEqual({ '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '43040' }] });
@@ -138,7 +149,11 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
       expect(await gone(helpers.pasta.pid)).toBe(true);
     } finally {
       for (const pid of [helpers.pasta.pid, helpers.holder.pid]) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone, as it should be */ }
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone, as it should be */
+        }
       }
     }
   });

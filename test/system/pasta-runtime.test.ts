@@ -80,7 +80,11 @@ describeRoot("network mode 'pasta' (root)", () => {
   });
   afterAll(async () => {
     hostServer?.close();
-    try { execFileSync('ip', ['link', 'del', VETH], { stdio: 'ignore' }); } catch { /* not made */ }
+    try {
+      execFileSync('ip', ['link', 'del', VETH], { stdio: 'ignore' });
+    } catch {
+      /* not made */
+    }
     await peer?.remove();
     for (const s of (await rt?.list()) ?? []) await rt.teardown(s.id).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
@@ -88,7 +92,14 @@ describeRoot("network mode 'pasta' (root)", () => {
 
   test('published port, inspect and stats as Podman prints them, teardown leaves nothing', async () => {
     const id = uniqueName('pasta-rt');
-    const sb = await rt.createSandbox({ id, network: 'pasta', portMappings: [{ hostIP: '127.0.0.1', hostPort: 43020, containerPort: 8000 }, { hostPort: 0, containerPort: 53, protocol: 'udp' }] });
+    const sb = await rt.createSandbox({
+      id,
+      network: 'pasta',
+      portMappings: [
+        { hostIP: '127.0.0.1', hostPort: 43020, containerPort: 8000 },
+        { hostPort: 0, containerPort: 53, protocol: 'udp' },
+      ],
+    });
     const pid = sb.helpers.pasta!.pid;
     expect(alive(pid)).toBe(true);
     expect(sb.mode).toBe('pasta');
@@ -99,7 +110,10 @@ describeRoot("network mode 'pasta' (root)", () => {
       expect(await httpGet(43020)).toBe('pong 127.0.0.1');
       const inspect = await rt.inspect(id);
       expect(inspect.SandboxKey).toBe(sb.netnsPath);
-      expect(inspect.Ports).toEqual({ '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '43020' }], '53/udp': [{ HostIp: '', HostPort: String(sb.portMappings[1].hostPort) }] });
+      expect(inspect.Ports).toEqual({
+        '8000/tcp': [{ HostIp: '127.0.0.1', HostPort: '43020' }],
+        '53/udp': [{ HostIp: '', HostPort: String(sb.portMappings[1].hostPort) }],
+      });
       expect(inspect.Networks).toBeUndefined(); // no CNI network: as for slirp4netns
       // Loopback clients take pasta's splice path (the namespace's lo); an outbound connection to a host address crosses its interface.
       const client = `require('net').connect(43025, '${HOST_IP}', function () { this.write('hi'); }).on('data', (b) => console.log(String(b)))`;
@@ -159,8 +173,23 @@ describeRoot("network mode 'pasta' (root)", () => {
     expect(ownNamespaces()).toEqual([]);
   });
 
-  test("podnet run --network pasta:OPTS serves on the published port until SIGINT, then leaves nothing", async () => {
-    const child = spawn(process.execPath, [CLI, 'run', '--network', 'pasta:--mtu,1500', '-p', '127.0.0.1:43023:8000', '--', 'sh', '-c', `ip -o link | grep -c 'mtu 1500'; exec ${process.execPath} -e "${SERVER(8000).replace(/"/g, '\\"')}"`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  test('podnet run --network pasta:OPTS serves on the published port until SIGINT, then leaves nothing', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'run',
+        '--network',
+        'pasta:--mtu,1500',
+        '-p',
+        '127.0.0.1:43023:8000',
+        '--',
+        'sh',
+        '-c',
+        `ip -o link | grep -c 'mtu 1500'; exec ${process.execPath} -e "${SERVER(8000).replace(/"/g, '\\"')}"`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout!.on('data', (b) => (out += b));

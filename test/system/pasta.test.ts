@@ -92,7 +92,11 @@ describeRoot('pasta as root', () => {
     expect(readdirSync(work)).toEqual([]);
   });
   afterAll(async () => {
-    try { execFileSync('ip', ['link', 'del', VETH], { stdio: 'ignore' }); } catch { /* not made */ }
+    try {
+      execFileSync('ip', ['link', 'del', VETH], { stdio: 'ignore' });
+    } catch {
+      /* not made */
+    }
     await remote?.remove();
     await ns?.remove();
     rmSync(work, { recursive: true, force: true });
@@ -102,10 +106,15 @@ describeRoot('pasta as root', () => {
     const p = await Pasta.start({
       netns: ns.path,
       tmpDir: work,
-      portMappings: [{ hostPort: 43001, containerPort: 8080 }, { hostIP: HOST_IP, hostPort: 43002, containerPort: 5353, protocol: 'udp' }],
+      portMappings: [
+        { hostPort: 43001, containerPort: 8080 },
+        { hostIP: HOST_IP, hostPort: 43002, containerPort: 5353, protocol: 'udp' },
+      ],
     });
     try {
-      expect(p.args).toEqual(expect.arrayContaining(['--config-net', '-t', '43001:8080', '-u', `${HOST_IP}/43002:5353`, '-T', 'none', '-U', 'none', '--runas', '0:0']));
+      expect(p.args).toEqual(
+        expect.arrayContaining(['--config-net', '-t', '43001:8080', '-u', `${HOST_IP}/43002:5353`, '-T', 'none', '-U', 'none', '--runas', '0:0']),
+      );
       // --config-net copied the host's address onto an interface of the same name.
       expect((await ns.exec('ip', ['-o', '-4', 'addr', 'show', HOST.ifname])).stdout).toContain(` ${HOST.addr}/`);
       server.push(await startServer(ns, 8080, 5353));
@@ -171,8 +180,10 @@ describeRoot('pasta as root', () => {
     const busy = protocol === 'tcp' ? net.createServer().listen(43008, '127.0.0.1') : require('node:dgram').createSocket('udp4').bind(43008, '127.0.0.1');
     await new Promise((r) => busy.once('listening', r));
     try {
-      await expect(Pasta.start({ netns: ns.path, tmpDir: work, portMappings: [{ hostPort: 43008, containerPort: 80, protocol }] }))
-        .rejects.toMatchObject({ code: ErrorCode.PASTA_PORT, message: expect.stringContaining(`43008/${protocol}`) });
+      await expect(Pasta.start({ netns: ns.path, tmpDir: work, portMappings: [{ hostPort: 43008, containerPort: 80, protocol }] })).rejects.toMatchObject({
+        code: ErrorCode.PASTA_PORT,
+        message: expect.stringContaining(`43008/${protocol}`),
+      });
       expect(childPids()).toEqual([]);
     } finally {
       busy.close();

@@ -8,15 +8,38 @@ import { parsePastaHelp, type PastaFeatures } from '../../../lib/pasta/features'
 import { checkPortMappings } from '../../../lib/ports';
 
 const DEBIAN = parsePastaHelp('/usr/bin/pasta', readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'pasta', 'help-0.0-git20230309.txt'), 'utf8'));
-const NEWER: PastaFeatures = { ...DEBIAN, binary: '/opt/pasta', mapGuestAddr: true, options: new Map([...DEBIAN.options, ['map-guest-addr', { name: 'map-guest-addr', takesArg: true }]]) };
+const NEWER: PastaFeatures = {
+  ...DEBIAN,
+  binary: '/opt/pasta',
+  mapGuestAddr: true,
+  options: new Map([...DEBIAN.options, ['map-guest-addr', { name: 'map-guest-addr', takesArg: true }]]),
+};
 const ROOT = { netns: '/run/netns/x', pidFile: '/tmp/d/pid', root: true };
 const USER = { netns: '/proc/7/ns/net', userns: '/proc/7/ns/user', pidFile: '/tmp/d/pid', root: false };
 
 describe('pastaArgs', () => {
   test('no ports: nothing forwarded in any direction, as Podman passes', () => {
     expect(pastaArgs(DEBIAN, checkPastaOptions(DEBIAN, []), [], ROOT)).toEqual([
-      '--config-net', '--dns-forward', '169.254.1.1', '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none', '--no-map-gw',
-      '--quiet', '--netns', '/run/netns/x', '--runas', '0:0', '-f', '--pid', '/tmp/d/pid',
+      '--config-net',
+      '--dns-forward',
+      '169.254.1.1',
+      '-t',
+      'none',
+      '-u',
+      'none',
+      '-T',
+      'none',
+      '-U',
+      'none',
+      '--no-map-gw',
+      '--quiet',
+      '--netns',
+      '/run/netns/x',
+      '--runas',
+      '0:0',
+      '-f',
+      '--pid',
+      '/tmp/d/pid',
     ]);
   });
 
@@ -27,17 +50,59 @@ describe('pastaArgs', () => {
       { hostIP: '::1', hostPort: 5353, containerPort: 53, protocol: 'udp' },
     ]);
     expect(pastaArgs(NEWER, checkPastaOptions(NEWER, []), ports, USER)).toEqual([
-      '--config-net', '-t', '8080:80', '-t', '127.0.0.1/9000-9002:90-92', '-u', '127.0.0.1/9000-9002:90-92', '-u', '::1/5353:53',
-      '--dns-forward', '169.254.1.1', '-T', 'none', '-U', 'none', '--no-map-gw',
-      '--quiet', '--netns', '/proc/7/ns/net', '--map-guest-addr', '169.254.1.2', '--userns', '/proc/7/ns/user', '-f', '--pid', '/tmp/d/pid',
+      '--config-net',
+      '-t',
+      '8080:80',
+      '-t',
+      '127.0.0.1/9000-9002:90-92',
+      '-u',
+      '127.0.0.1/9000-9002:90-92',
+      '-u',
+      '::1/5353:53',
+      '--dns-forward',
+      '169.254.1.1',
+      '-T',
+      'none',
+      '-U',
+      'none',
+      '--no-map-gw',
+      '--quiet',
+      '--netns',
+      '/proc/7/ns/net',
+      '--map-guest-addr',
+      '169.254.1.2',
+      '--userns',
+      '/proc/7/ns/user',
+      '-f',
+      '--pid',
+      '/tmp/d/pid',
     ]);
   });
 
   test("the caller's options come first and replace the defaults they cover", () => {
     const user = checkPastaOptions(DEBIAN, ['--map-gw', '-T', '5432', '--dns-forward', '10.0.0.1', '--mtu=1500', '-4']);
     expect(pastaArgs(DEBIAN, user, [], ROOT)).toEqual([
-      '--config-net', '-T', '5432', '--dns-forward', '10.0.0.1', '--mtu=1500', '-4', '-t', 'none', '-u', 'none', '-U', 'none',
-      '--quiet', '--netns', '/run/netns/x', '--runas', '0:0', '-f', '--pid', '/tmp/d/pid',
+      '--config-net',
+      '-T',
+      '5432',
+      '--dns-forward',
+      '10.0.0.1',
+      '--mtu=1500',
+      '-4',
+      '-t',
+      'none',
+      '-u',
+      'none',
+      '-U',
+      'none',
+      '--quiet',
+      '--netns',
+      '/run/netns/x',
+      '--runas',
+      '0:0',
+      '-f',
+      '--pid',
+      '/tmp/d/pid',
     ]);
   });
 
@@ -50,10 +115,16 @@ describe('pastaArgs', () => {
 
 describe('checkPastaOptions', () => {
   test.each([
-    [['--mtu', '1500'], ['--mtu', '1500']],
+    [
+      ['--mtu', '1500'],
+      ['--mtu', '1500'],
+    ],
     [['-m1500'], ['-m1500']],
     [['-46'], ['-46']],
-    [['-d', '-t', '22'], ['-d', '-t', '22']],
+    [
+      ['-d', '-t', '22'],
+      ['-d', '-t', '22'],
+    ],
     [['--ns-ifname=eth7'], ['--ns-ifname=eth7']],
   ])('%j is accepted', (given, args) => {
     expect(checkPastaOptions(DEBIAN, given).args).toEqual(args);

@@ -9,13 +9,13 @@ const DEBIAN = readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'pasta'
 // Lines of passt 2025-01's usage() (conf.c), as a newer pasta prints them.
 const NEWER = [
   'Usage: pasta [OPTION]... [COMMAND] [ARGS]...',
-  '  -q, --quiet\t\tDon\'t print informational messages',
-  '  -f, --foreground\tDon\'t run in background',
+  "  -q, --quiet\t\tDon't print informational messages",
+  "  -f, --foreground\tDon't run in background",
   '  --runas UID|UID:GID \tRun as given UID, GID, which can be',
   '  -P, --pid FILE\tWrite own PID to the given file',
-  '  --map-guest-addr ADDR\tTranslate ADDR to guest\'s address',
+  "  --map-guest-addr ADDR\tTranslate ADDR to guest's address",
   '  --dns-forward ADDR\tForward DNS queries sent to ADDR',
-  '  --no-map-gw\t\tDon\'t map gateway address to host',
+  "  --no-map-gw\t\tDon't map gateway address to host",
   '  -t, --tcp-ports SPEC\tTCP port forwarding to namespace',
   '        -t 22\tForward local port 22 to port 22 in netns',
   '  --netns PATH|NAME\tTarget network namespace to join',
@@ -59,6 +59,9 @@ describe('parsePastaHelp', () => {
 });
 
 test('cleanPastaOutput drops the syslog fallback lines only', () => {
-  expect(cleanPastaOutput('Failed to send 47 bytes to syslog\nDon\'t run as root. Changing to nobody...\nFailed to send 42 bytes to syslog\nCouldn\'t switch to pasta namespaces'))
-    .toBe('Don\'t run as root. Changing to nobody...\nCouldn\'t switch to pasta namespaces');
+  expect(
+    cleanPastaOutput(
+      "Failed to send 47 bytes to syslog\nDon't run as root. Changing to nobody...\nFailed to send 42 bytes to syslog\nCouldn't switch to pasta namespaces",
+    ),
+  ).toBe("Don't run as root. Changing to nobody...\nCouldn't switch to pasta namespaces");
 });

@@ -3,7 +3,7 @@
  * error type, network namespaces, inspect and statistics. Lower-level pieces
  * that are worth using on their own have subpath exports (see package.json
  * "exports" and README): `podnet/cni`, `podnet/slirp4netns`, `podnet/rootless`,
- * `podnet/portfwd`, `podnet/inspect`.
+ * `podnet/pasta`, `podnet/portfwd`, `podnet/inspect`.
  */
 export { PodnetError, ErrorCode } from './errors';
 export type { PodnetErrorFields, ErrorCodeName } from './errors';

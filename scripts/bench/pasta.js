@@ -56,12 +56,17 @@ function iperfServer(nsPath) {
   start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
 }
 
-function iperf(port, streams) {
-  const out = JSON.parse(
-    sh('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }),
-  );
-  if (out.error) throw new Error(`iperf3: ${out.error}`);
-  return out.end.sum_received.bits_per_second / 1e9;
+// One iperf3 run; on a loaded machine the control connection sometimes drops: one retry, said aloud.
+function iperf(p, streams) {
+  for (let attempt = 1; ; attempt++) {
+    const out = JSON.parse(
+      sh('iperf3', ['-c', '127.0.0.1', '-p', String(p.port), '-t', String(SECS), '-P', String(streams), '-J'], { timeout: (SECS + 20) * 1000 }),
+    );
+    if (!out.error) return out.end.sum_received.bits_per_second / 1e9;
+    const alive = fs.existsSync(`/proc/${p.pid}`);
+    if (attempt > 1 || !alive) throw new Error(`iperf3 through ${p.name}: ${out.error}${alive ? '' : ` (its relay, pid ${p.pid}, is gone)`}`);
+    console.log(`  ${p.name}: iperf3 failed (${out.error}), once more`);
+  }
 }
 
 function cpuSecs(pid) {
@@ -169,7 +174,7 @@ async function throughput() {
   for (let i = 0; i < ROUNDS; i++) {
     for (const p of paths) {
       const c0 = cpuSecs(p.pid);
-      const r = { one: iperf(p.port, 1), four: iperf(p.port, 4), cpu: cpuSecs(p.pid) - c0 };
+      const r = { one: iperf(p, 1), four: iperf(p, 4), cpu: cpuSecs(p.pid) - c0 };
       (rounds[p.key] ??= []).push(r);
       console.log(`round ${i + 1} ${p.name.padEnd(28)} ${r.one.toFixed(1).padStart(5)} ${r.four.toFixed(1).padStart(5)} Gbit/s (1, 4 streams)`);
     }

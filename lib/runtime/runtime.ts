@@ -6,7 +6,7 @@
  * namespace its network.
  *
  * Modes: bridge (CNI; the default for root), slirp4netns (the default for
- * unprivileged callers), none (loopback only), host, ns:<path> (join an
+ * unprivileged callers), pasta (as rootless Podman 5), none (loopback only), host, ns:<path> (join an
  * existing namespace), container:<id> (share another sandbox's namespace).
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -36,6 +36,8 @@ export interface RuntimeOptions {
   cni?: CniRuntimeOptions;
   /** slirp4netns binary; default: from PATH. */
   slirpBinary?: string;
+  /** pasta binary; default: from PATH. */
+  pastaBinary?: string;
   /** Where sandbox namespaces are bind-mounted; default /run/netns. */
   netnsDir?: string;
 }
@@ -56,7 +58,7 @@ export interface CreateSandboxOptions {
   /** Used for this start only (e.g. a restore), then the static ones apply again. */
   requestedIP?: string;
   requestedMAC?: string;
-  /** slirp4netns options as Podman takes them (`port_handler=...`, `mtu=...`). */
+  /** slirp4netns options as Podman takes them (`port_handler=...`, `mtu=...`); for pasta, its own arguments (`['--mtu', '1500']`). */
   networkOptions?: string[];
   /** Post-configure mode: attach networking to this process's own namespace. */
   pid?: number;
@@ -84,7 +86,7 @@ export class Runtime {
     this.#opts = opts;
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
-    this.#drivers = new Drivers({ cni: this.cni, slirpBinary: opts.slirpBinary });
+    this.#drivers = new Drivers({ cni: this.cni, slirpBinary: opts.slirpBinary, pastaBinary: opts.pastaBinary });
   }
 
   /** Creates a sandbox and its network; on failure everything made so far is undone. */

@@ -4,6 +4,7 @@
  * file passes its own user name so parallel files never share one.
  */
 import { execFile, execFileSync, type ExecFileOptions } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 export interface TestUser {
@@ -17,11 +18,41 @@ export interface TestUser {
   remove(): void;
 }
 
+function procUid(pid: string): number | undefined {
+  try {
+    return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function passwdHas(uid: number): boolean {
+  try {
+    execFileSync('getent', ['passwd', String(uid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Creates the user (removing a stale one of the same name first). Needs root. */
 export function createTestUser(name: string): TestUser {
   try { execFileSync('userdel', ['-r', '-f', name], { stdio: 'ignore' }); } catch { /* none */ }
-  execFileSync('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', name]);
-  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }));
+  // A uid that no running process holds: a process left by a user deleted earlier would otherwise belong to this one
+  // (useradd reuses the lowest free uid), and remove() could never succeed.
+  const busy = new Set(readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => procUid(p)));
+  let uid = 999;
+  for (let attempt = 0; ; attempt++) {
+    do uid++;
+    while (busy.has(uid) || passwdHas(uid));
+    try {
+      execFileSync('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', '--uid', String(uid), name], { stdio: 'pipe' });
+      break;
+    } catch (err) {
+      if (attempt >= 5) throw err; // another test file took this uid in the meantime: the next one
+    }
+  }
+
   const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }));
   // A subordinate range of its own (useradd allocates one from /etc/login.defs).
   const argv = (cmd: string, args: string[]): [string, string[]] => [

@@ -7,7 +7,7 @@
  * Ports 43040-43059, test user pnpasta1, sandbox ids pasta-*.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { createTestUser, grantTun, revokeTun, type TestUser } from '../helpers/rootless';
@@ -77,6 +77,20 @@ const { Runtime } = require(${JSON.stringify(DIST)});
 new Runtime({ stateDir: require('os').homedir() + '/state' }).gc().then((r) => console.log(JSON.stringify({ sandboxes: r.sandboxes, errors: r.errors.map(String) })));
 `;
 
+/** Pids of the user's processes (zombies included). */
+function processesOf(uid: number): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] === String(uid);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 const gone = async (pid: number, ms = 5000) => {
   const end = Date.now() + ms;
   while (existsSync(`/proc/${pid}`)) {
@@ -95,9 +109,13 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
     granted = grantTun(user.name); // pasta opens /dev/net/tun as the caller (0600 here: no udev)
   }, 120000);
 
-  afterAll(() => {
+  afterAll(async () => {
     if (user && granted) revokeTun(user.name);
-    user?.remove(); // refuses while a process of the user runs: a leak fails here
+    // Processes the tests ended may still be on their way out (reaped by init): wait for that state, then
+    // remove the user, which refuses while a process of the user runs: a leak fails here.
+    const end = Date.now() + 10_000;
+    while (user && processesOf(user.uid).length && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    user?.remove();
   });
 
   test('pasta in the holder: published port, nothing forwarded unasked, death reported, teardown', async () => {

@@ -9,6 +9,7 @@
 import { debug } from '../debug';
 import { Pasta, checkPastaOptions, pastaArgs, pastaFeatures } from '../pasta';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
+import { checkTunAccess } from '../rootless/tun';
 import { isRoot } from '../runtime/options';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
@@ -25,8 +26,9 @@ export class PastaDriver implements NetworkDriver {
     this.#binary = binary;
   }
 
-  /** A missing pasta, options it does not know, ports it cannot forward: refused before anything exists. */
+  /** A missing pasta, options it does not know, ports it cannot forward, no access to /dev/net/tun: refused before anything exists. */
   async validate(state: SandboxState): Promise<void> {
+    if (!isRoot()) checkTunAccess('pasta');
     const features = await pastaFeatures(this.#binary);
     const user = checkPastaOptions(features, state.networkOptions);
     const ports = await resolveHostPorts(checkPortMappings(state.portMappings));

@@ -30,6 +30,7 @@ import type { PortMapping } from '../types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { native } from '../native';
 import { checkPortMappings, portFree, resolveHostPorts, toPortMappings, type CheckedPortMapping } from '../ports';
+import { checkTunAccess } from '../rootless/tun';
 import { spawnHelper, type HelperExit, type HelperProcess } from '../spawn';
 import { checkPath } from '../validate';
 import { checkPastaOptions, pastaArgs } from './args';
@@ -135,6 +136,7 @@ export class Pasta {
     ports = await resolveHostPorts(ports);
     pastaArgs(features, user, ports, { netns, userns, pidFile: '/x', root }); // throws on what this pasta cannot do
     await checkPortsFree(ports);
+    if (!root) checkTunAccess('pasta');
 
     const dir = mkdtempSync(path.join(opts.tmpDir ?? tmpdir(), 'podnet-pasta-'));
     let helper: HelperProcess | undefined;

@@ -1,2 +1,3 @@
 export { UserNetns, findSubIdRange } from './userns';
+export { checkTunAccess } from './tun';
 export type { UserNetnsOptions, IdMapMode, SubIdRange } from './userns';

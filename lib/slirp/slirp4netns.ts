@@ -17,11 +17,12 @@
  *   for the private mount namespace needs CAP_SYS_ADMIN, which an unprivileged
  *   process only has inside its own user namespace.
  */
-import { accessSync, constants as fsc, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
+import { checkTunAccess } from '../rootless/tun';
 import { spawnHelper, type HelperExit, type HelperProcess } from '../spawn';
 import { checkIfName, checkPath, checkPid } from '../validate';
 import { addHostForward, listHostForwards, removeHostForward, type HostForward, type HostForwardEntry } from './api';
@@ -106,20 +107,6 @@ export function slirpArgs(
   return a;
 }
 
-// Unprivileged slirp4netns opens /dev/net/tun with the caller's own uid: say so before spawning.
-function checkTun(): void {
-  try {
-    accessSync('/dev/net/tun', fsc.R_OK | fsc.W_OK);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new PodnetError(e.code ?? 'EACCES', `slirp4netns needs read-write access to /dev/net/tun (${e.code}); distributions make it mode 0666 via udev, or grant the user an ACL`, {
-      path: '/dev/net/tun',
-      syscall: 'access',
-    });
-  }
-}
-
-
 export class Slirp4netns {
   readonly pid: number;
   /** The API socket path, when there is one. */
@@ -173,7 +160,7 @@ export class Slirp4netns {
     }
     const args = slirpArgs(features, options, { netns, pid, userns, ifname, apiSocket, sandbox, seccomp });
     const joinUserns = sandbox && userns !== undefined && !isRoot();
-    if (!isRoot()) checkTun();
+    if (!isRoot()) checkTunAccess('slirp4netns');
     let helper: HelperProcess;
     try {
       helper = spawnHelper(features.binary, args, {

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { createTestUser, grantTun, revokeTun, type TestUser } from '../helpers/rootless';
+import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from '../helpers/rootless';
 import { describeRoot } from '../helpers/system';
 
 const DIST = path.resolve(__dirname, '..', '..', 'dist', 'index.js');
@@ -72,6 +72,12 @@ new Runtime({ stateDir: require('os').homedir() + '/state' })
   .createSandbox({ id: 'pasta-u2', network: 'pasta', ephemeral: true, portMappings: [{ hostPort: 43042, containerPort: 80 }] })
   .then((s) => { console.log(JSON.stringify(s.helpers)); setInterval(() => {}, 1000); }, (e) => { console.error(e); process.exit(1); });
 `;
+const NO_TUN = `
+const { Runtime } = require(${JSON.stringify(DIST)});
+const rt = new Runtime({ stateDir: require('os').homedir() + '/state' });
+rt.createSandbox({ id: 'pasta-u0', network: 'pasta' }).then(() => console.log('started'),
+  async (e) => console.log(JSON.stringify({ code: e.code, message: e.message, left: await rt.list() })));
+`;
 const GC = `
 const { Runtime } = require(${JSON.stringify(DIST)});
 new Runtime({ stateDir: require('os').homedir() + '/state' }).gc().then((r) => console.log(JSON.stringify({ sandboxes: r.sandboxes, errors: r.errors.map(String) })));
@@ -106,7 +112,6 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
 
   beforeAll(() => {
     user = createTestUser('pnpasta1');
-    granted = grantTun(user.name); // pasta opens /dev/net/tun as the caller (0600 here: no udev)
   }, 120000);
 
   afterAll(async () => {
@@ -118,7 +123,17 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
     user?.remove();
   });
 
+  test('without access to /dev/net/tun: a typed EACCES before pasta is spawned, nothing left', async () => {
+    if (tunOpenToAll()) {
+      console.warn('SKIP tun access check: /dev/net/tun is mode 0666 here');
+      return;
+    }
+    const { stdout } = await user!.run(process.execPath, ['-e', NO_TUN], { timeout: 30000 });
+    expect(JSON.parse(stdout)).toEqual({ code: 'EACCES', message: expect.stringContaining('pasta needs read-write access to /dev/net/tun'), left: [] });
+  });
+
   test('pasta in the holder: published port, nothing forwarded unasked, death reported, teardown', async () => {
+    granted ||= grantTun(user!.name); // pasta opens /dev/net/tun as the caller (0600 here: no udev)
     const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT], { timeout: 60000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.helpers).toEqual(['holder', 'pasta']);
@@ -146,6 +161,7 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
   });
 
   test('gc after the owner is SIGKILLed ends pasta and the holder', async () => {
+    granted ||= grantTun(user!.name);
     const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER]);
     const owner = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH, HOME: `/home/${user!.name}` } });
     let helpers: { pasta: { pid: number }; holder: { pid: number } };

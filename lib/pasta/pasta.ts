@@ -55,8 +55,8 @@ export interface PastaStartOptions {
 
 const isRoot = () => process.geteuid?.() === 0;
 
-/** Types a failure by what pasta said. */
-function pastaError(err: PodnetError, output: string, where: string): PodnetError {
+/** Types a failure to start by what pasta said (exported for unit tests). @internal */
+export function pastaError(err: PodnetError, output: string, where: string): PodnetError {
   const out = cleanPastaOutput(output).trim();
   let code: string = ErrorCode.PASTA_EXITED;
   if (err.code === ErrorCode.HELPER_TIMEOUT) code = ErrorCode.PASTA_TIMEOUT;

@@ -12,9 +12,13 @@ export function checkTunAccess(helper: string): void {
     accessSync('/dev/net/tun', fsc.R_OK | fsc.W_OK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new PodnetError(e.code ?? 'EACCES', `${helper} needs read-write access to /dev/net/tun (${e.code}); distributions make it mode 0666 via udev, or grant the user an ACL`, {
-      path: '/dev/net/tun',
-      syscall: 'access',
-    });
+    throw new PodnetError(
+      e.code ?? 'EACCES',
+      `${helper} needs read-write access to /dev/net/tun (${e.code}); distributions make it mode 0666 via udev, or grant the user an ACL`,
+      {
+        path: '/dev/net/tun',
+        syscall: 'access',
+      },
+    );
   }
 }

@@ -77,12 +77,29 @@ export class StateStore {
 
   /** Runs `fn` holding the store's cross-process lock. Keep `fn` short: no network set-up inside. */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
-    if (!this.#checked) {
-      await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
-      await checkOwnDir(this.dir);
-      this.#checked = true;
-    }
+    await this.#ensureDir();
     return withLock(path.join(this.dir, 'lock'), fn);
+  }
+
+  async #ensureDir(): Promise<void> {
+    if (this.#checked) return;
+    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    await checkOwnDir(this.dir);
+    this.#checked = true;
+  }
+
+  /**
+   * Writes a new sandbox's state, whole, only if its id is free: the claim of
+   * the id (link(2) of a complete temp file fails with EEXIST), with no lock.
+   */
+  async create(state: SandboxState): Promise<void> {
+    await this.#ensureDir();
+    try {
+      writeFileAtomic(this.file(state.id), JSON.stringify(state, null, 2), { exclusive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new PodnetError('EEXIST', `sandbox '${state.id}' already exists`, { path: this.file(state.id) });
+      throw err;
+    }
   }
 
   async read(id: string): Promise<SandboxState | undefined> {

@@ -54,10 +54,14 @@ export interface ProcessPools {
   ownerAlive: boolean;
   updatedAt: string;
   pools: PoolStatus[];
+  /** The status file's name under `<stateDir>/pools`. */
+  file: string;
 }
 
-/** How often at most a process rewrites its published pool status (hits and fill move on every create). */
+/** How often at most a runtime rewrites its published pool status (hits and fill move on every create). */
 const POOL_PUBLISH_MS = 100;
+/** Runtimes of this process, numbered for their pool status files. */
+let runtimes = 0;
 
 export interface CreateSandboxOptions {
   id: string;
@@ -100,6 +104,7 @@ export class Runtime {
   readonly #live = new Map<string, LiveHandles>();
   readonly #pools = new Map<string, WarmPool>();
   #publishTimer?: NodeJS.Timeout;
+  readonly #number = ++runtimes;
   #onExit?: () => void;
 
   constructor(opts: RuntimeOptions = {}) {
@@ -166,8 +171,8 @@ export class Runtime {
     const out: ProcessPools[] = [];
     for (const n of names.filter((f) => f.endsWith('.json'))) {
       try {
-        const p = JSON.parse(await readFile(path.join(dir, n), 'utf8')) as Omit<ProcessPools, 'ownerAlive'>;
-        out.push({ ...p, ownerAlive: isAlive(p.owner) });
+        const p = JSON.parse(await readFile(path.join(dir, n), 'utf8')) as Omit<ProcessPools, 'ownerAlive' | 'file'>;
+        out.push({ ...p, ownerAlive: isAlive(p.owner), file: n });
       } catch {
         // being replaced, or its owner's exit removed it meanwhile
       }
@@ -182,7 +187,7 @@ export class Runtime {
   }
 
   get #poolFile(): string {
-    return path.join(this.state.dir, 'pools', `${process.pid}.json`);
+    return path.join(this.state.dir, 'pools', `${process.pid}.${this.#number}.json`);
   }
 
   /** Publishes this process's pool status for `podnet pool` (debounced; removed with the last pool, at close and exit). */
@@ -499,7 +504,7 @@ export class Runtime {
     }
     // A dead process's pool: its warm namespaces went with it (fds); its published status goes now.
     for (const p of await this.listPools()) {
-      if (!p.ownerAlive) await attempt(() => rm(path.join(this.state.dir, 'pools', `${p.owner.pid}.json`), { force: true }), () => removed.pools.push(p.owner.pid));
+      if (!p.ownerAlive) await attempt(() => rm(path.join(this.state.dir, 'pools', p.file), { force: true }), () => removed.pools.push(p.owner.pid));
     }
     return removed;
   }

@@ -127,7 +127,14 @@ describeRoot('warm sandbox pools (root)', () => {
     const b = await cold.createSandbox({ id: 'pool-same-c', network: 'none' });
     expect(rt.poolStatus()[0].hits).toBe(hits + 1);
     try {
-      const norm = (s: object) => ({ ...s, id: 'X', name: 'X', cniPodName: 'X', netnsPath: path.basename((s as { netnsPath: string }).netnsPath).replace(/pool-same-[wc]$/, 'X'), createdAt: 'T' });
+      const norm = (s: object) => ({
+        ...s,
+        id: 'X',
+        name: 'X',
+        cniPodName: 'X',
+        netnsPath: path.basename((s as { netnsPath: string }).netnsPath).replace(/pool-same-[wc]$/, 'X'),
+        createdAt: 'T',
+      });
       expect(norm(a)).toEqual(norm(b));
       expect(a.netnsPath).toBe(path.join('/run/netns', `${rt.netnsPrefix}pool-same-w`));
       expect(norm((await rt.get('pool-same-w'))!)).toEqual(norm((await rt.get('pool-same-c'))!));
@@ -222,9 +229,30 @@ describeRoot('warm sandbox pools (root)', () => {
     await ns('ip', 'neigh', 'add', '10.89.221.2', 'lladdr', '02:00:00:00:00:01', 'dev', 'pool-va');
     await ns('sysctl', '-qw', 'net.core.somaxconn=1234');
     await ns('nft', 'add table inet pooltest');
-    await ns('conntrack', '-I', '-p', 'tcp', '-s', '10.89.220.1', '-d', '10.89.220.2', '--sport', '47001', '--dport', '47002', '--state', 'ESTABLISHED', '-t', '120', '-u', 'ASSURED');
+    await ns(
+      'conntrack',
+      '-I',
+      '-p',
+      'tcp',
+      '-s',
+      '10.89.220.1',
+      '-d',
+      '10.89.220.2',
+      '--sport',
+      '47001',
+      '--dport',
+      '47002',
+      '--state',
+      'ESTABLISHED',
+      '-t',
+      '120',
+      '-u',
+      'ASSURED',
+    );
     // A socket that outlives the sandbox: its process keeps the old namespace alive.
-    const server = await rt.spawn('pool-dirty', process.execPath, ['-e', "require('net').createServer().listen(47003,'127.0.0.1',()=>console.log('up'))"], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const server = await rt.spawn('pool-dirty', process.execPath, ['-e', "require('net').createServer().listen(47003,'127.0.0.1',()=>console.log('up'))"], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
       await new Promise((r) => server.stdout!.once('data', r));
       expect((await ns('conntrack', '-L')).stdout).toContain('47001');
@@ -335,7 +363,10 @@ describeRoot('warm sandbox pools (root)', () => {
     try {
       await cliRt.poolsReady();
       await until(() => {
-        const all = JSON.parse(execFileSync(process.execPath, [CLI, 'pool', '--json'], { encoding: 'utf8' })) as { owner: { pid: number }; pools: { fill: number }[] }[];
+        const all = JSON.parse(execFileSync(process.execPath, [CLI, 'pool', '--json'], { encoding: 'utf8' })) as {
+          owner: { pid: number };
+          pools: { fill: number }[];
+        }[];
         return all.some((p) => p.owner.pid === process.pid && p.pools[0].fill === 3);
       }, 'the pool in podnet pool --json');
       const table = execFileSync(process.execPath, [CLI, 'pool'], { encoding: 'utf8' });

@@ -109,7 +109,14 @@ describe('WarmPool', () => {
 
   it('checks its options', () => {
     expect(checkPoolOptions({ network: 'none', size: 8 })).toEqual({ network: 'none', size: 8, concurrency: 2 });
-    for (const bad of [null, { network: 'none' }, { network: '', size: 1 }, { network: 'none', size: -1 }, { network: 'none', size: 1e9 }, { network: 'none', size: 1, concurrency: 0 }]) {
+    for (const bad of [
+      null,
+      { network: 'none' },
+      { network: '', size: 1 },
+      { network: 'none', size: -1 },
+      { network: 'none', size: 1e9 },
+      { network: 'none', size: 1, concurrency: 0 },
+    ]) {
       expect(() => checkPoolOptions(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     }
   });

@@ -73,6 +73,7 @@ export class WarmPool {
   #retry?: NodeJS.Timeout;
   #lastError?: string;
   #idle: (() => void)[] = [];
+  #kicked = false;
 
   constructor(opts: Required<PoolOptions>, backend: PoolBackend, onChange: () => void = () => {}) {
     this.network = opts.network;
@@ -88,7 +89,15 @@ export class WarmPool {
     const e = this.#entries.pop();
     if (e) this.#hits++;
     else this.#misses++;
-    this.#refill();
+    // Refill after the caller's create has gone on (setImmediate runs after its promise callbacks),
+    // so the namespace thread's next unshare does not compete with it for the CPU.
+    if (!this.#kicked) {
+      this.#kicked = true;
+      setImmediate(() => {
+        this.#kicked = false;
+        this.#refill();
+      });
+    }
     this.#onChange();
     return e;
   }
@@ -136,7 +145,7 @@ export class WarmPool {
   }
 
   #settled(): boolean {
-    return this.#closed || this.#retry !== undefined || (this.#making === 0 && this.#entries.length >= this.#size);
+    return this.#closed || this.#retry !== undefined || (!this.#kicked && this.#making === 0 && this.#entries.length >= this.#size);
   }
 
   #wake(): void {

@@ -301,6 +301,24 @@ describeRoot('warm sandbox pools (root)', () => {
     }
   });
 
+  it('a process with a pool still ends by itself, and its exit releases the pool', async () => {
+    const script = `
+      const { Runtime } = require(${JSON.stringify(DIST)});
+      (async () => {
+        const rt = new Runtime({ stateDir: ${JSON.stringify(stateDir())}, pools: [{ network: 'none', size: 4 }] });
+        await rt.poolsReady();
+        await rt.createSandbox({ id: 'pool-exit', network: 'none' });
+        await new Promise((r) => setTimeout(r, 300)); // lets the pool status be published
+        console.log(JSON.stringify((await rt.listPools()).filter((p) => p.owner.pid === process.pid)));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const { stdout } = await run(process.execPath, ['-e', script], { timeout: 20_000 }); // no close(): the process must end on its own
+    const mine = JSON.parse(stdout) as { file: string; pools: { fill: number }[] }[];
+    expect(mine).toEqual([expect.objectContaining({ pools: [expect.objectContaining({ network: 'none', size: 4 })] })]);
+    for (const p of mine) expect(existsSync(path.join(stateDir(), 'pools', p.file))).toBe(false);
+    expect(await rt.get('pool-exit')).toMatchObject({ status: 'ready' });
+    await rt.teardown('pool-exit');
+  });
+
   it('gc in a fresh process removes what a SIGKILLed owner left of its pool', async () => {
     const script = `
       const { Runtime } = require(${JSON.stringify(DIST)});

@@ -11,11 +11,8 @@
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-
-import { writeFileAtomic } from '../atomic';
 
 import { CniRuntime, type CniRuntimeOptions } from '../cni/runtime';
 import { debug } from '../debug';
@@ -31,7 +28,8 @@ import { checkPid } from '../validate';
 import { spawnIn } from './spawn-in-sandbox';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
 import { WarmPool, checkPoolOptions, type PoolOptions, type PoolStatus } from './pool';
-import { isAlive, procRef, selfRef, type ProcRef } from './proc';
+import { PoolStatusFile, readPoolStatus, removePoolStatus, type ProcessPools } from './pool-status';
+import { isAlive, procRef, selfRef } from './proc';
 import { makeSandboxNetns, removeSandboxNetns } from './sandbox-netns';
 import { StateStore, type NetworkMode, type SandboxState } from './state';
 
@@ -47,21 +45,6 @@ export interface RuntimeOptions {
   /** Pools of warm sandboxes to start at once (see startPool). */
   pools?: PoolOptions[];
 }
-
-/** The pools of one process sharing this state dir, as it last published them. */
-export interface ProcessPools {
-  owner: ProcRef;
-  ownerAlive: boolean;
-  updatedAt: string;
-  pools: PoolStatus[];
-  /** The status file's name under `<stateDir>/pools`. */
-  file: string;
-}
-
-/** How often at most a runtime rewrites its published pool status (hits and fill move on every create). */
-const POOL_PUBLISH_MS = 100;
-/** Runtimes of this process, numbered for their pool status files. */
-let runtimes = 0;
 
 export interface CreateSandboxOptions {
   id: string;
@@ -103,15 +86,14 @@ export class Runtime {
   readonly #drivers: Drivers;
   readonly #live = new Map<string, LiveHandles>();
   readonly #pools = new Map<string, WarmPool>();
-  #publishTimer?: NodeJS.Timeout;
-  readonly #number = ++runtimes;
-  #onExit?: () => void;
+  readonly #poolStatus: PoolStatusFile;
 
   constructor(opts: RuntimeOptions = {}) {
     this.#opts = opts;
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
     this.#drivers = new Drivers({ cni: this.cni, slirpBinary: opts.slirpBinary });
+    this.#poolStatus = new PoolStatusFile(this.state.dir, () => this.poolStatus());
     for (const p of opts.pools ?? []) this.startPool(p);
   }
 
@@ -132,9 +114,9 @@ export class Runtime {
       existing.resize(o.size, o.concurrency);
       return existing.status();
     }
-    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () => this.#publishPools());
+    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () => this.#poolStatus.changed());
     this.#pools.set(mode, pool);
-    this.#publishPools();
+    this.#poolStatus.changed();
     return pool.status();
   }
 
@@ -151,7 +133,7 @@ export class Runtime {
       pool.close();
       this.#pools.delete(pool.network);
     }
-    this.#publishPools();
+    this.#poolStatus.changed();
   }
 
   /** Resolves once every pool of this process is full (or cannot fill: see its lastError). */
@@ -166,51 +148,13 @@ export class Runtime {
 
   /** The pools of every process sharing this state dir, as each last published them (at most ~0.1 s old). */
   async listPools(): Promise<ProcessPools[]> {
-    const dir = path.join(this.state.dir, 'pools');
-    const names = await readdir(dir).catch(() => [] as string[]);
-    const out: ProcessPools[] = [];
-    for (const n of names.filter((f) => f.endsWith('.json'))) {
-      try {
-        const p = JSON.parse(await readFile(path.join(dir, n), 'utf8')) as Omit<ProcessPools, 'ownerAlive' | 'file'>;
-        out.push({ ...p, ownerAlive: isAlive(p.owner), file: n });
-      } catch {
-        // being replaced, or its owner's exit removed it meanwhile
-      }
-    }
-    return out.sort((a, b) => a.owner.pid - b.owner.pid);
+    return readPoolStatus(this.state.dir);
   }
 
   #pool(network: string): WarmPool {
     const pool = this.#pools.get(parseMode(network));
     if (!pool) throw new PodnetError(ErrorCode.NO_SUCH_POOL, `no pool for network '${network}' in this process`);
     return pool;
-  }
-
-  get #poolFile(): string {
-    return path.join(this.state.dir, 'pools', `${process.pid}.${this.#number}.json`);
-  }
-
-  /** Publishes this process's pool status for `podnet pool` (debounced; removed with the last pool, at close and exit). */
-  #publishPools(): void {
-    if (this.#publishTimer) return;
-    this.#publishTimer = setTimeout(() => {
-      this.#publishTimer = undefined;
-      try {
-        if (this.#pools.size === 0) {
-          rmSync(this.#poolFile, { force: true });
-          return;
-        }
-        writeFileAtomic(this.#poolFile, JSON.stringify({ owner: selfRef(), updatedAt: new Date().toISOString(), pools: this.poolStatus() }));
-        if (!this.#onExit) {
-          // Entries are fds: the kernel frees them with the process. Only the status file needs removing.
-          const file = this.#poolFile;
-          this.#onExit = () => rmSync(file, { force: true });
-          process.once('exit', this.#onExit);
-        }
-      } catch (err) {
-        debug('pool status %s: %s', this.#poolFile, (err as Error).message);
-      }
-    }, POOL_PUBLISH_MS).unref();
   }
 
   /** Creates a sandbox and its network; on failure everything made so far is undone. */
@@ -439,11 +383,7 @@ export class Runtime {
     if (id === undefined) {
       this.drainPool();
       for (const sid of this.#live.keys()) this.close(sid);
-      clearTimeout(this.#publishTimer);
-      this.#publishTimer = undefined;
-      rmSync(this.#poolFile, { force: true });
-      if (this.#onExit) process.removeListener('exit', this.#onExit);
-      this.#onExit = undefined;
+      this.#poolStatus.close();
       return;
     }
     this.#live.get(id)?.netns?.close();
@@ -504,7 +444,7 @@ export class Runtime {
     }
     // A dead process's pool: its warm namespaces went with it (fds); its published status goes now.
     for (const p of await this.listPools()) {
-      if (!p.ownerAlive) await attempt(() => rm(path.join(this.state.dir, 'pools', p.file), { force: true }), () => removed.pools.push(p.owner.pid));
+      if (!p.ownerAlive) await attempt(() => removePoolStatus(this.state.dir, p), () => removed.pools.push(p.owner.pid));
     }
     return removed;
   }

@@ -18,7 +18,7 @@ export interface AtomicWriteOptions {
   exclusive?: boolean;
 }
 
-export function writeFileAtomic(file: string, data: string, opts: AtomicWriteOptions = {}): void {
+export function writeFileAtomic(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
   const write = () => writeFileSync(tmp, data, { mode: opts.mode ?? 0o600 });
   try {

@@ -34,6 +34,8 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   NOT_NETNS: 'ERR_NOT_NETNS',
   NOT_ROOT: 'ERR_NOT_ROOT',
+  /** No pool of warm sandboxes for that network in this runtime (resizePool, drainPool). */
+  NO_SUCH_POOL: 'ERR_NO_SUCH_POOL',
   // helper processes (spawnHelper), slirp4netns and user namespaces
   HELPER_NOT_FOUND: 'ERR_HELPER_NOT_FOUND',
   HELPER_EXITED: 'ERR_HELPER_EXITED',

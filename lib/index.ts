@@ -10,6 +10,8 @@ export type { PodnetErrorFields, ErrorCodeName } from './errors';
 export type { PortMapping, PortProtocol } from './types';
 export { Runtime } from './runtime/runtime';
 export type { RuntimeOptions, CreateSandboxOptions, SandboxInfo } from './runtime/runtime';
+export type { ProcessPools } from './runtime/pool-status';
+export type { PoolOptions, PoolStatus } from './runtime/pool';
 export type { SandboxState, NetworkMode } from './runtime/state';
 export { NetNS } from './netns';
 export type { NetNSCreateOptions, NetNSExecOptions, NetNSExecResult } from './netns';

@@ -41,6 +41,10 @@ export type NativeBatch = [Array<unknown>, Int32Array, string[], Float64Array];
 export interface NativeAddon {
   netnsCreate(dir: string, name: string): Promise<NsHandleInfo>;
   netnsFromPid(pid: number, dir: string, name: string): Promise<NsHandleInfo>;
+  /** A new namespace with lo up, held only by the returned fd (no bind mount). */
+  netnsUnshare(): Promise<NsHandleInfo>;
+  /** Bind-mounts the namespace `nsfd` holds at a new `dir/name` (EEXIST if it exists), synchronously; the fd stays open. */
+  netnsBind(nsfd: number, dir: string, name: string): void;
   netnsOpen(path: string): Promise<NsHandleInfo>;
   netnsRemove(path: string): Promise<void>;
   netnsLoopbackUp(nsfd: number): Promise<void>;
@@ -64,6 +68,8 @@ export interface NativeAddon {
 export const NATIVE_EXPORTS = [
   'netnsCreate',
   'netnsFromPid',
+  'netnsUnshare',
+  'netnsBind',
   'netnsOpen',
   'netnsRemove',
   'netnsLoopbackUp',

@@ -100,6 +100,24 @@ export class NetNS {
     }
   }
 
+  /**
+   * Gives a namespace held only by an fd (a warm one, see lib/runtime/pool) a
+   * path: bind-mounts it at a new `<dir>/<name>`. The handle takes the fd
+   * over once this succeeds; on failure the fd stays the caller's.
+   * @internal
+   */
+  static adopt(info: NsHandleInfo, opts: { dir?: string; name: string }): NetNS {
+    const dir = checkPath('netns dir', opts.dir ?? DEFAULT_NETNS_DIR);
+    const name = checkFileName('netns name', opts.name);
+    const p = path.join(dir, name);
+    try {
+      native.netnsBind(info.fd, dir, name);
+    } catch (err) {
+      throw fromNative(err, `bind network namespace at '${p}'`);
+    }
+    return new NetNS(p, info, true);
+  }
+
   /** Names of the namespaces in `dir` (as `ip netns list` shows them), sorted. */
   static async list(dir: string = DEFAULT_NETNS_DIR): Promise<string[]> {
     checkPath('netns dir', dir);

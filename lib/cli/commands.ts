@@ -1,4 +1,4 @@
-/** The smaller `podnet` subcommands: netns, network, inspect, stats, gc. */
+/** The smaller `podnet` subcommands: netns, network, inspect, stats, pool, gc. */
 import { bridgeOf } from '../cni/config';
 import { ErrorCode, PodnetError } from '../errors';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
@@ -152,6 +152,26 @@ export async function statsCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** The pools of warm sandboxes of every process sharing the state dir (each process publishes its own). */
+export async function poolCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('pool', argv, { json: { type: 'boolean' } });
+  if (help('pool', values)) return 0;
+  if (positionals.length > 1 || (positionals[0] !== undefined && positionals[0] !== 'ls')) throw new UsageError('pool', `unknown pool command '${positionals.join(' ')}'`);
+  const all = await new Runtime().listPools();
+  if (values.json) {
+    out(JSON.stringify(all, null, 2));
+    return 0;
+  }
+  out(`${'PID'.padEnd(8)} ${'NETWORK'.padEnd(20)} ${'SIZE'.padStart(5)} ${'FILL'.padStart(5)} ${'MAKING'.padStart(6)} ${'HITS'.padStart(8)} ${'MISSES'.padStart(8)}  STATUS`);
+  for (const p of all) {
+    for (const s of p.pools) {
+      const status = !p.ownerAlive ? 'owner gone (podnet gc)' : s.lastError ? `refill failing: ${s.lastError}` : 'ok';
+      out(`${String(p.owner.pid).padEnd(8)} ${s.network.padEnd(20)} ${String(s.size).padStart(5)} ${String(s.fill).padStart(5)} ${String(s.making).padStart(6)} ${String(s.hits).padStart(8)} ${String(s.misses).padStart(8)}  ${status}`);
+    }
+  }
+  return 0;
+}
+
 export async function gcCommand(argv: string[]): Promise<number> {
   const { values } = parse('gc', argv);
   if (help('gc', values)) return 0;
@@ -159,5 +179,6 @@ export async function gcCommand(argv: string[]): Promise<number> {
   for (const id of removed.sandboxes) out(`removed sandbox ${id}`);
   for (const a of removed.cniAttachments) out(`removed CNI attachment ${a}`);
   for (const p of removed.namespaces) out(`removed namespace ${p}`);
+  for (const pid of removed.pools) out(`removed pool status of process ${pid}`);
   return 0;
 }

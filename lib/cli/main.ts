@@ -7,7 +7,7 @@ import { setDebug } from '../debug';
 import { PodnetError } from '../errors';
 import { demo } from './demo';
 import { run } from './run';
-import { netnsCommand, networkCommand, inspectCommand, statsCommand, gcCommand } from './commands';
+import { netnsCommand, networkCommand, inspectCommand, statsCommand, poolCommand, gcCommand } from './commands';
 import { UsageError, USAGE } from './usage';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
@@ -17,6 +17,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   network: networkCommand,
   inspect: inspectCommand,
   stats: statsCommand,
+  pool: poolCommand,
   gc: gcCommand,
 };
 

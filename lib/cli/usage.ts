@@ -26,6 +26,7 @@ Commands:
   network ls|create|rm            CNI networks
   inspect ID                      a sandbox's NetworkSettings as JSON
   stats [ID...] [--watch]         traffic statistics per sandbox
+  pool [ls] [--json]              pools of warm sandboxes: size, fill, hits, misses
   gc                              clean up what crashed owners left
 
 Run 'podnet <command> --help' for a command's options.
@@ -67,10 +68,18 @@ ${COMMON}`,
 
 rx/tx bytes and packets per sandbox; --watch refreshes a live table with rates.
 ${COMMON}`,
+  pool: `Usage: podnet pool [ls] [--json]
+
+The pools of warm sandboxes kept by the processes using this state dir
+(Runtime option 'pools' or startPool): per process and network, the target
+size, the ready entries (fill), entries being made, and the creates served
+from the pool (hits) or made cold because it was empty (misses).
+${COMMON}`,
   gc: `Usage: podnet gc
 
 Tears down sandboxes whose owner crashed half-way or whose helpers died, and
-removes podnet namespaces that no sandbox names.
+removes podnet namespaces that no sandbox names, and the pool status of
+processes that are gone (their warm namespaces went with them).
 ${COMMON}`,
 };
 

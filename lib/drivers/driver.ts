@@ -47,6 +47,11 @@ export interface NetworkDriver {
   /** Whether it can publish ports, take a static IP/MAC, take network options. */
   readonly accepts: { portMappings: boolean; staticAddress: boolean; networkOptions: boolean };
   /**
+   * Whether its sandboxes can start from a warm namespace of a pool (see
+   * lib/runtime/pool): the namespace is all the set-up needs ahead of time.
+   */
+  readonly poolable?: boolean;
+  /**
    * Mode-specific checks of a new sandbox, before anything is created; may
    * normalise `state` (resolve host ports, parse options). Throws PodnetError.
    */

@@ -6,6 +6,7 @@ export const noneDriver: NetworkDriver = {
   namespace: 'own',
   unprivileged: true,
   accepts: { portMappings: false, staticAddress: false, networkOptions: false },
+  poolable: true, // loopback only: a warm namespace is the whole sandbox
   async validate() {},
   async setUp() {},
   async tearDown() {},

@@ -23,6 +23,13 @@ export function procRef(pid: number): ProcRef | undefined {
   return st && { pid, start: st.start };
 }
 
+let self: ProcRef | undefined;
+
+/** This process (read once: its start time never changes). */
+export function selfRef(): ProcRef {
+  return (self ??= procRef(process.pid)!);
+}
+
 /** Whether the very process `ref` names still runs (not a zombie, not a reused PID). */
 export function isAlive(ref: ProcRef | undefined): boolean {
   const st = ref && readStat(ref.pid);

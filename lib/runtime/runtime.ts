@@ -11,6 +11,7 @@
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { CniRuntime, type CniRuntimeOptions } from '../cni/runtime';
@@ -19,13 +20,16 @@ import { Drivers, type DriverCall, type LiveHandles, type NetworkDriver } from '
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
+import { native, type NsHandleInfo } from '../native';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, toPortMappings } from '../ports';
 import type { PortMapping } from '../types';
 import { checkPid } from '../validate';
 import { spawnIn } from './spawn-in-sandbox';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
-import { isAlive, procRef } from './proc';
+import { WarmPool, checkPoolOptions, type PoolOptions, type PoolStatus } from './pool';
+import { PoolStatusFile, readPoolStatus, removePoolStatus, type ProcessPools } from './pool-status';
+import { isAlive, procRef, selfRef } from './proc';
 import { makeSandboxNetns, removeSandboxNetns } from './sandbox-netns';
 import { StateStore, type NetworkMode, type SandboxState } from './state';
 
@@ -40,6 +44,8 @@ export interface RuntimeOptions {
   pastaBinary?: string;
   /** Where sandbox namespaces are bind-mounted; default /run/netns. */
   netnsDir?: string;
+  /** Pools of warm sandboxes to start at once (see startPool). */
+  pools?: PoolOptions[];
 }
 
 export interface CreateSandboxOptions {
@@ -81,12 +87,76 @@ export class Runtime {
   readonly #opts: RuntimeOptions;
   readonly #drivers: Drivers;
   readonly #live = new Map<string, LiveHandles>();
+  readonly #pools = new Map<string, WarmPool>();
+  readonly #poolStatus: PoolStatusFile;
 
   constructor(opts: RuntimeOptions = {}) {
     this.#opts = opts;
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
     this.#drivers = new Drivers({ cni: this.cni, slirpBinary: opts.slirpBinary, pastaBinary: opts.pastaBinary });
+    this.#poolStatus = new PoolStatusFile(this.state.dir, () => this.poolStatus());
+    for (const p of opts.pools ?? []) this.startPool(p);
+  }
+
+  /**
+   * Starts a pool of warm sandboxes for a network mode (or resizes the one it
+   * has): `size` entries are made in the background, and `createSandbox` for
+   * that mode takes one when it can (no `pid`, no static address), else makes
+   * its sandbox as usual. Root only (entries become bind mounts).
+   */
+  startPool(opts: PoolOptions): PoolStatus {
+    const o = checkPoolOptions(opts);
+    const mode = parseMode(o.network);
+    const driver = this.#drivers.forMode(mode);
+    if (!driver.poolable) throw invalidArgument('pool network', `network mode '${mode}' has no pool (pools serve: none)`);
+    if (!isRoot()) throw new PodnetError(ErrorCode.NOT_ROOT, `pool '${mode}': warm sandboxes need root`);
+    const existing = this.#pools.get(mode);
+    if (existing) {
+      existing.resize(o.size, o.concurrency);
+      return existing.status();
+    }
+    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () => this.#poolStatus.changed());
+    this.#pools.set(mode, pool);
+    this.#poolStatus.changed();
+    return pool.status();
+  }
+
+  /** Changes a pool's size; extra entries are released at once. */
+  resizePool(network: string, size: number): PoolStatus {
+    const pool = this.#pool(network);
+    pool.resize(checkPoolOptions({ network, size }).size);
+    return pool.status();
+  }
+
+  /** Removes a pool (every pool without an argument), releasing its entries. */
+  drainPool(network?: string): void {
+    for (const pool of network === undefined ? [...this.#pools.values()] : [this.#pool(network)]) {
+      pool.close();
+      this.#pools.delete(pool.network);
+    }
+    this.#poolStatus.changed();
+  }
+
+  /** Resolves once every pool of this process is full (or cannot fill: see its lastError). */
+  async poolsReady(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((p) => p.whenFull()));
+  }
+
+  /** This process's pools: size, fill, entries being made, hits and misses. */
+  poolStatus(): PoolStatus[] {
+    return [...this.#pools.values()].map((p) => p.status());
+  }
+
+  /** The pools of every process sharing this state dir, as each last published them (at most ~0.1 s old). */
+  async listPools(): Promise<ProcessPools[]> {
+    return readPoolStatus(this.state.dir);
+  }
+
+  #pool(network: string): WarmPool {
+    const pool = this.#pools.get(parseMode(network));
+    if (!pool) throw new PodnetError(ErrorCode.NO_SUCH_POOL, `no pool for network '${network}' in this process`);
+    return pool;
   }
 
   /** Creates a sandbox and its network; on failure everything made so far is undone. */
@@ -108,6 +178,8 @@ export class Runtime {
     const portMappings = toPortMappings(checkPortMappings(opts.portMappings));
     if (portMappings.length && !driver.accepts.portMappings) throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
     if (opts.podName !== undefined) checkId('pod name', opts.podName);
+    // A warm namespace fits when nothing about the namespace itself is asked for.
+    const pool = opts.pid === undefined && !opts.staticIP && !opts.staticMAC && !opts.requestedIP && !opts.requestedMAC ? this.#pools.get(mode) : undefined;
     const state: SandboxState = {
       version: 1,
       id,
@@ -123,15 +195,18 @@ export class Runtime {
       staticMAC: opts.staticMAC,
       networkOptions: opts.networkOptions ?? [],
       results: [],
-      owner: procRef(process.pid)!,
+      owner: selfRef(),
       ...(opts.ephemeral ? { ephemeral: true } : {}),
       helpers: {},
       createdAt: new Date().toISOString(),
     };
     await driver.validate(state);
-    await this.state.locked(async () => {
-      if (await this.state.read(id)) throw new PodnetError('EEXIST', `sandbox '${id}' already exists`);
-      if (mode.startsWith('container:')) {
+    const warm = pool?.take();
+    if (warm) return this.#createWarm(state, driver, pool!, warm);
+    // The exclusive create of the state claims the id; joining needs the lock (teardown checks joiners under it).
+    if (!mode.startsWith('container:')) await this.state.create(state);
+    else {
+      await this.state.locked(async () => {
         state.joins = mode.slice('container:'.length);
         const target = await this.#get(state.joins);
         if (target.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${state.joins}' is ${target.status}, not ready to be joined`);
@@ -140,9 +215,9 @@ export class Runtime {
         state.netnsOwner = owner.id;
         state.netnsPath = owner.netnsPath;
         state.usernsPath = owner.usernsPath;
-      }
-      await this.state.write(state);
-    });
+        await this.state.create(state);
+      });
+    }
     const live: LiveHandles = { helpers: new Map() };
     this.#live.set(id, live);
     const call = this.#call(state, live, { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC });
@@ -153,17 +228,60 @@ export class Runtime {
       await this.state.write(state);
       return state;
     } catch (err) {
-      this.#live.delete(id);
-      try {
-        await this.#tearDown(call);
-        await this.state.remove(id);
-      } catch (undo) {
-        // Keep the state (now 'removing', owner this process) so teardown() or gc() can finish the job.
-        state.status = 'removing';
-        await this.state.write(state).catch(() => {});
-        debug('sandbox %s: rollback failed, state kept: %s', id, (undo as Error).message);
-      }
+      await this.#undoCreate(call);
       throw err;
+    }
+  }
+
+  /**
+   * A create from a warm namespace: the state is written once, already
+   * 'ready' and naming the namespace's path (the exclusive create claims the
+   * id, no lock), then the namespace is bind-mounted at that path, where a
+   * cold create puts it, and the driver adds what is the request's own. A
+   * crash between the two leaves a state whose namespace does not exist and
+   * whose owner is dead, which gc removes; the warm namespace itself dies
+   * with the process.
+   */
+  async #createWarm(state: SandboxState, driver: NetworkDriver, pool: WarmPool, warm: NsHandleInfo): Promise<SandboxState> {
+    const name = `${this.netnsPrefix}${state.id}`;
+    Object.assign(state, { status: 'ready', ownsNetns: true, netnsPath: path.join(this.#netnsDir, name) });
+    try {
+      await this.state.create(state);
+    } catch (err) {
+      pool.giveBack(warm); // untouched: the id was taken
+      throw err;
+    }
+    const live: LiveHandles = { helpers: new Map() };
+    this.#live.set(state.id, live);
+    const call = this.#call(state, live, {});
+    try {
+      try {
+        live.netns = NetNS.adopt(warm, { dir: this.#netnsDir, name });
+      } catch (err) {
+        native.closeFd(warm.fd);
+        state.ownsNetns = false; // whatever is at that path (EEXIST) is not this sandbox's
+        throw err;
+      }
+      await driver.setUp(call);
+      return state;
+    } catch (err) {
+      await this.#undoCreate(call);
+      throw err;
+    }
+  }
+
+  /** A create failed half-way: undo what was made and remove the state, or keep it 'removing' for teardown/gc. */
+  async #undoCreate(call: DriverCall): Promise<void> {
+    const { state } = call;
+    this.#live.delete(state.id);
+    try {
+      await this.#tearDown(call);
+      await this.state.remove(state.id);
+    } catch (undo) {
+      // Keep the state (now 'removing', owner this process) so teardown() or gc() can finish the job.
+      state.status = 'removing';
+      await this.state.write(state).catch(() => {});
+      debug('sandbox %s: rollback failed, state kept: %s', state.id, (undo as Error).message);
     }
   }
 
@@ -258,8 +376,18 @@ export class Runtime {
     await this.state.remove(id);
   }
 
-  /** Releases this process's handles on a sandbox (namespace fd); the sandbox stays. */
-  close(id: string): void {
+  /**
+   * Releases what this process holds: for one sandbox, its namespace handle
+   * (the sandbox stays); without an id, every pool (their warm namespaces
+   * are freed) and every sandbox's handle. Sandboxes stay either way.
+   */
+  close(id?: string): void {
+    if (id === undefined) {
+      this.drainPool();
+      for (const sid of this.#live.keys()) this.close(sid);
+      this.#poolStatus.close();
+      return;
+    }
     this.#live.get(id)?.netns?.close();
     const live = this.#live.get(id);
     if (live) live.netns = undefined;
@@ -274,8 +402,8 @@ export class Runtime {
    * candidate is checked again under the store lock, so a sandbox being
    * created meanwhile is never touched. Errors are collected per item.
    */
-  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[]; errors: PodnetError[] }> {
-    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[], errors: [] as PodnetError[] };
+  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[]; pools: number[]; errors: PodnetError[] }> {
+    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[], pools: [] as number[], errors: [] as PodnetError[] };
     const attempt = async (fn: () => Promise<unknown>, done: () => void) => {
       try {
         await fn();
@@ -289,7 +417,9 @@ export class Runtime {
       const busy = (s.status === 'removing' && isAlive(s.remover)) || (s.status === 'creating' && isAlive(s.owner));
       const orphaned = !busy && (s.status !== 'ready' || (s.ephemeral === true && !isAlive(s.owner)));
       const helpersDied = s.status === 'ready' && Object.values(s.helpers).some((h) => h && !isAlive(h));
-      if (orphaned || helpersDied) await attempt(() => this.teardown(s.id), () => removed.sandboxes.push(s.id));
+      // A create from a warm namespace writes 'ready' before the bind mount: its owner died in between.
+      const netnsNeverMounted = s.status === 'ready' && s.ownsNetns && s.netnsPath !== undefined && !isAlive(s.owner) && !existsSync(s.netnsPath);
+      if (orphaned || helpersDied || netnsNeverMounted) await attempt(() => this.teardown(s.id), () => removed.sandboxes.push(s.id));
     }
     // Runs `fn` only if no state claims `id`, under the lock; resolves whether it ran.
     const unclaimed = (id: string, fn: () => Promise<void>) =>
@@ -313,6 +443,10 @@ export class Runtime {
       if (id === undefined) continue;
       let ran = false;
       await attempt(async () => (ran = await unclaimed(id, () => NetNS.removePath(p))), () => ran && removed.namespaces.push(p));
+    }
+    // A dead process's pool: its warm namespaces went with it (fds); its published status goes now.
+    for (const p of await this.listPools()) {
+      if (!p.ownerAlive) await attempt(() => removePoolStatus(this.state.dir, p), () => removed.pools.push(p.owner.pid));
     }
     return removed;
   }

@@ -4,6 +4,7 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -77,12 +78,58 @@ export class StateStore {
 
   /** Runs `fn` holding the store's cross-process lock. Keep `fn` short: no network set-up inside. */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
-    if (!this.#checked) {
-      await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
-      await checkOwnDir(this.dir);
-      this.#checked = true;
-    }
+    await this.#ensureDir();
     return withLock(path.join(this.dir, 'lock'), fn);
+  }
+
+  async #ensureDir(): Promise<void> {
+    if (this.#checked) return;
+    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    await checkOwnDir(this.dir);
+    this.#checked = true;
+  }
+
+  /**
+   * Writes a new sandbox's state only if its id is free: an O_EXCL create
+   * claims the id, with no lock, and one write(2) fills it. The state is far
+   * below a page, and the file size grows only once the data is in, so a
+   * reader sees the file empty or whole; empty is a create in progress (or
+   * one that died before its write: gc removes those after a minute).
+   */
+  async create(state: SandboxState): Promise<void> {
+    await this.#ensureDir();
+    const data = Buffer.from(JSON.stringify(state, null, 2));
+    if (data.length >= 4096) return this.#createLarge(state, data);
+    let fd: number;
+    try {
+      fd = openSync(this.file(state.id), 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.#exists(state.id);
+      throw err;
+    }
+    try {
+      const n = writeSync(fd, data);
+      if (n !== data.length) throw new PodnetError(ErrorCode.STATE_DIR, `short write of '${this.file(state.id)}' (${n} of ${data.length} bytes)`);
+    } catch (err) {
+      rmSync(this.file(state.id), { force: true });
+      throw err;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A state of a page or more cannot be written in one step: a temp file linked in whole (EEXIST if the id is taken). */
+  #createLarge(state: SandboxState, data: Buffer): void {
+    try {
+      writeFileAtomic(this.file(state.id), data, { exclusive: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.#exists(state.id);
+      throw err;
+    }
+  }
+
+  #exists(id: string): PodnetError {
+    return new PodnetError('EEXIST', `sandbox '${id}' already exists`, { path: this.file(id) });
   }
 
   async read(id: string): Promise<SandboxState | undefined> {
@@ -93,6 +140,7 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
+    if (text === '') return undefined; // being created (see create)
     try {
       return JSON.parse(text) as SandboxState;
     } catch (err) {
@@ -108,13 +156,13 @@ export class StateStore {
     await rm(this.file(id), { force: true });
   }
 
-  /** Removes temp files of writes that a crash interrupted (older than a minute). */
+  /** Removes what writes interrupted by a crash left (older than a minute): temp files, empty states. */
   async sweepTemp(): Promise<void> {
     const dir = path.join(this.dir, 'sandboxes');
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names.filter((f) => f.endsWith('.tmp'))) {
+    for (const n of names.filter((f) => f.endsWith('.tmp') || f.endsWith('.json'))) {
       const st = await stat(path.join(dir, n)).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > 60_000) await rm(path.join(dir, n), { force: true });
+      if (st && Date.now() - st.mtimeMs > 60_000 && (n.endsWith('.tmp') || st.size === 0)) await rm(path.join(dir, n), { force: true });
     }
   }
 

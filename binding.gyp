@@ -20,7 +20,14 @@
         "csrc/core/userns_socket.cc",
         "csrc/core/spawn.cc",
         "csrc/core/link_stats.cc",
-        "csrc/core/lock.cc"
+        "csrc/core/lock.cc",
+        "csrc/addon/native_net.cc",
+        "csrc/core/native/engine.cc",
+        "csrc/core/native/ipam.cc",
+        "csrc/core/native/netlink.cc",
+        "csrc/core/native/network.cc",
+        "csrc/core/native/nft.cc",
+        "csrc/core/native/util.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -34,7 +41,7 @@
       # Debian's libnl-3/libnl-route-3 .a archives are not built with -fPIC (linking them
       # into a shared object fails on R_X86_64_PC32 relocations), so link the shared ones.
       "libraries": [
-        "-lnl-route-3", "-lnl-3"
+        "-lnl-route-3", "-lnl-3", "-ldl"
       ]
     },
     {

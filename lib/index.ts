@@ -19,3 +19,7 @@ export { toNetworkSettings } from './inspect';
 export type { NetworkSettings, NetworkSettingsInput } from './inspect';
 export { linkStats, linkStatsMany } from './stats';
 export type { LinkStats, LinkStatsByName, LinkStatsEntry, LinkStatsOutcome } from './stats';
+// native networks: routed veths and nftables in-process (csrc/core/native)
+export { NativeNetworks, buildNativeNetwork } from './native/index';
+export type { NativeNetworkOptions, NativeNetworkDef } from './native/index';
+export type { NativeAttachment, NativeAttachRequest, NativePortMapping, NativeEngineConfig } from './native';

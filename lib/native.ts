@@ -62,6 +62,55 @@ export interface NativeAddon {
   statsRead(entries: Array<[string, string | null]>): Promise<NativeBatch>;
   statsRelease(netnsPath: string | null): Promise<number>;
   statsCacheInfo(): Promise<{ sockets: number; paths: number }>;
+  // native networks (csrc/native_net.cc over csrc/core/native/engine.h)
+  nativeAttach(config: NativeEngineConfig, request: NativeAttachRequest): Promise<NativeAttachment>;
+  nativeDetach(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string): Promise<void>;
+  nativeCheck(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string): Promise<void>;
+  nativeEnsureNetwork(config: NativeEngineConfig, name: string): Promise<void>;
+  nativeRemoveNetwork(config: NativeEngineConfig, name: string): Promise<void>;
+  nativeAttachments(config: NativeEngineConfig, network: string): Promise<NativeAttachment[]>;
+  nativeGc(config: NativeEngineConfig, network: string, live: { containerId: string; ifname: string }[]): Promise<{ leases: number; elements: number; links: number }>;
+  nativeStatus(): Promise<void>;
+  nativeHostIfname(network: string, containerId: string, ifname: string): string;
+}
+
+/** Where the native engine finds network definitions and keeps its IPAM state. */
+export interface NativeEngineConfig {
+  networksDir: string;
+  stateDir: string;
+}
+
+export interface NativePortMapping {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  /** '' = every host address of the sandbox's address families. */
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  range: number;
+}
+
+export interface NativeAttachRequest {
+  network: string;
+  containerId: string;
+  ifname: string;
+  netnsPath: string;
+  staticIps?: string[];
+  mac?: string;
+  ports?: NativePortMapping[];
+}
+
+export interface NativeAttachment {
+  network: string;
+  containerId: string;
+  ifname: string;
+  hostIfname: string;
+  mac: string;
+  hostMac: string;
+  mtu: number;
+  /** address is CIDR with the subnet's prefix. */
+  ips: { address: string; gateway: string }[];
+  routes: { dst: string; gw: string }[];
+  ports: NativePortMapping[];
 }
 
 /** Every name the addon exports; the type check below makes it list each NativeAddon member exactly. */
@@ -85,6 +134,15 @@ export const NATIVE_EXPORTS = [
   'statsRead',
   'statsRelease',
   'statsCacheInfo',
+  'nativeAttach',
+  'nativeDetach',
+  'nativeCheck',
+  'nativeEnsureNetwork',
+  'nativeRemoveNetwork',
+  'nativeAttachments',
+  'nativeGc',
+  'nativeStatus',
+  'nativeHostIfname',
 ] as const satisfies readonly (keyof NativeAddon)[];
 type Missing = Exclude<keyof NativeAddon, (typeof NATIVE_EXPORTS)[number]>;
 const everyExportListed: [Missing] extends [never] ? true : Missing = true;

@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   podnet::InitStats(env, exports);
   podnet::InitSpawn(env, exports);
   podnet::InitLock(env, exports);
+  podnet::InitNativeNet(env, exports);
   return exports;
 }
 

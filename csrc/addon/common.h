@@ -61,5 +61,6 @@ void InitNetns(Napi::Env env, Napi::Object exports);
 void InitStats(Napi::Env env, Napi::Object exports);
 void InitSpawn(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
+void InitNativeNet(Napi::Env env, Napi::Object exports);
 
 }  // namespace podnet

@@ -182,7 +182,7 @@ export function defaultNetworkOptions(): BridgeNetworkOptions {
 
 
 /** A subnet and its gateway, validated: the subnet is given as its network address. */
-function checkRange(what: string, family: 'ipv4' | 'ipv6', subnet: string, gateway: string | undefined, internal: boolean) {
+export function checkRange(what: string, family: 'ipv4' | 'ipv6', subnet: string, gateway: string | undefined, internal: boolean) {
   if (!isCidr(subnet)) throw invalidArgument(what, `'${String(subnet)}' is not an address/prefix`);
   const [addr, bits] = ipaddr.parseCIDR(subnet);
   if (addr.kind() !== family) throw invalidArgument(what, `'${subnet}' is not an ${family} subnet`);

@@ -604,18 +604,19 @@ int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& 
   // Published ports pointing into this network at an address no live owner holds.
   Net net;
   if (LoadNet(cfg, network, &net, nullptr) == 0) {
-    std::string out, errText;
-    rc = NftRun("list map inet podnet hp4\nlist map inet podnet hp6\nlist map inet podnet hpa4\nlist map inet podnet hpa6",
-                &errText, &out, true);
-    if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
+    std::string errText;
     std::vector<std::pair<std::string, std::string>> stale;
-    if (rc == 0) {
+    // One list per call: libnftables prints one JSON document per command.
+    for (const char* map : {"hp4", "hp6", "hpa4", "hpa6"}) {
+      std::string out;
+      rc = NftRun(std::string("list map inet podnet ") + map, &errText, &out, true);
+      if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
+      if (rc < 0) continue;  // no table: no element
       try {
-        for (const auto& obj : json::parse(out).at("nftables")) {
-          if (!obj.contains("map")) continue;
-          const auto& m = obj["map"];
-          if (!m.contains("elem")) continue;
-          for (const auto& e : m["elem"]) {
+        const json doc = json::parse(out);  // must outlive the loop over its members
+        for (const auto& obj : doc.at("nftables")) {
+          if (!obj.contains("map") || !obj["map"].contains("elem")) continue;
+          for (const auto& e : obj["map"]["elem"]) {
             const auto& key = e.at(0).at("concat");
             const auto& val = e.at(1).at("concat");
             IpAddr target;
@@ -628,11 +629,11 @@ int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& 
               if (!k.empty()) k += " . ";
               k += part.is_string() ? part.get<std::string>() : std::to_string(part.get<long>());
             }
-            stale.emplace_back(m.at("name").get<std::string>(), k);
+            stale.emplace_back(map, k);
           }
         }
       } catch (const std::exception& e) {
-        return Fail(err, ErrorKind::kNftables, -EINVAL, std::string("cannot read podnet's port maps: ") + e.what());
+        return Fail(err, ErrorKind::kNftables, -EINVAL, std::string("cannot read podnet's port map ") + map + ": " + e.what());
       }
     }
     for (const auto& k : stale)

@@ -267,8 +267,21 @@ int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
     if (!force && ensured.count(key)) return 0;
   }
   std::string errText;
-  int rc = NftRun(std::string(kBase) + NetworkChain(net), &errText);
-  if (rc == 0) rc = NftRun(NetworkElements(net), &errText);
+  int rc;
+  // Another process may drop the table between the two transactions (its
+  // last network went): write everything again then.
+  for (int attempt = 0; attempt < 3; attempt++) {
+    rc = NftRun(std::string(kBase) + NetworkChain(net), &errText);
+    // One element at a time: adding an interval that is already there fails
+    // with EEXIST (and would take a whole transaction down with it).
+    const std::string elems = NetworkElements(net);
+    for (size_t at = 0, nl; rc == 0 && at < elems.size(); at = nl + 1) {
+      nl = elems.find('\n', at);
+      rc = NftRun(elems.substr(at, nl - at), &errText);
+      if (rc == -EEXIST) rc = 0;
+    }
+    if (rc != -ENOENT) break;
+  }
   if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
   if (rc == -EOPNOTSUPP || rc == -ENOENT)
     return Fail(err, ErrorKind::kUnsupported, rc, "the kernel refused podnet's nftables table: " + errText);
@@ -307,6 +320,8 @@ int RemoveNetwork(const Config& cfg, const std::string& name, Error* err) {
   Net net;
   int rc = LoadNet(cfg, name, &net, err);
   if (rc < 0) return rc;
+  // Whatever is still attached goes first (leases, links, port elements).
+  if ((rc = GC(cfg, name, {}, nullptr, err)) < 0) return rc;
   {
     std::lock_guard<std::mutex> g(ensuredMu);
     ensured.erase(cfg.networksDir + "\n" + name);

@@ -190,7 +190,7 @@ Napi::Value Attachments(const Napi::CallbackInfo& info) {
       });
 }
 
-// nativeGc(config, network, live: {containerId, ifname}[]): Promise<{leases, elements, links}>
+// nativeGc(config, network, live: {containerId, ifname}[], onlyPrefix?): Promise<{leases, elements, links}>
 Napi::Value Gc(const Napi::CallbackInfo& info) {
   auto cfg = ConfigOf(info[0]);
   std::string name = info[1].ToString().Utf8Value();
@@ -200,12 +200,13 @@ Napi::Value Gc(const Napi::CallbackInfo& info) {
     auto o = a.Get(i).As<Napi::Object>();
     live.push_back({Str(o, "containerId"), Str(o, "ifname", "eth0")});
   }
+  std::string prefix = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "";
   auto stats = std::make_shared<nn::GcStats>();
   return RunAsync(
       info.Env(),
       [=] {
         nn::Error e;
-        if (nn::GC(cfg, name, live, stats.get(), &e) < 0) Throw(e);
+        if (nn::GC(cfg, name, live, stats.get(), &e, prefix) < 0) Throw(e);
       },
       [=](Napi::Env env) {
         auto o = Napi::Object::New(env);

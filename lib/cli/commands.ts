@@ -1,5 +1,5 @@
 /** The smaller `podnet` subcommands: netns, network, inspect, stats, pool, gc. */
-import { bridgeOf } from '../cni/config';
+import { bridgeOf, loadConfigDir } from '../cni/config';
 import { ErrorCode, PodnetError } from '../errors';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { checkFileName } from '../validate';
@@ -54,20 +54,48 @@ export async function networkCommand(argv: string[]): Promise<number> {
     gateway: { type: 'string' },
     bridge: { type: 'string' },
     'ipv6-subnet': { type: 'string' },
+    'ipv6-gateway': { type: 'string' },
     internal: { type: 'boolean' },
     mtu: { type: 'string' },
+    driver: { type: 'string' },
+    'no-isolate': { type: 'boolean' },
   });
   if (help('network', values)) return 0;
   const [sub, ...args] = positionals;
   const rt = new Runtime();
   switch (sub) {
     case 'ls':
-    case 'list':
-      for (const n of await rt.cni.networks()) out(n.name);
+    case 'list': {
+      // Native networks, CNI lists, and the embedded default (native) unless one of its name exists.
+      const names = new Set([...rt.native.list().map((n) => n.name), ...(await loadConfigDir(rt.cni.confDir)).networks.map((n) => n.name), rt.cni.defaultNetwork]);
+      for (const n of names) out(n);
       return 0;
-    case 'create':
+    }
+    case 'create': {
       if (args.length !== 1) throw new UsageError('network', 'network create takes one NAME');
       if (values.mtu !== undefined && !/^\d+$/.test(values.mtu as string)) throw new UsageError('network', `--mtu '${values.mtu}' is not a number`);
+      // native by default; a bridge name only means something to CNI's bridge plugin
+      const driver = (values.driver as string | undefined) ?? (values.bridge !== undefined ? 'cni' : 'native');
+      if (driver !== 'native' && driver !== 'cni') throw new UsageError('network', `--driver '${driver}' is not native or cni`);
+      if (driver === 'native') {
+        if (values.bridge !== undefined) throw new UsageError('network', '--bridge is for --driver cni');
+        if ((await loadConfigDir(rt.cni.confDir)).networks.some((n) => n.name === args[0])) {
+          throw new PodnetError(ErrorCode.NATIVE_NETWORK_EXISTS, `network '${args[0]}' already exists (CNI)`);
+        }
+        await rt.native.create({
+          name: args[0],
+          subnet: values.subnet as string | undefined,
+          gateway: values.gateway as string | undefined,
+          ipv6Subnet: values['ipv6-subnet'] as string | undefined,
+          ipv6Gateway: values['ipv6-gateway'] as string | undefined,
+          internal: values.internal as boolean | undefined,
+          isolate: values['no-isolate'] ? false : undefined,
+          mtu: values.mtu === undefined ? undefined : Number(values.mtu),
+        });
+        out(args[0]);
+        return 0;
+      }
+      if (rt.native.has(args[0])) throw new PodnetError(ErrorCode.CNI_NETWORK_EXISTS, `network '${args[0]}' already exists (native)`);
       await rt.cni.createNetwork({
         name: args[0],
         bridge: (values.bridge as string | undefined) ?? (await freeBridgeName(rt)),
@@ -79,9 +107,10 @@ export async function networkCommand(argv: string[]): Promise<number> {
       });
       out(args[0]);
       return 0;
+    }
     case 'rm':
       if (args.length === 0) throw new UsageError('network', 'network rm takes at least one NAME');
-      for (const n of args) await rt.cni.removeNetwork(n);
+      for (const n of args) await (rt.native.has(n) ? rt.native.remove(n) : rt.cni.removeNetwork(n));
       return 0;
     default:
       throw new UsageError('network', sub ? `unknown network command '${sub}'` : 'missing network command');

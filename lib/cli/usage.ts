@@ -23,7 +23,7 @@ Commands:
   run [opts] -- CMD ARGS...       run a command in a fresh network, ports published
   demo                            a sandbox on the default network, end to end
   netns add|ls|rm|exec            persistent network namespaces (like ip netns)
-  network ls|create|rm            CNI networks
+  network ls|create|rm            native and CNI networks
   inspect ID                      a sandbox's NetworkSettings as JSON
   stats [ID...] [--watch]         traffic statistics per sandbox
   pool [ls] [--json]              pools of warm sandboxes: size, fill, hits, misses
@@ -57,8 +57,12 @@ ${COMMON}`,
 
 Persistent network namespaces under /run/netns, interoperable with ip netns.
 ${COMMON}`,
-  network: `Usage: podnet network ls | create NAME [--subnet CIDR] [--gateway IP] [--bridge NAME]
-                            [--ipv6-subnet CIDR] [--internal] [--mtu N] | rm NAME
+  network: `Usage: podnet network ls | create NAME [--driver native|cni] [--subnet CIDR] [--gateway IP]
+                            [--ipv6-subnet CIDR] [--ipv6-gateway IP] [--internal] [--mtu N]
+                            [--no-isolate] [--bridge NAME (cni)] | rm NAME
+
+native (the default): routed veths and nftables in-process; --no-isolate lets two
+such networks talk. cni: a bridge conflist run through the CNI plugins.
 ${COMMON}`,
   inspect: `Usage: podnet inspect ID
 

@@ -1,10 +1,13 @@
 /** The drivers, one per network mode, and how the runtime picks one. */
 import type { CniRuntime } from '../cni/runtime';
+import type { NativeNetworks } from '../native/networks';
 import type { NetworkMode } from '../runtime/state';
+import { BridgeDriver } from './bridge';
 import { CniDriver } from './cni';
 import type { NetworkDriver } from './driver';
 import { hostDriver } from './host';
 import { containerDriver, nsPathDriver } from './joined';
+import { NativeDriver } from './native';
 import { noneDriver } from './none';
 import { PastaDriver } from './pasta';
 import { Slirp4netnsDriver } from './slirp4netns';
@@ -13,24 +16,29 @@ export type { NetworkDriver, DriverCall, LiveHandles, LiveHelper } from './drive
 
 export interface DriverOptions {
   cni: CniRuntime;
+  native: NativeNetworks;
+  /** Prefix of the native engine's container ids: unique per runtime state dir. */
+  nativeIdPrefix: string;
   slirpBinary?: string;
   pastaBinary?: string;
 }
 
 export class Drivers {
-  readonly #cni: CniDriver;
+  readonly #bridge: BridgeDriver;
+  readonly native: NativeDriver;
   readonly #slirp: Slirp4netnsDriver;
   readonly #pasta: PastaDriver;
 
   constructor(opts: DriverOptions) {
-    this.#cni = new CniDriver(opts.cni);
+    this.native = new NativeDriver(opts.native, opts.nativeIdPrefix);
+    this.#bridge = new BridgeDriver(new CniDriver(opts.cni), this.native, opts.cni, opts.native);
     this.#slirp = new Slirp4netnsDriver(opts.slirpBinary);
     this.#pasta = new PastaDriver(opts.pastaBinary);
   }
 
   /** The driver of a (checked) network mode. */
   forMode(mode: NetworkMode): NetworkDriver {
-    if (mode === 'bridge') return this.#cni;
+    if (mode === 'bridge') return this.#bridge;
     if (mode === 'slirp4netns') return this.#slirp;
     if (mode === 'pasta') return this.#pasta;
     if (mode === 'none') return noneDriver;

@@ -113,6 +113,16 @@ export class NativeNetworks {
     unlinkSync(this.file(name));
   }
 
+  /** Creates the embedded default network if `name` is it and no definition exists yet (another process may win the race). */
+  async ensureDefault(name: string): Promise<void> {
+    if (this.has(name)) return;
+    try {
+      await this.create(defaultNativeNetworkOptions(name));
+    } catch (e) {
+      if ((e as PodnetError).code !== ErrorCode.NATIVE_NETWORK_EXISTS) throw e;
+    }
+  }
+
   async attach(req: NativeAttachRequest): Promise<NativeAttachment> {
     try {
       return await native.nativeAttach(this.config, req);
@@ -145,10 +155,10 @@ export class NativeNetworks {
     }
   }
 
-  /** Releases what owners not in `live` hold on `network`. */
-  async gc(network: string, live: { containerId: string; ifname: string }[]): Promise<{ leases: number; elements: number; links: number }> {
+  /** Releases what owners not in `live` hold on `network` (only owners whose id starts with `onlyPrefix`, when given). */
+  async gc(network: string, live: { containerId: string; ifname: string }[], onlyPrefix?: string): Promise<{ leases: number; elements: number; links: number }> {
     try {
-      return await native.nativeGc(this.config, network, live);
+      return await native.nativeGc(this.config, network, live, onlyPrefix);
     } catch (e) {
       throw fromNative(e, `gc network '${network}'`);
     }

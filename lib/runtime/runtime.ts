@@ -20,7 +20,8 @@ import { Drivers, type DriverCall, type LiveHandles, type NetworkDriver } from '
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
-import { native, type NsHandleInfo } from '../native';
+import { native, type NsHandleInfo, type NativeEngineConfig } from '../native';
+import { NativeNetworks } from '../native/networks';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, toPortMappings } from '../ports';
 import type { PortMapping } from '../types';
@@ -46,6 +47,8 @@ export interface RuntimeOptions {
   netnsDir?: string;
   /** Pools of warm sandboxes to start at once (see startPool). */
   pools?: PoolOptions[];
+  /** Native networks: definitions directory (default /etc/podnet/networks) and IPAM state (default /var/lib/podnet). */
+  native?: Partial<NativeEngineConfig>;
 }
 
 export interface CreateSandboxOptions {
@@ -84,6 +87,7 @@ export interface SandboxInfo {
 export class Runtime {
   readonly state: StateStore;
   readonly cni: CniRuntime;
+  readonly native: NativeNetworks;
   readonly #opts: RuntimeOptions;
   readonly #drivers: Drivers;
   readonly #live = new Map<string, LiveHandles>();
@@ -94,7 +98,8 @@ export class Runtime {
     this.#opts = opts;
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
-    this.#drivers = new Drivers({ cni: this.cni, slirpBinary: opts.slirpBinary, pastaBinary: opts.pastaBinary });
+    this.native = new NativeNetworks(opts.native);
+    this.#drivers = new Drivers({ cni: this.cni, native: this.native, nativeIdPrefix: this.netnsPrefix, slirpBinary: opts.slirpBinary, pastaBinary: opts.pastaBinary });
     this.#poolStatus = new PoolStatusFile(this.state.dir, () => this.poolStatus());
     for (const p of opts.pools ?? []) this.startPool(p);
   }
@@ -402,8 +407,8 @@ export class Runtime {
    * candidate is checked again under the store lock, so a sandbox being
    * created meanwhile is never touched. Errors are collected per item.
    */
-  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[]; pools: number[]; errors: PodnetError[] }> {
-    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[], pools: [] as number[], errors: [] as PodnetError[] };
+  async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[]; pools: number[]; nativeReleased: number; errors: PodnetError[] }> {
+    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[], pools: [] as number[], nativeReleased: 0, errors: [] as PodnetError[] };
     const attempt = async (fn: () => Promise<unknown>, done: () => void) => {
       try {
         await fn();
@@ -437,6 +442,18 @@ export class Runtime {
         () => ran && removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`),
       );
     }
+    // Native attachments of this state dir's sandboxes that no state claims (an owner killed mid-setup).
+    await attempt(
+      () =>
+        this.state.locked(async () => {
+          const live = (await this.state.list()).flatMap((s) => s.networks.map((_, i) => ({ containerId: this.netnsPrefix + s.id, ifname: `eth${i}` })));
+          for (const n of this.native.list()) {
+            const r = await this.native.gc(n.name, live, this.netnsPrefix);
+            removed.nativeReleased += r.leases + r.elements + r.links;
+          }
+        }),
+      () => {},
+    );
     for (const name of await NetNS.list(this.#netnsDir)) {
       const p = path.join(this.#netnsDir, name);
       const id = this.#idOfNetns(p);

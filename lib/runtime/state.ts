@@ -29,6 +29,8 @@ export interface SandboxState {
   /** The name CNI plugins see: the pod's when in a pod, else the sandbox's. Same for setup and teardown. */
   cniPodName: string;
   mode: NetworkMode;
+  /** Which driver serves bridge mode's networks (lib/drivers/bridge); absent means CNI. */
+  driver?: 'native' | 'cni';
   /** 'creating' until set-up completes; a 'creating' state whose owner died is garbage. */
   status: 'creating' | 'ready' | 'removing';
   netnsPath?: string;

@@ -562,7 +562,7 @@ int Check(const Config& cfg, const std::string& network, const std::string& cont
 }
 
 int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& live,
-       GcStats* stats, Error* err) {
+       GcStats* stats, Error* err, const std::string& onlyPrefix) {
   if (!ValidName(network)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network name '" + network + "'");
   GcStats st;
   std::set<std::string> liveOwners;
@@ -583,8 +583,9 @@ int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& 
   ListLeases(cfg, network, &leases);
   std::set<std::string> liveIps;
   std::set<std::string> dead;
+  auto candidate = [&](const std::string& owner) { return owner.compare(0, onlyPrefix.size(), onlyPrefix) == 0; };
   for (const auto& l : leases) {
-    if (liveOwners.count(l.second)) {
+    if (liveOwners.count(l.second) || !candidate(l.second)) {
       liveIps.insert(FormatIp(l.first));
       continue;
     }
@@ -596,7 +597,7 @@ int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& 
   ListAttachments(cfg, network, &records, nullptr);
   for (const auto& a : records) {
     const std::string owner = OwnerText(a.containerId, a.ifname);
-    if (liveOwners.count(owner)) continue;
+    if (liveOwners.count(owner) || !candidate(owner)) continue;
     dead.insert(owner);
     unlink(RecordPath(cfg, network, a.containerId, a.ifname).c_str());
   }

@@ -165,9 +165,11 @@ int ListAttachments(const Config& cfg, const std::string& network, std::vector<A
 
 // Releases what owners not in `live` hold on the network: leases, records,
 // published-port elements (also elements whose address has no live lease,
-// left by an owner killed half-way) and host links.
+// left by an owner killed half-way) and host links. With `onlyPrefix`, only
+// owners whose container id starts with it are candidates (several runtimes
+// sharing one network each collect their own).
 int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& live,
-       GcStats* stats, Error* err);
+       GcStats* stats, Error* err, const std::string& onlyPrefix = "");
 
 // The host end's name for an attachment: "pn" + 13 hex digits of a hash of
 // network, container id and interface (stable, so another process finds it).

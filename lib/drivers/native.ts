@@ -1,0 +1,110 @@
+/**
+ * `bridge` on native networks: the whole attachment in-process through the
+ * native engine (csrc/core/native: routed veth, nftables elements, IPAM on
+ * disk), no plugin or firewall process per sandbox. Results are recorded in
+ * CNI's shape so inspect (lib/inspect) reads them like a CNI network's.
+ */
+import ipaddr from 'ipaddr.js';
+
+import type { CniResult } from '../cni/types';
+import { ErrorCode, PodnetError, invalidArgument } from '../errors';
+import type { NativeAttachment, NativePortMapping } from '../native';
+import type { NativeNetworks } from '../native/networks';
+import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
+import type { SandboxState } from '../runtime/state';
+import type { PortMapping, PortProtocol } from '../types';
+import type { DriverCall, NetworkDriver } from './driver';
+
+export class NativeDriver implements NetworkDriver {
+  readonly name = 'bridge';
+  readonly namespace = 'own';
+  readonly unprivileged = false;
+  readonly accepts = { portMappings: true, staticAddress: true, networkOptions: false };
+  readonly #nets: NativeNetworks;
+  readonly #idPrefix: string;
+
+  /** `idPrefix` makes the engine's container ids unique per runtime state dir (and lets gc collect only its own). */
+  constructor(nets: NativeNetworks, idPrefix: string) {
+    this.#nets = nets;
+    this.#idPrefix = idPrefix;
+  }
+
+  get idPrefix(): string {
+    return this.#idPrefix;
+  }
+
+  async validate(state: SandboxState): Promise<void> {
+    for (const n of state.networks) {
+      if (!this.#nets.has(n)) throw new PodnetError(ErrorCode.NATIVE_NETWORK_NOT_FOUND, `no native network '${n}'`);
+    }
+    // A static address must be inside a subnet of the first network: refused here, before any namespace exists.
+    if (state.staticIP !== undefined) {
+      const subnets = this.#nets.get(state.networks[0])!.subnets.map((s) => ipaddr.parseCIDR(s.subnet));
+      const ip = ipaddr.parse(state.staticIP);
+      if (!subnets.some(([a, bits]) => a.kind() === ip.kind() && ip.match(a, bits))) {
+        throw invalidArgument('staticIP', `${state.staticIP} is outside the subnets of network '${state.networks[0]}'`);
+      }
+    }
+    state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
+  }
+
+  async setUp(call: DriverCall): Promise<void> {
+    const { state, requested } = call;
+    state.results = [];
+    for (const [i, network] of state.networks.entries()) {
+      const first = i === 0;
+      const a = await this.#nets.attach({
+        network,
+        containerId: this.#idPrefix + state.id,
+        ifname: `eth${i}`,
+        netnsPath: state.netnsPath!,
+        staticIps: first && requested.ip ? [requested.ip] : [],
+        mac: first ? requested.mac : undefined,
+        ports: first ? toNativePorts(state.portMappings) : [],
+      });
+      state.results.push({ network, ifname: a.ifname, result: toCniResult(a, state.netnsPath!), ...(first ? { portMappings: state.portMappings } : {}) });
+      await call.save();
+    }
+  }
+
+  async tearDown({ state }: DriverCall): Promise<void> {
+    const errors: Error[] = [];
+    for (const [i, network] of state.networks.entries()) {
+      await this.#nets.detach(network, this.#idPrefix + state.id, `eth${i}`).catch((e: Error) => errors.push(e));
+    }
+    if (errors.length) throw errors[0];
+  }
+
+  async restart(call: DriverCall): Promise<void> {
+    await this.tearDown(call);
+    call.state.results = [];
+    await call.save();
+    await this.setUp(call);
+  }
+}
+
+/** One engine mapping per protocol ("tcp,udp" is two). */
+export function toNativePorts(maps: PortMapping[]): NativePortMapping[] {
+  return maps.flatMap((m) =>
+    (m.protocol ?? 'tcp').split(',').map((p) => ({
+      protocol: p.trim() as PortProtocol,
+      hostIp: m.hostIP ?? '',
+      hostPort: m.hostPort,
+      containerPort: m.containerPort,
+      range: m.range ?? 1,
+    })),
+  );
+}
+
+/** An attachment as a CNI 1.0.0 result: the host end, then the sandbox's interface; addresses on the latter. */
+export function toCniResult(a: NativeAttachment, netnsPath: string): CniResult {
+  return {
+    cniVersion: '1.0.0',
+    interfaces: [
+      { name: a.hostIfname, mac: a.hostMac },
+      { name: a.ifname, mac: a.mac, sandbox: netnsPath },
+    ],
+    ips: a.ips.map((ip) => ({ address: ip.address, gateway: ip.gateway, interface: 1 })),
+    routes: a.routes.map((r) => ({ dst: r.dst, gw: r.gw })),
+  };
+}

@@ -48,7 +48,6 @@ export class BridgeDriver implements NetworkDriver {
     state.driver = kinds[0];
     if (state.driver === 'native') {
       for (const n of names) if (n === this.#cniRuntime.defaultNetwork) await this.#nets.ensureDefault(n);
-      state.networks = names;
     }
     await this.#pick(state).validate(state);
   }

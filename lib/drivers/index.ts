@@ -30,7 +30,7 @@ export class Drivers {
   readonly #pasta: PastaDriver;
 
   constructor(opts: DriverOptions) {
-    this.native = new NativeDriver(opts.native, opts.nativeIdPrefix);
+    this.native = new NativeDriver(opts.native, opts.nativeIdPrefix, opts.cni.defaultNetwork);
     this.#bridge = new BridgeDriver(new CniDriver(opts.cni), this.native, opts.cni, opts.native);
     this.#slirp = new Slirp4netnsDriver(opts.slirpBinary);
     this.#pasta = new PastaDriver(opts.pastaBinary);

@@ -22,11 +22,22 @@ export class NativeDriver implements NetworkDriver {
   readonly accepts = { portMappings: true, staticAddress: true, networkOptions: false };
   readonly #nets: NativeNetworks;
   readonly #idPrefix: string;
+  readonly #defaultNetwork: string;
 
-  /** `idPrefix` makes the engine's container ids unique per runtime state dir (and lets gc collect only its own). */
-  constructor(nets: NativeNetworks, idPrefix: string) {
+  /**
+   * `idPrefix` makes the engine's container ids unique per runtime state dir
+   * (and lets gc collect only its own); `defaultNetwork` serves a sandbox that
+   * names no network (inspect then reports it at the top level, as Podman does).
+   */
+  constructor(nets: NativeNetworks, idPrefix: string, defaultNetwork: string) {
     this.#nets = nets;
     this.#idPrefix = idPrefix;
+    this.#defaultNetwork = defaultNetwork;
+  }
+
+  /** The networks a sandbox is on. */
+  networksOf(state: SandboxState): string[] {
+    return state.networks.length ? state.networks : [this.#defaultNetwork];
   }
 
   get idPrefix(): string {
@@ -34,15 +45,15 @@ export class NativeDriver implements NetworkDriver {
   }
 
   async validate(state: SandboxState): Promise<void> {
-    for (const n of state.networks) {
+    for (const n of this.networksOf(state)) {
       if (!this.#nets.has(n)) throw new PodnetError(ErrorCode.NATIVE_NETWORK_NOT_FOUND, `no native network '${n}'`);
     }
     // A static address must be inside a subnet of the first network: refused here, before any namespace exists.
     if (state.staticIP !== undefined) {
-      const subnets = this.#nets.get(state.networks[0])!.subnets.map((s) => ipaddr.parseCIDR(s.subnet));
+      const subnets = this.#nets.get(this.networksOf(state)[0])!.subnets.map((s) => ipaddr.parseCIDR(s.subnet));
       const ip = ipaddr.parse(state.staticIP);
       if (!subnets.some(([a, bits]) => a.kind() === ip.kind() && ip.match(a, bits))) {
-        throw invalidArgument('staticIP', `${state.staticIP} is outside the subnets of network '${state.networks[0]}'`);
+        throw invalidArgument('staticIP', `${state.staticIP} is outside the subnets of network '${this.networksOf(state)[0]}'`);
       }
     }
     state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
@@ -51,7 +62,7 @@ export class NativeDriver implements NetworkDriver {
   async setUp(call: DriverCall): Promise<void> {
     const { state, requested } = call;
     state.results = [];
-    for (const [i, network] of state.networks.entries()) {
+    for (const [i, network] of this.networksOf(state).entries()) {
       const first = i === 0;
       const a = await this.#nets.attach({
         network,
@@ -69,7 +80,7 @@ export class NativeDriver implements NetworkDriver {
 
   async tearDown({ state }: DriverCall): Promise<void> {
     const errors: Error[] = [];
-    for (const [i, network] of state.networks.entries()) {
+    for (const [i, network] of this.networksOf(state).entries()) {
       await this.#nets.detach(network, this.#idPrefix + state.id, `eth${i}`).catch((e: Error) => errors.push(e));
     }
     if (errors.length) throw errors[0];

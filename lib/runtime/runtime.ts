@@ -446,7 +446,7 @@ export class Runtime {
     await attempt(
       () =>
         this.state.locked(async () => {
-          const live = (await this.state.list()).flatMap((s) => s.networks.map((_, i) => ({ containerId: this.netnsPrefix + s.id, ifname: `eth${i}` })));
+          const live = (await this.state.list()).flatMap((s) => this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.netnsPrefix + s.id, ifname: `eth${i}` })));
           for (const n of this.native.list()) {
             const r = await this.native.gc(n.name, live, this.netnsPrefix);
             removed.nativeReleased += r.leases + r.elements + r.links;

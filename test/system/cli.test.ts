@@ -78,7 +78,7 @@ describeRoot('podnet run as root (default network)', () => {
 
   it('podnet demo fetches a page through the published port and prints inspect and stats', () => {
     const out = execFileSync(process.execPath, [CLI, 'demo'], { encoding: 'utf8', timeout: 60_000 });
-    expect(out).toMatch(/hello from inside the sandbox, you are 10\.89\.0\.1/);
+    expect(out).toMatch(/hello from inside the sandbox, you are 10\.89\.16\.1/);
     expect(out).toMatch(/"IPAddress": "10\.89\.0\.\d+"/);
     expect(out).toMatch(/eth0: rx [1-9]\d* bytes/);
     expect(out).toMatch(/torn down/);
@@ -122,7 +122,7 @@ describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
     try {
       expect(await httpGet(21120)).toBe('pong');
       const inspect = JSON.parse(cli('inspect', name));
-      expect(inspect.IPAddress).toMatch(/^10\.89\.0\.\d+$/);
+      expect(inspect.IPAddress).toMatch(/^10\.89\.(1[6-9]|2\d|3[01])\.\d+$/); // the native default network, 10.89.16.0/20
       expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: '21120' }]);
       const row = cli('stats', name).split('\n').find((l) => l.startsWith(name));
       expect(row).toMatch(new RegExp(`^${name}\\s+\\d`));

@@ -99,9 +99,11 @@ namespace {
 //   from sandboxes (hairpin) and from the host itself, 127.0.0.1 included
 //   (the host end has route_localnet, as CNI portmap's `snat` sets on the bridge).
 // - postrouting: masquerade what leaves a non-internal network for anything
-//   but a native network; masquerade DNATed connections from a sandbox (so a
+//   but a native network; source-NAT DNATed connections from a sandbox (so a
 //   sandbox reaching its own published port gets replies: netavark marks the
-//   same connections in NETAVARK-HOSTPORT-SETMARK) and from 127.0.0.0/8.
+//   same connections in NETAVARK-HOSTPORT-SETMARK) and from 127.0.0.0/8 to the
+//   gateway of the target's network (gw4/gw6: masquerade would pick any host
+//   address, the host end having none).
 // - forward: replies and published ports pass; a sandbox's new connections go
 //   through its network's chain (by source subnet); nothing else may open a
 //   connection to a sandbox.
@@ -114,6 +116,8 @@ add set inet podnet open4 { type ipv4_addr; flags interval; }
 add set inet podnet open6 { type ipv6_addr; flags interval; }
 add map inet podnet from4 { type ipv4_addr : verdict; flags interval; }
 add map inet podnet from6 { type ipv6_addr : verdict; flags interval; }
+add map inet podnet gw4 { type ipv4_addr : ipv4_addr; flags interval; }
+add map inet podnet gw6 { type ipv6_addr : ipv6_addr; flags interval; }
 add map inet podnet hp4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
 add map inet podnet hp6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
 add map inet podnet hpa4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
@@ -132,9 +136,9 @@ flush chain inet podnet output
 add rule inet podnet output fib daddr type local jump hostports
 add chain inet podnet postrouting { type nat hook postrouting priority 100; policy accept; }
 flush chain inet podnet postrouting
-add rule inet podnet postrouting ct status dnat ip saddr @nets4 masquerade
-add rule inet podnet postrouting ct status dnat ip6 saddr @nets6 masquerade
-add rule inet podnet postrouting ct status dnat ip saddr 127.0.0.0/8 masquerade
+add rule inet podnet postrouting ct status dnat ip saddr @nets4 snat ip to ip daddr map @gw4
+add rule inet podnet postrouting ct status dnat ip6 saddr @nets6 snat ip6 to ip6 daddr map @gw6
+add rule inet podnet postrouting ct status dnat ip saddr 127.0.0.0/8 snat ip to ip daddr map @gw4
 add rule inet podnet postrouting ip saddr @masq4 ip daddr != @nets4 masquerade
 add rule inet podnet postrouting ip6 saddr @masq6 ip6 daddr != @nets6 masquerade
 add chain inet podnet forward { type filter hook forward priority 0; policy accept; }
@@ -174,6 +178,7 @@ std::string NetworkElements(const Net& net) {
     const std::string sfx = p.base.family == AF_INET ? "4" : "6", cidr = FormatPrefix(p);
     s += "add element inet podnet nets" + sfx + " { " + cidr + " }\n";
     s += "add element inet podnet from" + sfx + " { " + cidr + " : jump " + chain + " }\n";
+    s += "add element inet podnet gw" + sfx + " { " + cidr + " : " + FormatIp(net.gateways[&p - &net.prefixes[0]]) + " }\n";
     if (!net.def.internal) s += "add element inet podnet masq" + sfx + " { " + cidr + " }\n";
     if (!net.def.isolate && !net.def.internal)
       s += "add element inet podnet open" + sfx + " { " + cidr + " }\n";
@@ -332,6 +337,7 @@ int RemoveNetwork(const Config& cfg, const std::string& name, Error* err) {
     for (const char* set : {"nets", "masq", "open"})
       cmds += std::string("delete element inet podnet ") + set + sfx + " { " + cidr + " }\n";
     cmds += "delete element inet podnet from" + sfx + " { " + cidr + " }\n";
+    cmds += "delete element inet podnet gw" + sfx + " { " + cidr + " }\n";
   }
   // Element by element: any of them may be absent (a network created internal).
   std::string line;

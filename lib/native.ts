@@ -64,7 +64,7 @@ export interface NativeAddon {
   statsCacheInfo(): Promise<{ sockets: number; paths: number }>;
   // native networks (csrc/native_net.cc over csrc/core/native/engine.h)
   nativeAttach(config: NativeEngineConfig, request: NativeAttachRequest): Promise<NativeAttachment>;
-  nativeDetach(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string): Promise<void>;
+  nativeDetach(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string, keepLink?: boolean): Promise<void>;
   nativeCheck(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string): Promise<void>;
   nativeEnsureNetwork(config: NativeEngineConfig, name: string): Promise<void>;
   nativeRemoveNetwork(config: NativeEngineConfig, name: string): Promise<void>;

@@ -140,8 +140,7 @@ Napi::Value Attach(const Napi::CallbackInfo& info) {
       [=](Napi::Env env) { return ToJs(env, *out); });
 }
 
-// nativeDetach(config, network, containerId, ifname, netnsPath): Promise<void>
-// nativeCheck(...): Promise<void>
+// nativeCheck(config, network, containerId, ifname, netnsPath): Promise<void>
 template <int (*Fn)(const nn::Config&, const std::string&, const std::string&, const std::string&,
                     const std::string&, nn::Error*)>
 Napi::Value ByOwner(const Napi::CallbackInfo& info) {
@@ -154,6 +153,22 @@ Napi::Value ByOwner(const Napi::CallbackInfo& info) {
       [=] {
         nn::Error e;
         if (Fn(cfg, network, cid, ifname, netns, &e) < 0) Throw(e);
+      },
+      [](Napi::Env env) { return env.Undefined(); });
+}
+
+// nativeDetach(config, network, containerId, ifname, netnsPath, keepLink): Promise<void>
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  auto cfg = ConfigOf(info[0]);
+  std::string network = info[1].ToString().Utf8Value(), cid = info[2].ToString().Utf8Value();
+  std::string ifname = info[3].ToString().Utf8Value();
+  std::string netns = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+  bool keepLink = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  return RunAsync(
+      info.Env(),
+      [=] {
+        nn::Error e;
+        if (nn::Detach(cfg, network, cid, ifname, netns, &e, keepLink) < 0) Throw(e);
       },
       [](Napi::Env env) { return env.Undefined(); });
 }
@@ -239,7 +254,7 @@ Napi::Value HostIfname(const Napi::CallbackInfo& info) {
 
 void InitNativeNet(Napi::Env env, Napi::Object exports) {
   exports.Set("nativeAttach", Napi::Function::New(env, Attach, "nativeAttach"));
-  exports.Set("nativeDetach", Napi::Function::New(env, ByOwner<nn::Detach>, "nativeDetach"));
+  exports.Set("nativeDetach", Napi::Function::New(env, Detach, "nativeDetach"));
   exports.Set("nativeCheck", Napi::Function::New(env, ByOwner<nn::Check>, "nativeCheck"));
   exports.Set("nativeEnsureNetwork", Napi::Function::New(env, ByNetwork<nn::EnsureNetwork>, "nativeEnsureNetwork"));
   exports.Set("nativeRemoveNetwork", Napi::Function::New(env, ByNetwork<nn::RemoveNetwork>, "nativeRemoveNetwork"));

@@ -79,15 +79,22 @@ export class NativeDriver implements NetworkDriver {
   }
 
   async tearDown({ state }: DriverCall): Promise<void> {
+    // The link is deleted here even though the runtime removes the namespace
+    // next: any process still holding the namespace (a socket, a stats
+    // handle) would keep the pair and its host route alive.
+    await this.#detachAll(state, false);
+  }
+
+  async #detachAll(state: SandboxState, namespaceGoes: boolean): Promise<void> {
     const errors: Error[] = [];
     for (const [i, network] of this.networksOf(state).entries()) {
-      await this.#nets.detach(network, this.#idPrefix + state.id, `eth${i}`).catch((e: Error) => errors.push(e));
+      await this.#nets.detach(network, this.#idPrefix + state.id, `eth${i}`, state.netnsPath, { namespaceGoes }).catch((e: Error) => errors.push(e));
     }
     if (errors.length) throw errors[0];
   }
 
   async restart(call: DriverCall): Promise<void> {
-    await this.tearDown(call);
+    await this.#detachAll(call.state, false);
     call.state.results = [];
     await call.save();
     await this.setUp(call);

@@ -131,9 +131,10 @@ export class NativeNetworks {
     }
   }
 
-  async detach(network: string, containerId: string, ifname: string, netnsPath?: string): Promise<void> {
+  /** `opts.namespaceGoes`: the caller removes the namespace next, and the veth goes with it (no wait for the link deletion). */
+  async detach(network: string, containerId: string, ifname: string, netnsPath?: string, opts: { namespaceGoes?: boolean } = {}): Promise<void> {
     try {
-      await native.nativeDetach(this.config, network, containerId, ifname, netnsPath);
+      await native.nativeDetach(this.config, network, containerId, ifname, netnsPath, opts.namespaceGoes === true);
     } catch (e) {
       throw fromNative(e, `detach ${containerId} from network '${network}'`);
     }

@@ -45,6 +45,15 @@ async function eventually<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Waits until `cond` holds (the kernel frees a removed namespace's veth pair in its cleanup worker), 10 s at most. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const end = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`still not true after 10 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function fresh(code: string): void {
   execFileSync(process.execPath, ['-e', `const { Runtime } = require(${JSON.stringify(DIST)}); const rt = new Runtime(${JSON.stringify(opts)}); (async () => { ${code} })().catch((e) => { console.error(e); process.exit(1); });`]);
 }
@@ -102,7 +111,7 @@ describeRoot('runtime on native networks, compared with CNI', () => {
     fresh(`await rt.teardown(${JSON.stringify(id)});`);
     expect(await rt.get(id)).toBeUndefined();
     expect(existsSync(sb.netnsPath!)).toBe(false);
-    expect(existsSync(`/sys/class/net/${host}`)).toBe(false);
+    await until(`${host} is gone`, () => !existsSync(`/sys/class/net/${host}`));
     await expect(client(null, 'tcp', '127.0.0.1', port)).rejects.toThrow();
   });
 
@@ -123,7 +132,7 @@ describeRoot('runtime on native networks, compared with CNI', () => {
       const ipam = path.join(opts.native.stateDir, 'networks', 'nat-rt');
       expect(readdirSync(ipam).filter((f) => net.isIP(f))).toEqual([]);
       expect(execFileSync('nft', ['list', 'map', 'inet', 'podnet', 'hp4'], { encoding: 'utf8' })).not.toContain('10.89.149.');
-      expect(execFileSync('ip', ['-o', 'route', 'show', 'root', '10.89.149.0/24'], { encoding: 'utf8' }).trim()).toBe('');
+      await until('no host route into 10.89.149.0/24', () => execFileSync('ip', ['-o', 'route', 'show', 'root', '10.89.149.0/24'], { encoding: 'utf8' }).trim() === '');
       expect(readdirSync('/run/netns').filter((n) => n.startsWith(rt.netnsPrefix))).toEqual([]);
     }
   });

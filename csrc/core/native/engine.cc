@@ -352,6 +352,13 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
     b.NestEnd(data);
     b.NestEnd(li);
     rc = host.Run(b);
+    if (rc == -EEXIST && host.IfIndex(hostIf) >= 0) {
+      // No record exists (checked above), so a link of this name is left from
+      // an earlier attachment whose namespace the kernel is still cleaning up
+      // (Detach with keepLink): it is ours, remove it and try again.
+      DeleteLink(host, hostIf);
+      rc = host.Run(b);
+    }
     if (rc == -EEXIST)
       return undo(Fail(err, ErrorKind::kAlreadyAttached, rc, "interface " + hostIf + " or " + req.ifname + " in " + req.netnsPath + " already exists"));
     if (rc < 0) return undo(Fail(err, ErrorKind::kSystem, rc, "cannot create veth pair " + hostIf + "/" + req.ifname));
@@ -489,7 +496,7 @@ std::vector<IpAddr> RecordIps(const Attachment& a) {
 }  // namespace
 
 int Detach(const Config& cfg, const std::string& network, const std::string& containerId,
-           const std::string& ifname, const std::string& netnsPath, Error* err) {
+           const std::string& ifname, const std::string& netnsPath, Error* err, bool keepLink) {
   if (!ValidName(network) || !ValidName(containerId) || !ValidIfname(ifname))
     return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network, container id or interface name");
   const std::string owner = OwnerText(containerId, ifname);
@@ -510,10 +517,12 @@ int Detach(const Config& cfg, const std::string& network, const std::string& con
   }
   // Removing the host end removes the pair, with its addresses, routes and
   // neighbours on both sides.
-  Netlink host(-1);
-  int rc = Netlink::Open(&host);
-  if (rc == 0) rc = DeleteLink(host, HostIfname(network, containerId, ifname));
-  if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot delete " + HostIfname(network, containerId, ifname));
+  if (!keepLink) {
+    Netlink host(-1);
+    int rc = Netlink::Open(&host);
+    if (rc == 0) rc = DeleteLink(host, HostIfname(network, containerId, ifname));
+    if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot delete " + HostIfname(network, containerId, ifname));
+  }
   unlink(path.c_str());
   for (const auto& ip : ips) Release(cfg, network, ip, owner);
   return 0;

@@ -6,17 +6,23 @@
 // bookkeeping (no definition file, IPAM lease, record or validation). It
 // reuses the engine's netlink batch builder and libnftables loader so the
 // difference measured is the bookkeeping alone.
-// Usage: native-floor <netns path> <cycles>   prints "cycle_us <n>" per cycle.
+// Each cycle also makes and removes the namespace (unshare + bind mount,
+// umount + unlink), as the runtime's sandbox does.
+// Usage: native-floor keep|del <netns path> <cycles>   prints "cycle_us <n>" per
+// cycle; keep: the veth goes with the namespace, del: the link is deleted first.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
 #include <linux/neighbour.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -41,11 +47,12 @@ static void Die(const char* what, int rc) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3) return 2;
+  if (argc != 4) return 2;
+  const bool delLink = std::string(argv[1]) == "del";
+  const char* nsPath = argv[2];
+  int cycles = atoi(argv[3]);
   struct stat st;
-  int nsfd = OpenNetnsFd(argv[1], &st);
-  if (nsfd < 0) Die("open netns", nsfd);
-  int cycles = atoi(argv[2]);
+  int hostNs = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   std::string err;
   if (NftRun("add table inet natfloor\nadd map inet natfloor hp4 { type inet_proto . inet_service : ipv4_addr . inet_service; }", &err) < 0)
     Die(err.c_str(), -1);
@@ -56,6 +63,14 @@ int main(int argc, char** argv) {
   any.family = AF_INET;
   for (int c = 0; c < cycles; c++) {
     double t0 = NowUs();
+    int f = open(nsPath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    if (f < 0) Die("create netns file", -errno);
+    close(f);
+    if (unshare(CLONE_NEWNET) || mount("/proc/thread-self/ns/net", nsPath, "none", MS_BIND, nullptr) ||
+        setns(hostNs, CLONE_NEWNET))
+      Die("netns", -errno);
+    int nsfd = OpenNetnsFd(nsPath, &st);
+    if (nsfd < 0) Die("open netns", nsfd);
     Netlink host(-1);
     if (Netlink::Open(&host) < 0) Die("netlink", -1);
     Netlink ns(SocketInNetns(nsfd, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE));
@@ -64,7 +79,8 @@ int main(int argc, char** argv) {
     ifinfomsg ifi{};
     ifi.ifi_flags = ifi.ifi_change = IFF_UP;
     b.Begin(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
-    b.PutStr(IFLA_IFNAME, "natfloor0");
+    const std::string hostIf = "natfl" + std::to_string(c % 100000);
+    b.PutStr(IFLA_IFNAME, hostIf);
     b.Put(IFLA_ADDRESS, hostMac, 6);
     size_t li = b.NestBegin(IFLA_LINKINFO);
     b.PutStr(IFLA_INFO_KIND, "veth");
@@ -80,7 +96,7 @@ int main(int argc, char** argv) {
     b.NestEnd(li);
     int rc = host.Run(b);
     if (rc < 0) Die("veth", rc);
-    int pidx = ns.IfIndex("eth0"), hidx = host.IfIndex("natfloor0");
+    int pidx = ns.IfIndex("eth0"), hidx = host.IfIndex(hostIf);
     NlBatch in;
     ifinfomsg up{};
     up.ifi_index = pidx;
@@ -130,17 +146,21 @@ int main(int argc, char** argv) {
     out.PutAddr(NDA_DST, ip);
     out.Put(NDA_LLADDR, mac, 6);
     if ((rc = host.Run(out)) < 0) Die("outside", rc);
-    int fd = open("/proc/sys/net/ipv4/conf/natfloor0/route_localnet", O_WRONLY | O_CLOEXEC);
+    int fd = open(("/proc/sys/net/ipv4/conf/" + hostIf + "/route_localnet").c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, "1", 1) != 1) Die("route_localnet", -1);
     close(fd);
     if (NftRun("create element inet natfloor hp4 { tcp . 44900 : 10.89.157.2 . 80 }", &err) < 0) Die(err.c_str(), -1);
     // teardown
     if (NftRun("delete element inet natfloor hp4 { tcp . 44900 }", &err) < 0) Die(err.c_str(), -1);
-    NlBatch del;
-    ifinfomsg d{};
-    del.Begin(RTM_DELLINK, 0, &d, sizeof d);
-    del.PutStr(IFLA_IFNAME, "natfloor0");
-    if ((rc = host.Run(del)) < 0) Die("dellink", rc);
+    if (delLink) {
+      NlBatch del;
+      ifinfomsg d{};
+      del.Begin(RTM_DELLINK, 0, &d, sizeof d);
+      del.PutStr(IFLA_IFNAME, hostIf);
+      if ((rc = host.Run(del)) < 0) Die("dellink", rc);
+    }
+    close(nsfd);
+    if (umount2(nsPath, MNT_DETACH) || unlink(nsPath)) Die("remove netns", -errno);
     printf("cycle_us %.0f\n", NowUs() - t0);
   }
   NftRun("delete table inet natfloor", &err);

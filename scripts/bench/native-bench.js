@@ -187,7 +187,7 @@ async function scaleBench() {
 }
 
 async function parallelBench() {
-  await nets.create({ name: 'nat-par', subnet: '10.89.144.0/24' });
+  await nets.create({ name: 'nat-par', subnet: '10.89.154.0/24' });
   const child = (p) => new Promise((resolve, reject) => {
     const code = `
       const { NetNS, NativeNetworks } = require(${JSON.stringify(path.join(root, 'dist'))});

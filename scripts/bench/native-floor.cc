@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     ifinfomsg ifi{};
     ifi.ifi_flags = ifi.ifi_change = IFF_UP;
     b.Begin(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
-    const std::string hostIf = "natfl" + std::to_string(c % 100000);
+    const std::string hostIf = "nf" + std::to_string(getpid() % 100000) + "x" + std::to_string(c % 10000);
     b.PutStr(IFLA_IFNAME, hostIf);
     b.Put(IFLA_ADDRESS, hostMac, 6);
     size_t li = b.NestBegin(IFLA_LINKINFO);

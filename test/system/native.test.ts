@@ -350,6 +350,15 @@ describeRoot('native networks', () => {
     expect(leases('nat-par')).toEqual([]);
   });
 
+  test('without libnftables the addon still loads and the driver says which package is missing', () => {
+    const out = execFileSync(process.execPath, ['-e', `
+      const { NativeNetworks } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
+      const nets = new NativeNetworks(${JSON.stringify({ networksDir: path.join(tmp, 'nolib'), stateDir })});
+      nets.create({ name: 'nat-nolib', subnet: '10.89.155.0/24' }).then(() => console.log('created'), (e) => console.log(e.code, e.message, nets.list().length));
+    `], { encoding: 'utf8', env: { ...process.env, PODNET_LIBNFTABLES: '/nonexistent/libnftables.so.1' } });
+    expect(out).toMatch(/^ERR_NATIVE_NO_LIBRARY .*libnftables1.* 0\n$/);
+  });
+
   test('removing a network in use is refused; the last network takes the table along', async () => {
     await expect(nets.remove('nat-b')).rejects.toMatchObject({ code: 'ERR_NATIVE_NETWORK_IN_USE' });
   });

@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
   int cycles = atoi(argv[3]);
   struct stat st;
   int hostNs = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  umount2(nsPath, MNT_DETACH);  // left by a run that was killed
+  unlink(nsPath);
   std::string err;
   if (NftRun("add table inet natfloor\nadd map inet natfloor hp4 { type inet_proto . inet_service : ipv4_addr . inet_service; }", &err) < 0)
     Die(err.c_str(), -1);

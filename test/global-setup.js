@@ -7,5 +7,7 @@ const path = require('node:path');
 module.exports = () => {
   // Remembered so that global-teardown removes the default bridge only if the tests made it.
   globalThis.__podnetDefaultBridgeExisted = require('node:fs').existsSync('/sys/class/net/podnet0');
+  // Likewise the embedded default native network (its definition, base rules and gateway address).
+  globalThis.__podnetDefaultNativeExisted = require('node:fs').existsSync('/etc/podnet/networks/podnet.json');
   execFileSync('bash', [path.join(__dirname, '..', 'scripts', 'setup.sh')], { stdio: 'inherit' });
 };

@@ -5,10 +5,20 @@ const fs = require('node:fs');
 
 const IPAM = '/var/lib/cni/networks/podnet';
 
-module.exports = () => {
-  if (process.getuid() !== 0 || globalThis.__podnetDefaultBridgeExisted) return;
+module.exports = async () => {
+  if (process.getuid() !== 0) return;
+  await removeDefaultNative();
+  if (globalThis.__podnetDefaultBridgeExisted) return;
   const leases = fs.existsSync(IPAM) ? fs.readdirSync(IPAM).filter((f) => /^[0-9a-f.:]+$/.test(f)) : [];
   if (leases.length) return;
   try { execFileSync('ip', ['link', 'del', 'podnet0'], { stdio: 'ignore' }); } catch { /* not there */ }
   fs.rmSync(IPAM, { recursive: true, force: true });
 };
+
+// The default native network, when the tests created it and nothing is attached any more.
+async function removeDefaultNative() {
+  if (globalThis.__podnetDefaultNativeExisted || !fs.existsSync('/etc/podnet/networks/podnet.json')) return;
+  const { NativeNetworks } = require('../dist');
+  const nets = new NativeNetworks();
+  if ((await nets.attachments('podnet')).length === 0) await nets.remove('podnet').catch(() => {});
+}

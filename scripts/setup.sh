@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential python3 pkg-config libnl-3-dev libnl-route-3-dev iproute2 iptables
       containernetworking-plugins slirp4netns uidmap util-linux procps psmisc iperf3 netavark rootlesskit
-      acl passt nlohmann-json3-dev libnftables1 nftables)
+      acl passt nlohmann-json3-dev libnftables1 nftables podman runc busybox-static)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -22,6 +22,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+fi
+
+# podman drops its bridge network into /etc/cni/net.d, the directory podnet's
+# CNI runtime lists: remove it while it is the packaged file (podman makes its
+# default network in memory when the file is missing; tests that run podman
+# use their own configuration directory).
+podman_conf=/etc/cni/net.d/87-podman-bridge.conflist
+if [ -f "$podman_conf" ] && [ "$(id -u)" -eq 0 ]; then
+  packaged=$(dpkg-query -W -f='${Conffiles}\n' podman 2>/dev/null | awk -v f="$podman_conf" '$1 == f {print $2}')
+  [ -n "$packaged" ] && [ "$(md5sum <"$podman_conf" | cut -d' ' -f1)" = "$packaged" ] && rm -f "$podman_conf"
 fi
 
 # npm ci when node_modules is missing or older than the lock file.

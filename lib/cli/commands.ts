@@ -1,5 +1,6 @@
 /** The smaller `podnet` subcommands: netns, network, inspect, stats, pool, gc. */
 import { bridgeOf, loadConfigDir } from '../cni/config';
+import { installCniPlugin } from '../cniplugin/install';
 import { ErrorCode, PodnetError } from '../errors';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { checkFileName } from '../validate';
@@ -59,6 +60,9 @@ export async function networkCommand(argv: string[]): Promise<number> {
     mtu: { type: 'string' },
     driver: { type: 'string' },
     'no-isolate': { type: 'boolean' },
+    dir: { type: 'string' },
+    'conf-dir': { type: 'string' },
+    'networks-dir': { type: 'string' },
   });
   if (help('network', values)) return 0;
   const [sub, ...args] = positionals;
@@ -106,6 +110,18 @@ export async function networkCommand(argv: string[]): Promise<number> {
         mtu: values.mtu === undefined ? undefined : Number(values.mtu),
       });
       out(args[0]);
+      return 0;
+    }
+    case 'install-cni-plugin': {
+      if (args.length > 1) throw new UsageError('network', 'network install-cni-plugin takes at most one NETWORK');
+      const done = installCniPlugin({
+        dir: values.dir as string | undefined,
+        confDir: values['conf-dir'] as string | undefined,
+        networksDir: values['networks-dir'] as string | undefined,
+        network: args[0],
+      });
+      out(done.plugin);
+      if (done.conflist) out(done.conflist);
       return 0;
     }
     case 'rm':

@@ -60,9 +60,13 @@ ${COMMON}`,
   network: `Usage: podnet network ls | create NAME [--driver native|cni] [--subnet CIDR] [--gateway IP]
                             [--ipv6-subnet CIDR] [--ipv6-gateway IP] [--internal] [--mtu N]
                             [--no-isolate] [--bridge NAME (cni)] | rm NAME
+       podnet network install-cni-plugin [NETWORK] [--dir DIR] [--conf-dir DIR] [--networks-dir DIR]
 
 native (the default): routed veths and nftables in-process; --no-isolate lets two
 such networks talk. cni: a bridge conflist run through the CNI plugins.
+install-cni-plugin copies podnet's CNI plugin into DIR (default /opt/cni/bin) as
+'podnet' and, given a native NETWORK, writes CONF-DIR/NETWORK.conflist (default
+/etc/cni/net.d) so podman, containerd and nerdctl attach containers to it.
 ${COMMON}`,
   inspect: `Usage: podnet inspect ID
 

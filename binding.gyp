@@ -65,6 +65,32 @@
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "ldflags": ["-pthread", "-static-libstdc++", "-static-libgcc"]
+    },
+    {
+      # The CNI plugin: one process per CNI command, so no Node runtime to start;
+      # libstdc++ linked in (as the forwarder) and libnftables dlopen'ed by the engine.
+      "target_name": "podnet-cni",
+      "type": "executable",
+      "sources": [
+        "csrc/cniplugin/main.cc",
+        "csrc/cniplugin/protocol.cc",
+        "csrc/cniplugin/commands.cc",
+        "csrc/core/errno_name.cc",
+        "csrc/core/netns.cc",
+        "csrc/core/nsocket.cc",
+        "csrc/core/native/engine.cc",
+        "csrc/core/native/ipam.cc",
+        "csrc/core/native/netlink.cc",
+        "csrc/core/native/network.cc",
+        "csrc/core/native/nft.cc",
+        "csrc/core/native/util.cc"
+      ],
+      "defines": ["_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+      "ldflags": ["-pthread", "-static-libstdc++", "-static-libgcc"],
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The bare cost of a CNI plugin chain: ADD each plugin in order with the previous result spliced in
 # as prevResult (timed with bash's builtin EPOCHREALTIME, no extra processes), then DEL in reverse with the final result, as a plain script would (no jq, no cache).
-# Usage: cni-chain.sh <confdir> <netns path> <container id> <cycles>
+# Usage: cni-chain.sh <confdir> <netns path> <container id> <cycles>   (CNI_PATH: plugin directory, default /usr/lib/cni)
 # <confdir> holds 0.json, 1.json, ... : each plugin's complete stdin config without prevResult.
 # Prints "cycle_us <n>" per cycle, "total_us <n>" and "<plugin> <ADD|DEL> <us>" summed over all cycles.
 set -euo pipefail
 dir=$1 netns=$2 cid=$3 cycles=$4
-export CNI_CONTAINERID=$cid CNI_NETNS=$netns CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni CNI_ARGS="IgnoreUnknown=1;K8S_POD_INFRA_CONTAINER_ID=$cid"
+export CNI_CONTAINERID=$cid CNI_NETNS=$netns CNI_IFNAME=eth0 CNI_PATH=${CNI_PATH:-/usr/lib/cni} CNI_ARGS="IgnoreUnknown=1;K8S_POD_INFRA_CONTAINER_ID=$cid"
 confs=()
 types=()
 for f in $(ls "$dir" | sort -n); do

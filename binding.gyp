@@ -79,6 +79,7 @@
         "csrc/core/netns.cc",
         "csrc/core/nsocket.cc",
         "csrc/core/native/engine.cc",
+        "csrc/core/native/ensured.cc",
         "csrc/core/native/ipam.cc",
         "csrc/core/native/netlink.cc",
         "csrc/core/native/network.cc",

@@ -43,6 +43,10 @@ constexpr const char* kTable = "inet podnet";
 std::string NetChain(const std::string& network);
 // Ensures base rules once per process and network (after a table loss too).
 int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err);
+// Across processes (ensured.cc): whether a process already wrote this
+// network's base rules in this boot and they are still there; and the mark.
+bool EnsureMarked(const Config& cfg, const Net& net);
+void MarkEnsured(const Config& cfg, const Net& net);
 
 // IPAM (ipam.cc). The network's state directory.
 std::string NetStateDir(const Config& cfg, const std::string& network);

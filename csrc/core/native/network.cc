@@ -271,6 +271,11 @@ int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
     std::lock_guard<std::mutex> g(ensuredMu);
     if (!force && ensured.count(key)) return 0;
   }
+  if (!force && EnsureMarked(cfg, net)) {
+    std::lock_guard<std::mutex> g(ensuredMu);
+    ensured.insert(key);
+    return 0;
+  }
   std::string errText;
   int rc;
   // Another process may drop the table between the two transactions (its
@@ -302,6 +307,7 @@ int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
   rc = EnsureIptablesAccept(false, false);
   if (rc == 0 && v6) rc = EnsureIptablesAccept(true, false);
   if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot add podnet's accept to iptables' FORWARD chain");
+  MarkEnsured(cfg, net);
   std::lock_guard<std::mutex> g(ensuredMu);
   ensured.insert(key);
   return 0;
@@ -360,6 +366,7 @@ int RemoveNetwork(const Config& cfg, const std::string& name, Error* err) {
   const std::string dir = NetStateDir(cfg, name);
   unlink((dir + "/last_reserved_ip.4").c_str());
   unlink((dir + "/last_reserved_ip.6").c_str());
+  unlink((dir + "/.ensured").c_str());
   rmdir((dir + "/attachments").c_str());
   rmdir(dir.c_str());
   return 0;

@@ -23,6 +23,7 @@
         "csrc/core/lock.cc",
         "csrc/addon/native_net.cc",
         "csrc/core/native/engine.cc",
+        "csrc/core/native/ensured.cc",
         "csrc/core/native/ipam.cc",
         "csrc/core/native/netlink.cc",
         "csrc/core/native/network.cc",

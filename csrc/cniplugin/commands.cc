@@ -145,13 +145,22 @@ bool Check(const Request& req, Error* err) {
   return true;
 }
 
-// SPEC.md "GC": release what attachments outside the valid list hold.
+// SPEC.md "GC": release what attachments outside the valid list hold. The
+// runtime lists only its own containers; sandboxes that podnet's API made on
+// the same network (container ids with the API's "podnet-" prefix,
+// lib/runtime/runtime.ts netnsPrefix) are the API's to collect, so they stay.
 bool Gc(const Request& req, Error* err) {
+  nat::Config cfg = ConfigOf(req);
   std::vector<nat::Owner> live;
   for (const auto& o : req.validAttachments) live.push_back({o.containerId, o.ifname});
-  nat::GcStats stats;
+  std::vector<nat::Attachment> records;
   nat::Error e;
-  if (nat::GC(ConfigOf(req), req.network, live, &stats, &e) < 0 && e.kind != nat::ErrorKind::kNoNetwork)
+  if (nat::ListAttachments(cfg, req.network, &records, &e) < 0 && e.kind != nat::ErrorKind::kNoNetwork)
+    return EngineFailed(e, err);
+  for (const auto& a : records)
+    if (a.containerId.rfind("podnet-", 0) == 0) live.push_back({a.containerId, a.ifname});
+  nat::GcStats stats;
+  if (nat::GC(cfg, req.network, live, &stats, &e) < 0 && e.kind != nat::ErrorKind::kNoNetwork)
     return EngineFailed(e, err);
   return true;
 }

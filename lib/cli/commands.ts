@@ -1,7 +1,9 @@
 /** The smaller `podnet` subcommands: netns, network, inspect, stats, pool, gc. */
 import { bridgeOf, loadConfigDir } from '../cni/config';
+import { gcNativeNetwork } from '../cniplugin/gc';
 import { installCniPlugin } from '../cniplugin/install';
 import { ErrorCode, PodnetError } from '../errors';
+import { NativeNetworks } from '../native/networks';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { checkFileName } from '../validate';
 import { Runtime } from '../runtime/runtime';
@@ -218,12 +220,17 @@ export async function poolCommand(argv: string[]): Promise<number> {
 }
 
 export async function gcCommand(argv: string[]): Promise<number> {
-  const { values } = parse('gc', argv);
+  const { values } = parse('gc', argv, { 'networks-dir': { type: 'string' }, 'state-dir': { type: 'string' } });
   if (help('gc', values)) return 0;
   const removed = await new Runtime().gc();
   for (const id of removed.sandboxes) out(`removed sandbox ${id}`);
   for (const a of removed.cniAttachments) out(`removed CNI attachment ${a}`);
   for (const p of removed.namespaces) out(`removed namespace ${p}`);
   for (const pid of removed.pools) out(`removed pool status of process ${pid}`);
+  // Native networks: what containers attached through the CNI plugin hold once their namespace is gone.
+  const nets = new NativeNetworks({ networksDir: values['networks-dir'] as string | undefined, stateDir: values['state-dir'] as string | undefined });
+  for (const n of nets.list()) {
+    for (const o of (await gcNativeNetwork(nets, n.name)).released) out(`released ${n.name}/${o.containerId}/${o.ifname}`);
+  }
   return 0;
 }

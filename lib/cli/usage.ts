@@ -83,11 +83,14 @@ The pools of warm sandboxes kept by the processes using this state dir
 size, the ready entries (fill), entries being made, and the creates served
 from the pool (hits) or made cold because it was empty (misses).
 ${COMMON}`,
-  gc: `Usage: podnet gc
+  gc: `Usage: podnet gc [--networks-dir DIR] [--state-dir DIR]
 
 Tears down sandboxes whose owner crashed half-way or whose helpers died, and
 removes podnet namespaces that no sandbox names, and the pool status of
-processes that are gone (their warm namespaces went with them).
+processes that are gone (their warm namespaces went with them). On native
+networks (defaults /etc/podnet/networks and /var/lib/podnet) it also releases
+the addresses and published ports of containers attached through podnet's CNI
+plugin whose namespace is gone.
 ${COMMON}`,
 };
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 
 import { writeFileAtomic } from '../atomic';
 import { ErrorCode, PodnetError } from '../errors';
+import { DEFAULT_NATIVE_NETWORKS_DIR } from '../native/networks';
 import { checkName, checkPath } from '../validate';
 
 /** The plugin's type name: the file name runtimes exec. */
@@ -17,8 +18,6 @@ export const PLUGIN_TYPE = 'podnet';
 /** Where containerd, nerdctl and podman (its last default) look for CNI plugins. */
 export const DEFAULT_PLUGIN_DIR = '/opt/cni/bin';
 export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
-/** The native engine's defaults (csrc/core/native/engine.h Config). */
-export const DEFAULT_NETWORKS_DIR = '/etc/podnet/networks';
 
 /** Path of the built plugin executable (built by node-gyp with the addon; a prebuild ships it next to the addon). */
 export function cniPluginPath(): string {
@@ -53,7 +52,7 @@ export interface InstalledCniPlugin {
 /** The conflist for `network`: one podnet plugin with the capabilities it serves. */
 export function pluginConflist(network: string, opts: Pick<InstallCniPluginOptions, 'networksDir' | 'stateDir' | 'cniVersion'> = {}): object {
   const plugin: Record<string, unknown> = { type: PLUGIN_TYPE, network };
-  if (opts.networksDir && opts.networksDir !== DEFAULT_NETWORKS_DIR) plugin.networksDir = opts.networksDir;
+  if (opts.networksDir && opts.networksDir !== DEFAULT_NATIVE_NETWORKS_DIR) plugin.networksDir = opts.networksDir;
   if (opts.stateDir) plugin.stateDir = opts.stateDir;
   plugin.capabilities = { portMappings: true, ips: true, mac: true };
   return { cniVersion: opts.cniVersion ?? '1.0.0', name: network, plugins: [plugin] };
@@ -67,14 +66,14 @@ export function pluginConflist(network: string, opts: Pick<InstallCniPluginOptio
 export function installCniPlugin(opts: InstallCniPluginOptions = {}): InstalledCniPlugin {
   const dir = checkPath('plugin directory', opts.dir ?? DEFAULT_PLUGIN_DIR);
   const confDir = checkPath('CNI configuration directory', opts.confDir ?? DEFAULT_CONF_DIR);
-  const networksDir = checkPath('networks directory', opts.networksDir ?? DEFAULT_NETWORKS_DIR);
+  const networksDir = checkPath('networks directory', opts.networksDir ?? DEFAULT_NATIVE_NETWORKS_DIR);
   if (opts.stateDir !== undefined) checkPath('state directory', opts.stateDir);
   const src = cniPluginPath();
   if (opts.network !== undefined) {
     const network = checkName('network name', opts.network);
     const def = path.join(networksDir, `${network}.json`);
     if (!existsSync(def)) {
-      throw new PodnetError(ErrorCode.CNI_NETWORK_NOT_FOUND, `podnet network '${network}' not found (no ${def})`, { path: def, details: { network } });
+      throw new PodnetError(ErrorCode.NATIVE_NETWORK_NOT_FOUND, `podnet network '${network}' not found (no ${def})`, { path: def, details: { network } });
     }
   }
   const plugin = path.join(dir, PLUGIN_TYPE);

@@ -6,7 +6,7 @@
  * holding only busybox-static (`--rootfs`). crun refuses this machine's cgroup setup
  * (hybrid mode), so runc; the default ulimits exceed the hard limits here.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCommand, type RunResult } from '../../lib/command';
@@ -63,8 +63,12 @@ export class PodmanEnv {
 
   /** `podman <args>` against this environment's storage. */
   podman(args: string[], timeoutMs = 60_000): Promise<RunResult> {
-    const base = ['--root', path.join(this.dir, 'root'), '--runroot', path.join(this.dir, 'runroot')];
-    return runCommand('podman', [...base, ...args], { env: this.env, timeoutMs });
+    return runCommand('podman', [...this.baseArgs, ...args], { env: this.env, timeoutMs });
+  }
+
+  /** Storage of our own; vfs, since overlay leaves a bind mount on its directory behind. */
+  get baseArgs(): string[] {
+    return ['--root', path.join(this.dir, 'root'), '--runroot', path.join(this.dir, 'runroot'), '--storage-driver', 'vfs'];
   }
 
   /** Like podman() but throws with podman's stderr on a non-zero exit; returns stdout. */
@@ -81,14 +85,40 @@ export class PodmanEnv {
     return out.trim();
   }
 
-  /** Removes every container (their networks torn down by podman) and the whole directory. */
+  /**
+   * Removes every container (their networks torn down by podman), waits for their conmon
+   * processes (whose exit command writes into the run root) to end, unmounts what a killed
+   * container left mounted under the directory, and removes it.
+   */
   async cleanup(): Promise<void> {
     try {
       await this.podman(['rm', '--all', '--force', '--time', '0']);
+      const end = Date.now() + 15_000;
+      while (processesUsing(this.dir).length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     } finally {
-      rmSync(this.dir, { recursive: true, force: true });
+      for (const m of mountsUnder(this.dir).reverse()) await runCommand('umount', ['-l', m]);
+      rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   }
+}
+
+/** Pids whose command line names `dir` (this environment's podman, conmon and cleanup processes). */
+export function processesUsing(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir)) pids.push(Number(p));
+    } catch {
+      /* exited */
+    }
+  }
+  return pids;
+}
+
+/** Mount points at or under `dir`, in mount order. */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
 }
 
 /** A root filesystem with busybox-static as /bin/busybox and a page in /www. */

@@ -38,7 +38,7 @@ describe('installCniPlugin', () => {
   });
 
   it.each([
-    ['a missing network', { network: 'cnip-none' }, 'ERR_CNI_NETWORK_NOT_FOUND', /podnet network 'cnip-none' not found/],
+    ['a missing network', { network: 'cnip-none' }, 'ERR_NATIVE_NETWORK_NOT_FOUND', /podnet network 'cnip-none' not found/],
     ['a network name with a slash', { network: '../x' }, 'ERR_INVALID_ARGUMENT', /network name/],
     ['a relative plugin directory', { dir: 'bin' }, 'ERR_INVALID_ARGUMENT', /plugin directory/],
   ])('refuses %s and writes nothing', (_what, opts, code, msg) => {

@@ -53,7 +53,10 @@ export async function nativeOwners(nets: NativeNetworks, network: string, now = 
   return [...owners.values()].map((o) => ({
     containerId: o.containerId,
     ifname: o.ifname,
-    live: o.containerId.startsWith(API_PREFIX) || (o.young && !o.recorded) || existsSync(`/sys/class/net/${native.nativeHostIfname(network, o.containerId, o.ifname)}`),
+    live:
+      o.containerId.startsWith(API_PREFIX) ||
+      (o.young && !o.recorded) ||
+      existsSync(`/sys/class/net/${native.nativeHostIfname(network, o.containerId, o.ifname)}`),
   }));
 }
 

@@ -54,8 +54,14 @@ const nets = new NativeNetworks({ networksDir, stateDir });
 const podnetPlugin = (extra = {}) => ({ type: 'podnet', network: PN_NET, networksDir, stateDir, ...extra });
 // The chain podman 4 writes for a CNI bridge network (87-podman-bridge.conflist).
 const bridgeChain = (portMappings) => [
-  { type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
-    ipam: { type: 'host-local', routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet: BR_SUBNET[0], gateway: BR_SUBNET[1] }]] } },
+  {
+    type: 'bridge',
+    bridge: BRIDGE,
+    isGateway: true,
+    ipMasq: true,
+    hairpinMode: true,
+    ipam: { type: 'host-local', routes: [{ dst: '0.0.0.0/0' }], ranges: [[{ subnet: BR_SUBNET[0], gateway: BR_SUBNET[1] }]] },
+  },
   { type: 'portmap', capabilities: { portMappings: true }, ...(portMappings ? { runtimeConfig: { portMappings } } : {}) },
   { type: 'firewall' },
   { type: 'tuning' },
@@ -69,11 +75,21 @@ function execPart(t) {
   write(path.join(pnBin, 'podnet'), fs.readFileSync(PLUGIN));
   fs.chmodSync(path.join(pnBin, 'podnet'), 0o755);
   const stamp = (p, name) => JSON.stringify({ cniVersion: '1.0.0', name, ...p });
-  write(path.join(pnDir, '0.json'), stamp(podnetPlugin({ runtimeConfig: { portMappings: [{ hostPort: PORTS.execPn, containerPort: 80, protocol: 'tcp' }] } }), PN_NET));
+  write(
+    path.join(pnDir, '0.json'),
+    stamp(podnetPlugin({ runtimeConfig: { portMappings: [{ hostPort: PORTS.execPn, containerPort: 80, protocol: 'tcp' }] } }), PN_NET),
+  );
   bridgeChain([{ hostPort: PORTS.execBr, containerPort: 80, protocol: 'tcp' }]).forEach((p, i) => write(path.join(brDir, `${i}.json`), stamp(p, BR_NET)));
   const run = (dir, ns, cid, n, cniPath) => {
     const out = sh('bash', [path.join(__dirname, 'cni-chain.sh'), dir, `/run/netns/${ns}`, cid, String(n)], { env: { ...process.env, CNI_PATH: cniPath } });
-    return out.split('\n').filter((l) => l.startsWith('cycle_us ')).map((l) => Number(l.split(' ')[1]) / 1000);
+    for (const l of out.split('\n')) {
+      const m = /^(\S+) (ADD|DEL) (\d+)$/.exec(l);
+      if (m) t.perCall[`${m[1]} ${m[2]}`] = (t.perCall[`${m[1]} ${m[2]}`] ?? 0) + Number(m[3]) / 1000;
+    }
+    return out
+      .split('\n')
+      .filter((l) => l.startsWith('cycle_us '))
+      .map((l) => Number(l.split(' ')[1]) / 1000);
   };
   const cycle = (n) => {
     t.execPn.push(...run(pnDir, 'cnip-bench-pn', 'cnip-bench-pn', n, pnBin));
@@ -92,16 +108,31 @@ function podmanPart(t) {
   write(path.join(pdir, 'plugins', 'podnet'), fs.readFileSync(PLUGIN));
   fs.chmodSync(path.join(pdir, 'plugins', 'podnet'), 0o755);
   fs.mkdirSync(path.join(pdir, 'tmp'), { recursive: true });
-  write(path.join(pdir, 'net.d', `${PN_NET}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name: PN_NET, plugins: [podnetPlugin({ capabilities: { portMappings: true, ips: true, mac: true } })] }));
+  write(
+    path.join(pdir, 'net.d', `${PN_NET}.conflist`),
+    JSON.stringify({ cniVersion: '1.0.0', name: PN_NET, plugins: [podnetPlugin({ capabilities: { portMappings: true, ips: true, mac: true } })] }),
+  );
   write(path.join(pdir, 'net.d', `${BR_NET}.conflist`), JSON.stringify({ cniVersion: '0.4.0', name: BR_NET, plugins: bridgeChain() }));
   const conf = path.join(pdir, 'containers.conf');
-  write(conf, [
-    '[containers]', 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
-    '[engine]', 'runtime = "runc"', 'cgroup_manager = "cgroupfs"', 'events_logger = "none"', `tmp_dir = "${pdir}/tmp"`,
-    '[network]', 'network_backend = "cni"', `cni_plugin_dirs = ["${pdir}/plugins", "/usr/lib/cni"]`, `network_config_dir = "${pdir}/net.d"`, '',
-  ].join('\n'));
+  write(
+    conf,
+    [
+      '[containers]',
+      'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+      '[engine]',
+      'runtime = "runc"',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "none"',
+      `tmp_dir = "${pdir}/tmp"`,
+      '[network]',
+      'network_backend = "cni"',
+      `cni_plugin_dirs = ["${pdir}/plugins", "/usr/lib/cni"]`,
+      `network_config_dir = "${pdir}/net.d"`,
+      '',
+    ].join('\n'),
+  );
   const env = { ...process.env, CONTAINERS_CONF: conf };
-  const podman = (args) => sh('podman', ['--root', `${pdir}/root`, '--runroot', `${pdir}/runroot`, ...args], { env });
+  const podman = (args) => sh('podman', ['--root', `${pdir}/root`, '--runroot', `${pdir}/runroot`, '--storage-driver', 'vfs', ...args], { env });
   const served = async (port) => {
     const end = Date.now() + 10_000;
     for (;;) {
@@ -116,8 +147,46 @@ function podmanPart(t) {
   };
   const one = async (net, port, into) => {
     const t0 = now();
-    podman(['run', '-d', '--name', 'cnip-bench', '--network', net, '-p', `${port}:80`, '--rootfs', rootfs, '/bin/busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
-    await served(port);
+    podman([
+      'run',
+      '-d',
+      '--name',
+      'cnip-bench',
+      '--network',
+      net,
+      '-p',
+      `${port}:80`,
+      '--rootfs',
+      rootfs,
+      '/bin/busybox',
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/www',
+    ]);
+    try {
+      await served(port);
+    } catch (err) {
+      const state = spawnSync(
+        'podman',
+        [
+          '--root',
+          `${pdir}/root`,
+          '--runroot',
+          `${pdir}/runroot`,
+          '--storage-driver',
+          'vfs',
+          'inspect',
+          '-f',
+          '{{.State.Status}} {{.NetworkSettings.Networks}}',
+          'cnip-bench',
+        ],
+        { env, encoding: 'utf8' },
+      );
+      throw new Error(`${net}: port ${port} not served (${err.message}); container: ${state.stdout}${state.stderr}`);
+    }
     podman(['rm', '-f', '-t', '0', 'cnip-bench']);
     into.push(now() - t0);
   };
@@ -126,7 +195,7 @@ function podmanPart(t) {
     await one(BR_NET, PORTS.podmanBr, t.podmanBr);
   };
   cycle.cleanup = () => {
-    spawnSync('podman', ['--root', `${pdir}/root`, '--runroot', `${pdir}/runroot`, 'rm', '-af', '-t', '0'], { env });
+    spawnSync('podman', ['--root', `${pdir}/root`, '--runroot', `${pdir}/runroot`, '--storage-driver', 'vfs', 'rm', '-af', '-t', '0'], { env });
   };
   return cycle;
 }
@@ -134,7 +203,7 @@ function podmanPart(t) {
 async function main() {
   if (!fs.existsSync(PLUGIN)) throw new Error(`${PLUGIN} is not built (node-gyp rebuild)`);
   await nets.create({ name: PN_NET, subnet: PN_SUBNET[0], gateway: PN_SUBNET[1] });
-  const t = { execPn: [], execBr: [], podmanPn: [], podmanBr: [] };
+  const t = { execPn: [], execBr: [], podmanPn: [], podmanBr: [], perCall: {} };
   for (const ns of ['cnip-bench-pn', 'cnip-bench-br']) sh('ip', ['netns', 'add', ns]);
   let podmanCycle;
   try {
@@ -143,7 +212,8 @@ async function main() {
     // Warm-up: bridge, iptables chains and nftables table created, page cache.
     execCycle(1);
     await podmanCycle();
-    for (const k of Object.keys(t)) t[k].length = 0;
+    for (const k of ['execPn', 'execBr', 'podmanPn', 'podmanBr']) t[k].length = 0;
+    t.perCall = {};
     for (let r = 0; r < ROUNDS; r++) {
       execCycle(PER_ROUND);
       await podmanCycle();
@@ -152,7 +222,7 @@ async function main() {
     podmanCycle?.cleanup();
     for (const ns of ['cnip-bench-pn', 'cnip-bench-br']) spawnSync('ip', ['netns', 'delete', ns]);
     await cleanupNetworks();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
   const ratio = mean(t.execBr) / mean(t.execPn);
   console.log(`CNI plugin benchmark, ${ROUNDS} interleaved rounds; load ${os.loadavg()[0].toFixed(1)}${QUICK ? ' (QUICK)' : ''}`);
@@ -161,6 +231,13 @@ async function main() {
   console.log(`   bridge+portmap+firewall+tuning chain ${fmt(t.execBr)}`);
   console.log(`   chain/podnet: mean x${ratio.toFixed(1)}, median x${(median(t.execBr) / median(t.execPn)).toFixed(1)}`);
   if (!QUICK) console.log(`   goal x${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'}`);
+  console.log(
+    '   per call, ms per cycle: ' +
+      Object.entries(t.perCall)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${(v / t.execPn.length).toFixed(1)}`)
+        .join(', '),
+  );
   console.log(`2. podman run -d -p until the port serves, then podman rm -f (${t.podmanPn.length} containers each)`);
   console.log(`   podnet network        ${fmt(t.podmanPn)}`);
   console.log(`   podman CNI bridge     ${fmt(t.podmanBr)}`);

@@ -6,7 +6,8 @@ export const PLUGIN = path.join(__dirname, '..', '..', 'build', 'Release', 'podn
 
 export interface PluginRun {
   exit: number | null;
-  /** stdout parsed as JSON (null when empty). */
+  /** stdout parsed as JSON (null when empty): a result, an error object or VERSION's answer. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read whichever shape the command returns
   out: any;
   stderr: string;
 }

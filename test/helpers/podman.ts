@@ -39,20 +39,23 @@ export class PodmanEnv {
     for (const [name, src] of Object.entries(opts.plugins ?? {})) copyFileSync(src, path.join(this.pluginDir, name));
     const pluginDirs = [this.pluginDir, ...(opts.debianPlugins ? [DEBIAN_CNI_PLUGINS] : [])];
     const conf = path.join(this.dir, 'containers.conf');
-    writeFileSync(conf, [
-      '[containers]',
-      'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
-      '[engine]',
-      'runtime = "runc"',
-      'cgroup_manager = "cgroupfs"',
-      'events_logger = "none"',
-      `tmp_dir = "${path.join(this.dir, 'tmp')}"`,
-      '[network]',
-      'network_backend = "cni"',
-      `cni_plugin_dirs = [${pluginDirs.map((d) => JSON.stringify(d)).join(', ')}]`,
-      `network_config_dir = "${this.confDir}"`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        '[containers]',
+        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+        '[engine]',
+        'runtime = "runc"',
+        'cgroup_manager = "cgroupfs"',
+        'events_logger = "none"',
+        `tmp_dir = "${path.join(this.dir, 'tmp')}"`,
+        '[network]',
+        'network_backend = "cni"',
+        `cni_plugin_dirs = [${pluginDirs.map((d) => JSON.stringify(d)).join(', ')}]`,
+        `network_config_dir = "${this.confDir}"`,
+        '',
+      ].join('\n'),
+    );
     this.env = { ...process.env, CONTAINERS_CONF: conf };
   }
 
@@ -80,8 +83,24 @@ export class PodmanEnv {
 
   /** `podman run -d` of busybox httpd serving /www on port 80; returns the container id. */
   async runHttpd(name: string, network: string, extra: string[] = []): Promise<string> {
-    const out = await this.podmanOk(['run', '-d', '--name', name, '--network', network, ...extra,
-      '--rootfs', this.rootfs, '/bin/busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    const out = await this.podmanOk([
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      network,
+      ...extra,
+      '--rootfs',
+      this.rootfs,
+      '/bin/busybox',
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+      '-h',
+      '/www',
+    ]);
     return out.trim();
   }
 
@@ -118,7 +137,10 @@ export function processesUsing(dir: string): number[] {
 
 /** Mount points at or under `dir`, in mount order. */
 function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m) => m !== undefined && (m === dir || m.startsWith(`${dir}/`)));
 }
 
 /** A root filesystem with busybox-static as /bin/busybox and a page in /www. */

@@ -45,7 +45,11 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms 
 function leases(): Record<string, string> {
   const dir = path.join(stateDir, 'networks', NET);
   if (!existsSync(dir)) return {};
-  return Object.fromEntries(readdirSync(dir).filter((f) => isIP(f) !== 0).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]));
+  return Object.fromEntries(
+    readdirSync(dir)
+      .filter((f) => isIP(f) !== 0)
+      .map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]),
+  );
 }
 
 /** Whether nftables publishes `port` (podnet's host-port maps). */
@@ -117,6 +121,10 @@ describeRoot('CNI plugin with podman (CNI backend)', () => {
       await s.ns.remove().catch(() => {});
     }
     await nets.remove(NET, { force: true }).catch(() => {});
+    // podman's libcni keeps its results in the host's cache; a container whose namespace
+    // vanished under podman (the SIGKILL test) leaves its entry behind there.
+    const cache = '/var/lib/cni/results';
+    for (const f of existsSync(cache) ? readdirSync(cache) : []) if (f.startsWith(`${NET}-`)) rmSync(path.join(cache, f), { force: true });
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -161,8 +169,29 @@ describeRoot('CNI plugin with podman (CNI backend)', () => {
 
   it('podman SIGKILLed between ADD and DEL: podnet gc keeps the live container, releases it once its namespace is gone', async () => {
     // A foreground podman run: ADD is done once the port serves; then podman dies.
-    const fg = spawn('podman', [...env.baseArgs, 'run', '--name', 'cnip-killed', '--network', NET, '-p', '45002:80', '--rootfs', env.rootfs,
-      '/bin/busybox', 'httpd', '-f', '-p', '80', '-h', '/www'], { env: env.env, stdio: 'ignore' });
+    const fg = spawn(
+      'podman',
+      [
+        ...env.baseArgs,
+        'run',
+        '--name',
+        'cnip-killed',
+        '--network',
+        NET,
+        '-p',
+        '45002:80',
+        '--rootfs',
+        env.rootfs,
+        '/bin/busybox',
+        'httpd',
+        '-f',
+        '-p',
+        '80',
+        '-h',
+        '/www',
+      ],
+      { env: env.env, stdio: 'ignore' },
+    );
     servers.push(fg);
     expect(await httpGet(45002)).toBe('hello from podman\n');
     const c = await inspect('cnip-killed');

@@ -50,7 +50,11 @@ async function add(id: string, ns: NetNS, version = '1.0.0', extra: object = {})
 
 function leases(): string[] {
   const dir = path.join(stateDir, 'networks', NET);
-  return existsSync(dir) ? readdirSync(dir).filter((f) => isIP(f) !== 0).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => isIP(f) !== 0)
+        .sort()
+    : [];
 }
 
 /** Everything a failed request must leave as it was. */
@@ -67,7 +71,9 @@ function snapshot() {
   return {
     leases: leases(),
     records: existsSync(records) ? readdirSync(records).sort() : [],
-    links: readdirSync('/sys/class/net').filter((l) => l.startsWith('pn')).sort(),
+    links: readdirSync('/sys/class/net')
+      .filter((l) => l.startsWith('pn'))
+      .sort(),
     ports: map.replace(/\s+/g, ' '),
   };
 }
@@ -89,7 +95,7 @@ describeRoot('CNI plugin executable', () => {
     ['0.4.0', true],
     ['1.0.0', false],
     ['1.1.0', false],
-  ])('ADD %s returns that version\'s result (ips[].version: %s) and DEL undoes it', async (version, withIpVersion) => {
+  ])("ADD %s returns that version's result (ips[].version: %s) and DEL undoes it", async (version, withIpVersion) => {
     const { id, ns } = await namespace();
     const out = await add(id, ns, version);
     expect(out.cniVersion).toBe(version);
@@ -112,7 +118,12 @@ describeRoot('CNI plugin executable', () => {
 
   it('a chained ADD passes prevResult on with its own interface and address appended', async () => {
     const { id, ns } = await namespace();
-    const prev = { cniVersion: '1.0.0', interfaces: [{ name: 'other0', sandbox: ns.path }], ips: [{ address: '192.0.2.5/24', interface: 0 }], dns: { nameservers: ['192.0.2.53'] } };
+    const prev = {
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'other0', sandbox: ns.path }],
+      ips: [{ address: '192.0.2.5/24', interface: 0 }],
+      dns: { nameservers: ['192.0.2.53'] },
+    };
     const out = await add(id, ns, '1.0.0', { prevResult: prev });
     expect(out.interfaces[0]).toEqual({ name: 'other0', sandbox: ns.path });
     expect(out.ips[0]).toEqual({ address: '192.0.2.5/24', interface: 0 });
@@ -126,7 +137,10 @@ describeRoot('CNI plugin executable', () => {
     expect(await invokePlugin(env('CHECK', id, ns), conf('0.4.0', { prevResult: out }))).toMatchObject({ exit: 0, out: null });
     // A prevResult that does not describe this attachment is an error too.
     const wrong = { ...out, ips: [{ version: '4', address: '10.89.231.250/24', interface: 1 }] };
-    expect((await invokePlugin(env('CHECK', id, ns), conf('0.4.0', { prevResult: wrong }))).out).toMatchObject({ code: 106, msg: expect.stringContaining('missing from prevResult') });
+    expect((await invokePlugin(env('CHECK', id, ns), conf('0.4.0', { prevResult: wrong }))).out).toMatchObject({
+      code: 106,
+      msg: expect.stringContaining('missing from prevResult'),
+    });
     execFileSync('nsenter', [`--net=${ns.path}`, 'ip', 'link', 'del', 'eth0']);
     const r = await invokePlugin(env('CHECK', id, ns), conf('0.4.0', { prevResult: out }));
     expect(r.exit).not.toBe(0);
@@ -163,7 +177,10 @@ describeRoot('CNI plugin executable', () => {
     const b = await namespace();
     const outA = await add(a.id, a.ns, '1.1.0');
     const outB = await add(b.id, b.ns, '1.1.0');
-    const r = await invokePlugin({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }, conf('1.1.0', { 'cni.dev/valid-attachments': [{ containerID: a.id, ifname: 'eth0' }] }));
+    const r = await invokePlugin(
+      { CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' },
+      conf('1.1.0', { 'cni.dev/valid-attachments': [{ containerID: a.id, ifname: 'eth0' }] }),
+    );
     expect(r).toMatchObject({ exit: 0, out: null });
     expect(leases()).toContain(outA.ips[0].address.split('/')[0]);
     expect(leases()).not.toContain(outB.ips[0].address.split('/')[0]);
@@ -174,13 +191,36 @@ describeRoot('CNI plugin executable', () => {
     expect(missing.out).toMatchObject({ code: 50, msg: expect.stringContaining('cnip-none') });
   });
 
-  describe('bad input gets the spec\'s code and changes nothing', () => {
+  describe("bad input gets the spec's code and changes nothing", () => {
     const cases: [string, (ns: NetNS) => { env: CniEnv; stdin: object }, number, RegExp][] = [
       ['a config naming a missing network', (ns) => ({ env: env('ADD', 'cnip-bad-1', ns), stdin: conf('1.0.0', { network: 'cnip-none' }) }), 7, /cnip-none/],
-      ['a prevResult of another version', (ns) => ({ env: env('ADD', 'cnip-bad-2', ns), stdin: conf('1.0.0', { prevResult: { cniVersion: '0.4.0', interfaces: [], ips: [] } }) }), 1, /prevResult version does not match/],
-      ['an unknown capability value', (ns) => ({ env: env('ADD', 'cnip-bad-3', ns), stdin: conf('1.0.0', { runtimeConfig: { portMappings: [{ hostPort: 45051, containerPort: 80, protocol: 'icmp' }] } }) }), 2, /protocol="icmp"/],
-      ['a netns path that is not a namespace', () => ({ env: env('ADD', 'cnip-bad-4', '/proc/self/status'), stdin: conf() }), 4, /CNI_NETNS \/proc\/self\/status is not a network namespace/],
-      ['a static address outside the network', (ns) => ({ env: { ...env('ADD', 'cnip-bad-5', ns), CNI_ARGS: 'IgnoreUnknown=1;IP=192.0.2.9' }, stdin: conf() }), 7, /192\.0\.2\.9/],
+      [
+        'a prevResult of another version',
+        (ns) => ({ env: env('ADD', 'cnip-bad-2', ns), stdin: conf('1.0.0', { prevResult: { cniVersion: '0.4.0', interfaces: [], ips: [] } }) }),
+        1,
+        /prevResult version does not match/,
+      ],
+      [
+        'an unknown capability value',
+        (ns) => ({
+          env: env('ADD', 'cnip-bad-3', ns),
+          stdin: conf('1.0.0', { runtimeConfig: { portMappings: [{ hostPort: 45051, containerPort: 80, protocol: 'icmp' }] } }),
+        }),
+        2,
+        /protocol="icmp"/,
+      ],
+      [
+        'a netns path that is not a namespace',
+        () => ({ env: env('ADD', 'cnip-bad-4', '/proc/self/status'), stdin: conf() }),
+        4,
+        /CNI_NETNS \/proc\/self\/status is not a network namespace/,
+      ],
+      [
+        'a static address outside the network',
+        (ns) => ({ env: { ...env('ADD', 'cnip-bad-5', ns), CNI_ARGS: 'IgnoreUnknown=1;IP=192.0.2.9' }, stdin: conf() }),
+        7,
+        /192\.0\.2\.9/,
+      ],
     ];
     it.each(cases)('%s', async (_what, make, code, msg) => {
       const { ns } = await namespace();
@@ -206,7 +246,7 @@ describeRoot('CNI plugin executable', () => {
     });
   });
 
-  it('an ADD after the network\'s rules vanished (a firewall reload) writes them again', async () => {
+  it("an ADD after the network's rules vanished (a firewall reload) writes them again", async () => {
     const a = await namespace();
     await add(a.id, a.ns); // the base rules are there and marked in the state directory
     expect(existsSync(path.join(stateDir, 'networks', NET, '.ensured'))).toBe(true);

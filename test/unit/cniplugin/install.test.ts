@@ -11,12 +11,20 @@ describe('installCniPlugin', () => {
   beforeEach(() => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'cnip-install-'));
     mkdirSync(path.join(dir, 'networks'));
-    writeFileSync(path.join(dir, 'networks', 'cnip-web.json'), JSON.stringify({ name: 'cnip-web', driver: 'native', subnets: [{ subnet: '10.89.231.0/24', gateway: '10.89.231.1' }] }));
+    writeFileSync(
+      path.join(dir, 'networks', 'cnip-web.json'),
+      JSON.stringify({ name: 'cnip-web', driver: 'native', subnets: [{ subnet: '10.89.231.0/24', gateway: '10.89.231.1' }] }),
+    );
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('copies the plugin as an executable named podnet and writes the conflist', () => {
-    const done = installCniPlugin({ dir: path.join(dir, 'bin'), confDir: path.join(dir, 'net.d'), networksDir: path.join(dir, 'networks'), network: 'cnip-web' });
+    const done = installCniPlugin({
+      dir: path.join(dir, 'bin'),
+      confDir: path.join(dir, 'net.d'),
+      networksDir: path.join(dir, 'networks'),
+      network: 'cnip-web',
+    });
     expect(done.plugin).toBe(path.join(dir, 'bin', 'podnet'));
     expect(statSync(done.plugin).mode & 0o777).toBe(0o755);
     expect(readFileSync(done.plugin).equals(readFileSync(cniPluginPath()))).toBe(true);
@@ -45,7 +53,11 @@ describe('installCniPlugin', () => {
     const run = () => installCniPlugin({ dir: path.join(dir, 'bin'), confDir: path.join(dir, 'net.d'), networksDir: path.join(dir, 'networks'), ...opts });
     expect(run).toThrow(PodnetError);
     expect(run).toThrow(msg);
-    try { run(); } catch (e) { expect((e as PodnetError).code).toBe(code); }
+    try {
+      run();
+    } catch (e) {
+      expect((e as PodnetError).code).toBe(code);
+    }
     expect(readdirSync(dir)).toEqual(['networks']);
   });
 });

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { NativeNetworks, NetNS } from '../../lib';
+import { native } from '../../lib/native';
 import { invokePlugin, type CniEnv } from '../helpers/cniplugin';
 import { describeRoot } from '../helpers/system';
 
@@ -25,13 +26,18 @@ const namespaces: NetNS[] = [];
 const added: { id: string; ns: string }[] = [];
 
 const conf = (version = '1.0.0', extra: object = {}) => ({ cniVersion: version, name: NET, type: 'podnet', networksDir, stateDir, ...extra });
-const env = (command: string, id: string, ns?: NetNS | string): CniEnv => ({
-  CNI_COMMAND: command,
-  CNI_CONTAINERID: id,
-  CNI_IFNAME: 'eth0',
-  CNI_PATH: '/opt/cni/bin',
-  ...(ns === undefined ? {} : { CNI_NETNS: typeof ns === 'string' ? ns : ns.path }),
-});
+/** Container ids this file used: their host ends are the links it could have made. */
+const ids = new Set<string>();
+function env(command: string, id: string, ns?: NetNS | string): CniEnv {
+  ids.add(id);
+  return {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: '/opt/cni/bin',
+    ...(ns === undefined ? {} : { CNI_NETNS: typeof ns === 'string' ? ns : ns.path }),
+  };
+}
 
 let seq = 0;
 async function namespace(): Promise<{ id: string; ns: NetNS }> {
@@ -57,24 +63,37 @@ function leases(): string[] {
     : [];
 }
 
-/** Everything a failed request must leave as it was. */
-function snapshot() {
-  let map = '';
+/** Published ports pointing into this file's subnet, as "proto . port -> ip . port". */
+function ports(): string[] {
+  const out: string[] = [];
   for (const m of ['hp4', 'hpa4']) {
+    let text: string;
     try {
-      map += execFileSync('nft', ['list', 'map', 'inet', 'podnet', m], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      text = execFileSync('nft', ['-j', 'list', 'map', 'inet', 'podnet', m], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     } catch {
-      /* none */
+      continue; // no table or map
+    }
+    for (const o of JSON.parse(text).nftables) {
+      for (const [k, v] of o.map?.elem ?? []) {
+        const to = v.concat.join(' . ');
+        if (to.startsWith('10.89.231.')) out.push(`${k.concat.join(' . ')} -> ${to}`);
+      }
     }
   }
+  return out.sort();
+}
+
+/** What a failed request must leave as it was (this file's network only: other files run meanwhile). */
+function snapshot() {
   const records = path.join(stateDir, 'networks', NET, 'attachments');
   return {
     leases: leases(),
     records: existsSync(records) ? readdirSync(records).sort() : [],
-    links: readdirSync('/sys/class/net')
-      .filter((l) => l.startsWith('pn'))
+    links: [...ids]
+      .map((id) => native.nativeHostIfname(NET, id, 'eth0'))
+      .filter((l) => existsSync(`/sys/class/net/${l}`))
       .sort(),
-    ports: map.replace(/\s+/g, ' '),
+    ports: ports(),
   };
 }
 
@@ -161,7 +180,7 @@ describeRoot('CNI plugin executable', () => {
     }
     expect(leases()).not.toContain(ip);
     expect(existsSync(`/sys/class/net/${hostIf}`)).toBe(false);
-    expect(snapshot().ports).not.toMatch(/\b45050\b/);
+    expect(snapshot().ports.join()).not.toMatch(/\b45050\b/);
     expect(await invokePlugin(env('DEL', 'cnip-never-added'), conf())).toMatchObject({ exit: 0, out: null });
     // A path that is no namespace any more (unmounted, file left) on DEL: released all the same.
     const other = await namespace();

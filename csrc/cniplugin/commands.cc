@@ -104,13 +104,17 @@ bool Add(const Request& req, Result* result, Error* err) {
 
 // Best effort and repeatable (SPEC.md "DEL"): a namespace that is gone, or a
 // path that no longer is one (unmounted, file left), only means there is no
-// sandbox end left to remove.
+// sandbox end left to remove. Deleting the veth pair waits for an RCU grace
+// period (15-20 ms here, most of a DEL); with linkGoesWithNamespace the
+// kernel's namespace cleanup takes it instead, off the runtime's time (a
+// later ADD of the same container and interface removes a host end left so).
 bool Del(const Request& req, Error* err) {
   std::string netns;
   Error ignored;
   if (!req.netns.empty() && IsNetns(req.netns, &ignored)) netns = req.netns;
   nat::Error e;
-  if (nat::Detach(ConfigOf(req), req.network, req.containerId, req.ifname, netns, &e) < 0 &&
+  if (nat::Detach(ConfigOf(req), req.network, req.containerId, req.ifname, netns, &e,
+                  req.linkGoesWithNamespace) < 0 &&
       e.kind != nat::ErrorKind::kNoNetwork)
     return EngineFailed(e, err);
   return true;

@@ -307,6 +307,10 @@ bool ParseRequest(Command command, const std::string& stdin, Request* r, Error* 
       *dst = it->get<std::string>();
     }
   }
+  if (auto it = conf.find("linkGoesWithNamespace"); it != conf.end()) {
+    if (!it->is_boolean()) return Fail(err, kInvalidConfig, "linkGoesWithNamespace must be true or false", it->dump());
+    r->linkGoesWithNamespace = it->get<bool>();
+  }
   if (auto it = conf.find("dns"); it != conf.end()) {
     if (!it->is_object()) return Fail(err, kInvalidConfig, "dns must be an object", it->dump());
     r->dns = *it;

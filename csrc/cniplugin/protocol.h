@@ -92,6 +92,9 @@ struct Request {
   std::string network;     // the podnet network: "network" in the config, else name
   std::string networksDir; // "networksDir" in the config; "" = the engine's default
   std::string stateDir;    // "stateDir" in the config; "" = the engine's default
+  // "linkGoesWithNamespace": the runtime removes the namespace right after DEL
+  // (podman, containerd's CRI), so DEL leaves the veth pair to that removal.
+  bool linkGoesWithNamespace = false;
 
   std::string containerId;
   std::string netns;

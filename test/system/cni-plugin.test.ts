@@ -191,6 +191,25 @@ describeRoot('CNI plugin executable', () => {
     expect(leases()).not.toContain(out2.ips[0].address.split('/')[0]);
   });
 
+  it('linkGoesWithNamespace: DEL releases address and port at once and leaves the veth to the namespace', async () => {
+    const { id, ns } = await namespace();
+    const extra = { linkGoesWithNamespace: true, runtimeConfig: { portMappings: [{ hostPort: 45053, containerPort: 80, protocol: 'tcp' }] } };
+    const out = await add(id, ns, '1.0.0', extra);
+    const ip = out.ips[0].address.split('/')[0];
+    const hostIf = out.interfaces.find((i: { sandbox?: string }) => !i.sandbox).name;
+    expect(await invokePlugin(env('DEL', id, ns), conf('1.0.0', { ...extra, prevResult: out }))).toMatchObject({ exit: 0, out: null });
+    expect(leases()).not.toContain(ip);
+    expect(ports().join()).not.toMatch(/\b45053\b/);
+    expect(existsSync(`/sys/class/net/${hostIf}`)).toBe(true); // still there: the namespace is
+    // The same container and interface again, in a new namespace: the host end left behind is replaced.
+    const again = await namespace();
+    const out2 = await add(id, again.ns, '1.0.0', extra);
+    expect(out2.interfaces.find((i: { sandbox?: string }) => !i.sandbox).name).toBe(hostIf);
+    expect(execFileSync('nsenter', [`--net=${ns.path}`, 'ip', '-o', 'link'], { encoding: 'utf8' })).not.toContain('eth0');
+    expect(await invokePlugin(env('DEL', id, again.ns), conf('1.0.0', { prevResult: out2 }))).toMatchObject({ exit: 0 });
+    expect(existsSync(`/sys/class/net/${hostIf}`)).toBe(false);
+  });
+
   it('GC releases what attachments outside cni.dev/valid-attachments hold; STATUS reports readiness', async () => {
     const a = await namespace();
     const b = await namespace();

@@ -91,6 +91,13 @@ const vectors: Vector[] = [
   { name: 'name with a slash', env: ADD, stdin: conf({ name: 'a/b' }), code: 7, msg: /invalid characters found in network name/ },
   { name: 'podnet network with a slash', env: ADD, stdin: conf({ network: '../etc' }), code: 7, msg: /network must be a podnet network name/ },
   { name: 'relative networksDir', env: ADD, stdin: conf({ networksDir: 'etc' }), code: 7, msg: /networksDir must be an absolute path/ },
+  {
+    name: 'linkGoesWithNamespace not a boolean',
+    env: ADD,
+    stdin: conf({ linkGoesWithNamespace: 'yes' }),
+    code: 7,
+    msg: /linkGoesWithNamespace must be true or false/,
+  },
   { name: 'dns not an object', env: ADD, stdin: conf({ dns: ['1.1.1.1'] }), code: 7, msg: /dns must be an object/ },
   { name: 'runtimeConfig a list', env: ADD, stdin: conf({ runtimeConfig: [] }), code: 7, msg: /runtimeConfig must be an object/ },
   { name: 'portMappings not a list', env: ADD, stdin: conf({ runtimeConfig: { portMappings: {} } }), code: 7, msg: /portMappings must be a list/ },

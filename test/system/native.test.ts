@@ -4,7 +4,7 @@
  * Resources: networks nat-*, subnets 10.89.144.0/24-10.89.155.0/24 and
  * fd00:89:144::/64, host ports 44000-44199, namespaces in a private dir.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -320,7 +320,9 @@ describeRoot('native networks', () => {
       expect(readdirSync(path.join(stateDir, 'networks', 'nat-kill', 'attachments'))).toEqual([]);
       expect(readdirSync(nsDir).filter((n) => n.startsWith(prefix))).toEqual([]);
     }
-    expect(podnetLinks().filter((l) => run('ip', ['-o', 'route', 'show', 'dev', l]).includes('10.89.152.'))).toEqual([]);
+    // Other files' links come and go meanwhile: a link gone before its routes are listed has none.
+    const routesOf = (l: string) => spawnSync('ip', ['-o', 'route', 'show', 'dev', l], { encoding: 'utf8' }).stdout ?? '';
+    expect(podnetLinks().filter((l) => routesOf(l).includes('10.89.152.'))).toEqual([]);
   });
 
   test('4 processes attaching at once get distinct addresses', async () => {

@@ -263,6 +263,15 @@ describeRoot('CniRuntime with the real plugins', () => {
     const ns = await newNetns();
     const id = podId();
     const [res] = await rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-a'], portMappings: [{ hostPort: 18004, containerPort: 80 }] });
+    try {
+      await tearDownInFreshProcess(ns, id, res);
+    } finally {
+      await rt.tearDownPod({ id }); // when the fresh process failed: leave nothing (a no-op after it succeeded)
+    }
+  });
+
+  /** Tears `id` down from the cache alone in another process, and checks nothing is left. */
+  async function tearDownInFreshProcess(ns: NetNS, id: string, res: { result: { ips?: { address: string }[] } }) {
     const ip = res.result.ips![0].address.split('/')[0];
     expect(leftovers(cacheDir, id, [ip]).length).toBeGreaterThan(3);
     const cache = readdirSync(path.join(cacheDir, 'results')).filter((f) => f.includes(id));
@@ -281,7 +290,7 @@ describeRoot('CniRuntime with the real plugins', () => {
     expect(r.status).toBe(0);
     expect(leftovers(cacheDir, id, [ip])).toEqual([]);
     expect((await nsAddrs(ns)).map((l) => l.ifname)).toEqual(['lo']);
-  });
+  }
 
   it('tears down after the namespace is gone, leaving no masquerade chain', async () => {
     const ns = await NetNS.create({ name: uniqueName('pn-cni') });

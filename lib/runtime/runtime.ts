@@ -438,7 +438,7 @@ export class Runtime {
       if (typeof a.netnsPath !== 'string' || this.#idOfNetns(a.netnsPath) !== a.id) continue;
       let ran = false;
       await attempt(
-        async () => (ran = await unclaimed(a.id, () => this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] }))),
+        async () => (ran = await unclaimed(a.id, async () => void (await this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] })))),
         () => ran && removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`),
       );
     }

@@ -11,7 +11,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CniRuntime, NetNS, Runtime } from '../../lib';
+import { NetNS, Runtime } from '../../lib';
+import { CniRuntime } from '../../lib/api/cni';
 import { describeRoot, ipNetnsList, uniqueName } from '../helpers/system';
 import { PASS_THROUGH, filesUnder, iptablesRules, leases, processesWith, startOwner, waitFor, writePlugin } from '../helpers/reliability';
 

@@ -14,6 +14,7 @@ import { type CheckedPortMapping, checkHostPorts, checkPortMappings, resolveHost
 import { checkIfName, checkName, checkPath, isCidr, isIp } from '../validate';
 import { type CacheEntry, cachePath, listAllCache, listCache, readCache, removeCache, writeCache } from './cache';
 import { type CniNetworkConfig, hasIPv6, parseNetworkConfig } from './config';
+import { killStrayPlugins } from './exec';
 import type { ListAttachment, PluginRunner, RuntimeConf } from './libcni';
 import { bridgeMasquerades, removeBridgeMasq } from './masq';
 import { compareVersions, convertResult, normalizeResult, parseResult } from './result';
@@ -380,6 +381,8 @@ export class PodNetworks {
       } catch {
         prev = undefined; // a damaged cached result: DEL without it rather than not at all
       }
+      // An interrupted ADD may have left plugins running (their owner was killed): they go first.
+      if (entry?.adding && entry.netns) killStrayPlugins(spec.id, entry.netns, att.ifname);
       try {
         await this.ctx.runner.del(att, rt, prev);
         if (!netns && prev && bridgeMasquerades(att.net)) await removeBridgeMasq(att.net.name, spec.id, prev);

@@ -22,7 +22,8 @@ interface Fault {
 
 /** An owner cycling create/teardown of `options`, SIGKILLed after a random delay; returns the step it was killed in. */
 async function killOwner(x: Setup, options: Record<string, unknown>, maxDelayMs: number): Promise<string> {
-  const w = startWorker({ runtime: x.suite.runtime, how: 'loop', sandboxes: [options], expectErrors: true });
+  // Ephemeral: a sandbox is meant to outlive its owner unless it says otherwise; these die with theirs.
+  const w = startWorker({ runtime: x.suite.runtime, how: 'loop', sandboxes: [{ ...options, ephemeral: true }], expectErrors: true });
   await waitFor('the owner to start', () => w.lines.some((l) => l.startsWith('STEP')), 30_000);
   await new Promise((r) => setTimeout(r, Math.random() * maxDelayMs));
   const at = w.lines.filter((l) => l.startsWith('STEP')).pop()!.split(' ')[1];

@@ -102,7 +102,7 @@ export interface PodContext {
   cacheDir: string;
   defaultNetwork: string;
   networks(): Promise<CniNetworkConfig[]>;
-  lookup(name: string, nets: CniNetworkConfig[]): CniNetworkConfig;
+  lookup(name: string, nets: CniNetworkConfig[]): Promise<CniNetworkConfig>;
 }
 
 const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
@@ -191,7 +191,7 @@ export class PodNetworks {
       seenNet.add(a.name);
       if (seenIf.has(ifname)) throw invalidArgument(`${what}.ifname`, `'${ifname}' is used twice`);
       seenIf.add(ifname);
-      const net = this.ctx.lookup(a.name, nets);
+      const net = await this.ctx.lookup(a.name, nets);
       const caps = new Set(net.plugins.flatMap((p) => Object.entries(p.capabilities ?? {}).filter(([, on]) => on).map(([c]) => c)));
       const need = (cap: string, field: string) => {
         if (!caps.has(cap)) throw invalidArgument(field, `network '${net.name}' has no plugin with the '${cap}' capability`);

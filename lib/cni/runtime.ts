@@ -96,12 +96,13 @@ export class CniRuntime {
     return (await loadConfigDir(this.confDir)).errors;
   }
 
-  #lookup(name: string, nets: CniNetworkConfig[]): CniNetworkConfig {
+  /** The network `name`; when a file of that name could not be loaded, its ERR_CNI_CONFIG says why. */
+  async #lookup(name: string, nets: CniNetworkConfig[]): Promise<CniNetworkConfig> {
     const found = nets.find((n) => n.name === name);
-    if (!found) {
-      throw new PodnetError(ErrorCode.CNI_NETWORK_NOT_FOUND, `CNI network '${name}' not found in ${this.confDir}`, { details: { network: name } });
-    }
-    return found;
+    if (found) return found;
+    const broken = (await this.configErrors()).find((e) => e.path && path.basename(e.path).replace(/\.(conflist|conf|json)$/, '') === name);
+    if (broken) throw broken;
+    throw new PodnetError(ErrorCode.CNI_NETWORK_NOT_FOUND, `CNI network '${name}' not found in ${this.confDir}`, { details: { network: name } });
   }
 
   /** Writes `<confDir>/<name>.conflist` for a bridge network; refuses a name, bridge or subnet already in use. */

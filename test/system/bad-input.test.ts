@@ -12,7 +12,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { CniRuntime, NetNS, PodnetError, Runtime, linkStats } from '../../lib';
+import { NetNS, PodnetError, Runtime, linkStats } from '../../lib';
+import { CniRuntime } from '../../lib/api/cni';
 import { census, censusTotal, printFigures, setUpSuite, tearDownSuite, writePlugin } from '../helpers/reliability';
 import { describeRoot } from '../helpers/system';
 

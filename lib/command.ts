@@ -65,10 +65,13 @@ export function collect(child: ChildProcess, opts: RunOptions = {}): Promise<Run
         child.kill('SIGKILL'); // no group (not spawned with OWN_GROUP), or already empty
       }
     };
-    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
-      timedOut = true;
-      killGroup();
-    }, opts.timeoutMs);
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            killGroup();
+          }, opts.timeoutMs);
     const settle = () => {
       if (settled || !exited) return;
       settled = true;

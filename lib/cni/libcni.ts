@@ -45,9 +45,13 @@ export class PluginRunner {
         const bin = await findPlugin(p.type, this.binDirs);
         const versions = await this.#supportedVersions(bin, net);
         if (!versions.includes(net.cniVersion)) {
-          throw new PodnetError(ErrorCode.CNI_VERSION, `CNI plugin '${p.type}' of network '${net.name}' does not support version ${net.cniVersion} (supports ${versions.join(', ')})`, {
-            details: { plugin: p.type, network: net.name, cniVersion: net.cniVersion, supported: versions },
-          });
+          throw new PodnetError(
+            ErrorCode.CNI_VERSION,
+            `CNI plugin '${p.type}' of network '${net.name}' does not support version ${net.cniVersion} (supports ${versions.join(', ')})`,
+            {
+              details: { plugin: p.type, network: net.name, cniVersion: net.cniVersion, supported: versions },
+            },
+          );
         }
         return bin.path;
       }),
@@ -73,7 +77,15 @@ export class PluginRunner {
   }
 
   #base(att: ListAttachment, rt: RuntimeConf) {
-    return { network: att.net.name, containerId: rt.containerId, netns: rt.netns, ifname: att.ifname, args: rt.cniArgs, path: this.binDirs.join(':'), timeoutMs: this.timeoutMs };
+    return {
+      network: att.net.name,
+      containerId: rt.containerId,
+      netns: rt.netns,
+      ifname: att.ifname,
+      args: rt.cniArgs,
+      path: this.binDirs.join(':'),
+      timeoutMs: this.timeoutMs,
+    };
   }
 
   /**
@@ -125,7 +137,12 @@ export class PluginRunner {
   async check(att: ListAttachment, rt: RuntimeConf, prevResult: CniResult): Promise<void> {
     const bins = att.bins ?? (await this.plugins(att.net));
     for (let i = 0; i < att.net.plugins.length; i++) {
-      await execPlugin({ ...this.#base(att, rt), command: 'CHECK', plugin: bins[i], stdin: pluginStdin(att.net.plugins[i], att.net, att.capabilityArgs, prevResult) });
+      await execPlugin({
+        ...this.#base(att, rt),
+        command: 'CHECK',
+        plugin: bins[i],
+        stdin: pluginStdin(att.net.plugins[i], att.net, att.capabilityArgs, prevResult),
+      });
     }
   }
 }

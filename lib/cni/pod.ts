@@ -126,7 +126,8 @@ function checkStaticIp(what: string, ip: unknown, subnets: string[]): string {
 }
 
 function checkArgValue(what: string, v: unknown): string {
-  if (typeof v !== 'string' || v === '' || /[;=\0\n]/.test(v)) throw invalidArgument(what, `'${String(v)}' is empty or contains ';', '=' or a control character`);
+  if (typeof v !== 'string' || v === '' || /[;=\0\n]/.test(v))
+    throw invalidArgument(what, `'${String(v)}' is empty or contains ';', '=' or a control character`);
   return v;
 }
 
@@ -192,7 +193,13 @@ export class PodNetworks {
       if (seenIf.has(ifname)) throw invalidArgument(`${what}.ifname`, `'${ifname}' is used twice`);
       seenIf.add(ifname);
       const net = await this.ctx.lookup(a.name, nets);
-      const caps = new Set(net.plugins.flatMap((p) => Object.entries(p.capabilities ?? {}).filter(([, on]) => on).map(([c]) => c)));
+      const caps = new Set(
+        net.plugins.flatMap((p) =>
+          Object.entries(p.capabilities ?? {})
+            .filter(([, on]) => on)
+            .map(([c]) => c),
+        ),
+      );
       const need = (cap: string, field: string) => {
         if (!caps.has(cap)) throw invalidArgument(field, `network '${net.name}' has no plugin with the '${cap}' capability`);
       };
@@ -211,7 +218,8 @@ export class PodNetworks {
         capabilityArgs.mac = checkMac(`${what}.mac`, mac);
       }
       if (a.aliases !== undefined) {
-        if (!Array.isArray(a.aliases) || a.aliases.some((x) => typeof x !== 'string' || x === '')) throw invalidArgument(`${what}.aliases`, 'expected an array of names');
+        if (!Array.isArray(a.aliases) || a.aliases.some((x) => typeof x !== 'string' || x === ''))
+          throw invalidArgument(`${what}.aliases`, 'expected an array of names');
         capabilityArgs.aliases = { [net.name]: a.aliases };
       }
       for (const k of ['bandwidth', 'ipRanges', 'dns'] as const) {
@@ -328,7 +336,8 @@ export class PodNetworks {
         net = parseNetworkConfig(JSON.parse(Buffer.from(entry.config, 'base64').toString()), `cache entry for '${entry.networkName}'`);
       } catch (err) {
         net = nets.find((n) => n.name === entry.networkName);
-        if (!net) errors.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.CNI_CONFIG, `cache entry for '${entry.networkName}': ${errorText(err)}`));
+        if (!net)
+          errors.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.CNI_CONFIG, `cache entry for '${entry.networkName}': ${errorText(err)}`));
       }
       return net && { entry, att: { net, ifname: entry.ifName, capabilityArgs: entry.capabilityArgs ?? {} } };
     };
@@ -395,10 +404,14 @@ export class PodNetworks {
         }
         const left = prev?.ips?.map((ip) => ip.address).join(', ');
         notUndone.push(
-          new PodnetError(err.code, `network '${att.net.name}' (${att.ifname}): DEL failed, its cache entry was dropped; what its plugins made may remain${left ? ` (addresses ${left})` : ''}: ${err.message}`, {
-            details: { network: att.net.name, ifname: att.ifname, plugins: att.net.plugins.map((p) => p.type), result: prev },
-            cause: err,
-          }),
+          new PodnetError(
+            err.code,
+            `network '${att.net.name}' (${att.ifname}): DEL failed, its cache entry was dropped; what its plugins made may remain${left ? ` (addresses ${left})` : ''}: ${err.message}`,
+            {
+              details: { network: att.net.name, ifname: att.ifname, plugins: att.net.plugins.map((p) => p.type), result: prev },
+              cause: err,
+            },
+          ),
         );
         await removeCache(this.ctx.cacheDir, att.net.name, spec.id, att.ifname).catch(() => {});
       }
@@ -419,14 +432,27 @@ export class PodNetworks {
     if (errors.length) throw errors[0];
     const notSetUp = (x: Item) => x.entry?.result === undefined || x.entry.adding === true;
     if (items.length === 0 || items.some(notSetUp)) {
-      throw new PodnetError(ErrorCode.CNI_NOT_SET_UP, `pod '${spec.id}' is not set up on ${items.length ? items.filter(notSetUp).map((x) => x.att.net.name).join(', ') : 'any network'}`, {
-        details: { id: spec.id },
-      });
+      throw new PodnetError(
+        ErrorCode.CNI_NOT_SET_UP,
+        `pod '${spec.id}' is not set up on ${
+          items.length
+            ? items
+                .filter(notSetUp)
+                .map((x) => x.att.net.name)
+                .join(', ')
+            : 'any network'
+        }`,
+        {
+          details: { id: spec.id },
+        },
+      );
     }
     for (const { entry, att } of items) {
       if (att.net.disableCheck) continue;
       if (compareVersions(att.net.cniVersion, '0.4.0') < 0) {
-        throw new PodnetError(ErrorCode.CNI_VERSION, `network '${att.net.name}' (cniVersion ${att.net.cniVersion}) does not support CHECK`, { details: { network: att.net.name } });
+        throw new PodnetError(ErrorCode.CNI_VERSION, `network '${att.net.name}' (cniVersion ${att.net.cniVersion}) does not support CHECK`, {
+          details: { network: att.net.name },
+        });
       }
       const e = entry as CacheEntry;
       const rt: RuntimeConf = { containerId: spec.id, netns: spec.netnsPath ?? e.netns, cniArgs: argsString(e.cniArgs ?? []) };

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../atomic';
+import { sweepTemp, writeFileAtomic } from '../atomic';
 import { runCommand } from '../command';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { checkName, checkPath } from '../validate';
@@ -109,7 +109,8 @@ export class CniRuntime {
   async createNetwork(opts: BridgeNetworkOptions): Promise<CniNetworkConfig> {
     const net = buildBridgeNetwork(opts);
     const existing = (await loadConfigDir(this.confDir)).networks;
-    const clash = (why: string) => new PodnetError(ErrorCode.CNI_NETWORK_EXISTS, `cannot create CNI network '${net.name}': ${why}`, { details: { network: net.name } });
+    const clash = (why: string) =>
+      new PodnetError(ErrorCode.CNI_NETWORK_EXISTS, `cannot create CNI network '${net.name}': ${why}`, { details: { network: net.name } });
     if (existing.some((n) => n.name === net.name)) throw clash('a network of that name exists');
     const others = existing.some((n) => n.name === DEFAULT_NETWORK_NAME) ? existing : [...existing, this.#embeddedDefault()];
     for (const o of others) {
@@ -138,7 +139,8 @@ export class CniRuntime {
   async removeNetwork(name: string, opts: { force?: boolean } = {}): Promise<void> {
     checkName('network name', name);
     const net = (await loadConfigDir(this.confDir)).networks.find((n) => n.name === name);
-    if (!net?.file) throw new PodnetError(ErrorCode.CNI_NETWORK_NOT_FOUND, `CNI network '${name}' not found in ${this.confDir}`, { details: { network: name } });
+    if (!net?.file)
+      throw new PodnetError(ErrorCode.CNI_NETWORK_NOT_FOUND, `CNI network '${name}' not found in ${this.confDir}`, { details: { network: name } });
     const users = await listCacheByNetwork(this.cacheDir, name);
     if (users.length && !opts.force) {
       throw new PodnetError(ErrorCode.CNI_NETWORK_IN_USE, `CNI network '${name}' is in use by ${users.map((u) => u.containerId).join(', ')}`, {
@@ -154,9 +156,16 @@ export class CniRuntime {
     if (bridge && existsSync(`/sys/class/net/${bridge}`)) {
       const r = await runCommand('ip', ['link', 'delete', bridge]).catch((e: Error) => ({ code: -1, stderr: e.message }));
       if (r.code !== 0 && existsSync(`/sys/class/net/${bridge}`)) {
-        throw new PodnetError(ErrorCode.CNI_TEARDOWN, `remove bridge '${bridge}' of network '${name}': ${r.stderr.trim()}`, { details: { network: name, bridge } });
+        throw new PodnetError(ErrorCode.CNI_TEARDOWN, `remove bridge '${bridge}' of network '${name}': ${r.stderr.trim()}`, {
+          details: { network: name, bridge },
+        });
       }
     }
+  }
+
+  /** Removes temp files of cache writes that a crash interrupted. */
+  sweepTemp(): void {
+    sweepTemp(path.join(this.cacheDir, 'results'));
   }
 
   // ---- pods (pod.ts) ----

@@ -173,6 +173,7 @@ export class Runtime {
     if (opts.pid !== undefined) {
       checkPid('pid', opts.pid);
       if (driver.namespace !== 'own') throw invalidArgument('pid', `post-configure mode needs a network mode that makes a namespace, not '${mode}'`);
+      if (!existsSync(`/proc/${opts.pid}/ns/net`)) throw new PodnetError('ESRCH', `post-configure mode: no process ${opts.pid}`, { details: { pid: opts.pid } });
     }
     if (!driver.unprivileged && !isRoot()) {
       throw new PodnetError(ErrorCode.NOT_ROOT, `sandbox '${id}': ${driver.name} networking needs root; use network 'slirp4netns'`);
@@ -182,6 +183,9 @@ export class Runtime {
     }
     const portMappings = toPortMappings(checkPortMappings(opts.portMappings));
     if (portMappings.length && !driver.accepts.portMappings) throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
+    if (opts.networkOptions !== undefined && !driver.accepts.networkOptions) {
+      throw invalidArgument('networkOptions', `network mode '${mode}' takes no network options (they are slirp4netns's)`);
+    }
     if (opts.podName !== undefined) checkId('pod name', opts.podName);
     // A warm namespace fits when nothing about the namespace itself is asked for.
     const pool = opts.pid === undefined && !opts.staticIP && !opts.staticMAC && !opts.requestedIP && !opts.requestedMAC ? this.#pools.get(mode) : undefined;
@@ -205,7 +209,8 @@ export class Runtime {
       helpers: {},
       createdAt: new Date().toISOString(),
     };
-    await driver.validate(state);
+    const requested = { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC };
+    await driver.validate(state, requested);
     const warm = pool?.take();
     if (warm) return this.#createWarm(state, driver, pool!, warm);
     // The exclusive create of the state claims the id; joining needs the lock (teardown checks joiners under it).
@@ -225,7 +230,7 @@ export class Runtime {
     }
     const live: LiveHandles = { helpers: new Map() };
     this.#live.set(id, live);
-    const call = this.#call(state, live, { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC });
+    const call = this.#call(state, live, requested);
     try {
       if (driver.namespace === 'own') await makeSandboxNetns(call, { dir: this.#opts.netnsDir, name: `${this.netnsPrefix}${id}`, pid: opts.pid });
       await driver.setUp(call);
@@ -300,14 +305,18 @@ export class Runtime {
    * only; later restarts get the configured static ones again.
    */
   async restartNetwork(id: string, requested: { ip?: string; mac?: string } = {}): Promise<SandboxState> {
-    const state = await this.#get(id);
-    const driver = this.#drivers.forMode(state.mode);
-    if (!driver.restart) throw invalidArgument('sandbox', `'${id}' has no network to restart (mode ${state.mode})`);
-    if (state.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${id}' is ${state.status}`);
-    const live = this.#live.get(id) ?? { helpers: new Map() };
-    await driver.restart(this.#call(state, live, { ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC }));
-    await this.state.write(state);
-    return state;
+    // Under the lock for the whole restart: a teardown or gc meanwhile would race the re-added network
+    // and this process's state write would bring a removed sandbox back.
+    return this.state.locked(async () => {
+      const state = await this.#get(id);
+      const driver = this.#drivers.forMode(state.mode);
+      if (!driver.restart) throw invalidArgument('sandbox', `'${id}' has no network to restart (mode ${state.mode})`);
+      if (state.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${id}' is ${state.status}`);
+      const live = this.#live.get(id) ?? { helpers: new Map() };
+      await driver.restart(this.#call(state, live, { ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC }));
+      await this.state.write(state);
+      return state;
+    });
   }
 
   async get(id: string): Promise<SandboxState | undefined> {
@@ -357,8 +366,11 @@ export class Runtime {
    * Tears a sandbox down: CNI DEL (with the pod name used at set-up), stops
    * the forwarder and slirp4netns, unmounts the namespace, removes the state.
    * Goes on past errors and reports them together; a missing sandbox is a no-op.
+   * With `force` (as `podman rm -f`), a step that fails (a plugin gone from the
+   * host, one that keeps failing) does not keep the sandbox: namespace, helpers
+   * and state go, and what could not be undone is returned.
    */
-  async teardown(id: string): Promise<void> {
+  async teardown(id: string, opts: { force?: boolean } = {}): Promise<{ notUndone: PodnetError[] }> {
     checkId('sandbox id', id);
     const state = await this.state.locked(async () => {
       const s = await this.state.read(id);
@@ -374,11 +386,18 @@ export class Runtime {
       await this.state.write(s);
       return s;
     });
-    if (!state) return;
+    const notUndone: PodnetError[] = [];
+    if (!state) return { notUndone };
     const live = this.#live.get(id) ?? { helpers: new Map() };
     this.#live.delete(id);
-    await this.#tearDown(this.#call(state, live, {}));
+    try {
+      await this.#tearDown(this.#call(state, live, {}, opts.force ? { notUndone } : undefined));
+    } catch (err) {
+      if (!opts.force) throw err;
+      notUndone.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.TEARDOWN, String(err), { cause: err }));
+    }
     await this.state.remove(id);
+    return { notUndone };
   }
 
   /**
@@ -418,6 +437,7 @@ export class Runtime {
       }
     };
     await this.state.sweepTemp();
+    this.cni.sweepTemp();
     for (const s of await this.state.list()) {
       const busy = (s.status === 'removing' && isAlive(s.remover)) || (s.status === 'creating' && isAlive(s.owner));
       const orphaned = !busy && (s.status !== 'ready' || (s.ephemeral === true && !isAlive(s.owner)));
@@ -483,8 +503,8 @@ export class Runtime {
     return this.#opts.netnsDir ?? DEFAULT_NETNS_DIR;
   }
 
-  #call(state: SandboxState, live: LiveHandles, requested: DriverCall['requested']): DriverCall {
-    return { state, live, requested, save: () => this.state.write(state) };
+  #call(state: SandboxState, live: LiveHandles, requested: DriverCall['requested'], forced?: DriverCall['forced']): DriverCall {
+    return { state, live, requested, save: () => this.state.write(state), ...(forced ? { forced } : {}) };
   }
 
   /**

@@ -8,10 +8,11 @@ import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../atomic';
+import { sweepTemp, writeFileAtomic } from '../atomic';
 import type { PortMapping } from '../types';
 import type { PodNetworkResult } from '../cni/runtime';
 import { ErrorCode, PodnetError } from '../errors';
+import { checkPath } from '../validate';
 import { withLock } from './lock';
 import type { ProcRef } from './proc';
 
@@ -59,17 +60,27 @@ export interface SandboxState {
 
 /** The state dir must be a real directory of this user that no one else can write (it may sit in /tmp). */
 async function checkOwnDir(dir: string): Promise<void> {
-  const st = await lstat(dir);
   const uid = process.geteuid?.() ?? 0;
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
-    throw new PodnetError(ErrorCode.STATE_DIR, `state dir '${dir}' must be a directory owned by uid ${uid} and writable only by it`, { path: dir });
+  const refuse = (why: string, cause?: unknown) =>
+    new PodnetError(ErrorCode.STATE_DIR, `state dir '${dir}' ${why}: it must be a directory owned by uid ${uid} and writable only by it${uid ? ' (set XDG_RUNTIME_DIR, or pass stateDir)' : ''}`, {
+      path: dir,
+      cause,
+    });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw refuse(`cannot be created (${(err as NodeJS.ErrnoException).code})`, err);
   }
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw refuse('is not a directory');
+  if (st.uid !== uid) throw refuse(`belongs to uid ${st.uid}`);
+  if ((st.mode & 0o022) !== 0) throw refuse('is writable by others');
 }
 
 export class StateStore {
   readonly dir: string;
   constructor(dir: string) {
-    this.dir = dir;
+    this.dir = checkPath('stateDir', dir);
   }
 
   private file(id: string): string {
@@ -86,8 +97,9 @@ export class StateStore {
 
   async #ensureDir(): Promise<void> {
     if (this.#checked) return;
-    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    // The dir itself first: another user's /tmp dir is refused before anything is made in it.
     await checkOwnDir(this.dir);
+    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
     this.#checked = true;
   }
 
@@ -161,6 +173,7 @@ export class StateStore {
   /** Removes what writes interrupted by a crash left (older than a minute): temp files, empty states. */
   async sweepTemp(): Promise<void> {
     const dir = path.join(this.dir, 'sandboxes');
+    sweepTemp(dir); // temp files of writers that are gone, at once
     const names = await readdir(dir).catch(() => [] as string[]);
     for (const n of names.filter((f) => f.endsWith('.tmp') || f.endsWith('.json'))) {
       const st = await stat(path.join(dir, n)).catch(() => undefined);
@@ -173,8 +186,9 @@ export class StateStore {
     try {
       names = await readdir(path.join(this.dir, 'sandboxes'));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return [];
+      throw new PodnetError(ErrorCode.STATE_DIR, `state dir '${this.dir}': cannot list its sandboxes (${code})`, { path: this.dir, cause: err });
     }
     const states = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(n.slice(0, -5)).catch(() => undefined)));
     return states.filter((s): s is SandboxState => s !== undefined).sort((a, b) => a.createdAt.localeCompare(b.createdAt));

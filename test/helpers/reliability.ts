@@ -26,7 +26,12 @@ export function writeChain(s: Suite, n: number, last: Record<string, unknown>): 
 }
 
 /** Writes an executable plugin script `name` into `dir`: `body` handles ADD; VERSION answers unless `version` replaces it. */
-export function writePlugin(dir: string, name: string, body: string, version = 'echo \'{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\''): string {
+export function writePlugin(
+  dir: string,
+  name: string,
+  body: string,
+  version = 'echo \'{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\'',
+): string {
   const file = path.join(dir, name);
   writeFileSync(
     file,
@@ -50,9 +55,16 @@ export const PASS_THROUGH = `printf '%s' "$input" | node -e 'const c=JSON.parse(
 /** Starts a fresh node process running `code` with podnet's compiled sources (dist/) as `podnet`; resolves when it prints `marker`. */
 export function startOwner(code: string, marker = 'READY'): { child: ChildProcess; ready: Promise<void>; out: () => string } {
   const root = path.join(__dirname, '..', '..');
-  const child = spawn(process.execPath, ['-e', `const podnet = require(${JSON.stringify(path.join(root, 'dist/index.js'))});\n(async () => { ${code} })().catch((e) => { console.error('FAILED', e.code, e.message); process.exit(1); });`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const podnet = require(${JSON.stringify(path.join(root, 'dist/index.js'))});\n(async () => { ${code} })().catch((e) => { console.error('FAILED', e.code, e.message); process.exit(1); });`,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   const ready = new Promise<void>((resolve, reject) => {
     const seen = (b: Buffer) => {
@@ -196,7 +208,9 @@ export function startWorker(job: Record<string, unknown>, opts: { dist?: string 
   const root = path.join(__dirname, '..', '..');
   const file = path.join((job.runtime as { stateDir: string }).stateDir, '..', `job-${process.pid}-${jobSeq++}.json`);
   writeFileSync(file, JSON.stringify(job));
-  const child = spawn(process.execPath, [path.join(root, 'test/fixtures/reliability/worker.js'), opts.dist ?? path.join(root, 'dist'), file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(root, 'test/fixtures/reliability/worker.js'), opts.dist ?? path.join(root, 'dist'), file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   let buf = '';
   let err = '';
@@ -229,7 +243,9 @@ export function census(s: Suite, netnsPrefix: string, keep: string[] = []): Reco
   return {
     state: stateFiles,
     namespaces: (existsSync('/run/netns') ? readdirSync('/run/netns') : []).filter((n) => n.startsWith(netnsPrefix) && !kept(n)),
-    mounts: readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(netnsPrefix) && !kept(l)),
+    mounts: readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(netnsPrefix) && !kept(l)),
     cache: filesUnder(path.join(s.runtime.cni.cacheDir, 'results')).filter((f) => !kept(f)),
     leases: leases([s.network, ...s.extra.map((e) => e.network)]),
     links: bridgePorts([s.bridge, ...s.extra.map((e) => e.bridge)]),
@@ -263,7 +279,6 @@ export function censusTotal(c: Record<string, string[]>): number {
 
 /** Figures for the log: `suite: {...}` on one line, as RELIABILITY.md quotes them. */
 export function printFigures(suite: string, figures: Record<string, unknown>): void {
-  // eslint-disable-next-line no-console
   console.log(`RELIABILITY ${suite}: ${JSON.stringify(figures)}`);
 }
 
@@ -271,13 +286,19 @@ export function printFigures(suite: string, figures: Record<string, unknown>): v
 export const FULL = process.env.PODNET_RELIABILITY === 'full';
 
 /** A suite's runtime, its CNI network (bridge pnrel<n>, 10.89.<n>.0/24), a namespace to join and a sandbox to share. */
-export async function setUpSuite(n: number, ports: [number, number]): Promise<{ suite: Suite; env: ModeEnv; rt: Runtime; ns: NetNS; netnsPrefix: string; keep: string[] }> {
+export async function setUpSuite(
+  n: number,
+  ports: [number, number],
+): Promise<{ suite: Suite; env: ModeEnv; rt: Runtime; ns: NetNS; netnsPrefix: string; keep: string[] }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `pnrel-${n}-`));
   const binDir = path.join(dir, 'bin');
   mkdirSync(binDir);
   const suite: Suite = {
     dir,
-    runtime: { stateDir: path.join(dir, 'state'), cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache'), binDirs: [binDir], pluginTimeoutMs: 5000 } },
+    runtime: {
+      stateDir: path.join(dir, 'state'),
+      cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache'), binDirs: [binDir], pluginTimeoutMs: 5000 },
+    },
     network: `rel-net${n}`,
     bridge: `pnrel${n}`,
     subnetPrefix: `10.89.${n}.`,

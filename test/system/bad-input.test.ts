@@ -31,13 +31,21 @@ const bridge = (o: Record<string, unknown>) => (x: Setup) => x.rt.createSandbox(
 const INVALID = 'ERR_INVALID_ARGUMENT';
 
 const API: Case[] = [
-  ...[undefined, '', '.', '..', '-x', 'a b', 'a/b', 'a\0b', 'x'.repeat(201), 5, null, {}, 'é'].map((id): Case => [`sandbox id ${JSON.stringify(id)}`, create({ id, network: 'none' }), INVALID]),
+  ...[undefined, '', '.', '..', '-x', 'a b', 'a/b', 'a\0b', 'x'.repeat(201), 5, null, {}, 'é'].map((id): Case => [
+    `sandbox id ${JSON.stringify(id)}`,
+    create({ id, network: 'none' }),
+    INVALID,
+  ]),
   ...['', 'a b', 'a/b', 7].map((name): Case => [`sandbox name ${JSON.stringify(name)}`, create({ name, network: 'none' }), INVALID]),
   ['pod name with a space', create({ podName: 'a b', network: 'none' }), INVALID],
   ['empty pod name', create({ podName: '', network: 'none' }), INVALID],
   ['pod id with a slash', create({ podId: 'a/b', network: 'none' }), INVALID],
-  ...['bogus', 'BRIDGE', '', 'ns:', 'ns:relative/path', 'ns:/a\0b', 'container:', 'container:a b', 5].map((network): Case => [`network mode ${JSON.stringify(network)}`, create({ network }), INVALID]),
-  ['container: a sandbox that does not exist', create({ network: 'container:rel-nosuch' }), 'ENOENT'],
+  ...['bogus', 'BRIDGE', '', 'ns:', 'ns:relative/path', 'ns:/a\0b', 'container:', 'container:a b', 5].map((network): Case => [
+    `network mode ${JSON.stringify(network)}`,
+    create({ network }),
+    INVALID,
+  ]),
+  ['container: a sandbox that does not exist', create({ network: 'container:rel-nosuch' }), 'ERR_NO_SUCH_SANDBOX'],
   ['ns: a path that does not exist', create({ network: 'ns:/run/netns/rel-nosuch' }), 'ENOENT'],
   ['ns: a regular file', create({ network: 'ns:/etc/hostname' }), 'ERR_NOT_NETNS'],
   ['networks not an array', create({ networks: 'x' }), INVALID],
@@ -48,8 +56,16 @@ const API: Case[] = [
   ['an unknown network', create({ networks: ['rel-nosuch-net'] }), 'ERR_CNI_NETWORK_NOT_FOUND'],
   ['a network whose plugin is not installed', create({ networks: ['rel-bad-missing'] }), 'ERR_CNI_PLUGIN_NOT_FOUND'],
   ['networks with network mode none', create({ networks: ['rel-net213'], network: 'none' }), INVALID],
-  ...['1.2.3', '999.1.1.1', 'abc', '::g', '224.0.0.1', '0.0.0.0', '10.89.99.5', '', 5, '10.89.213.5/33'].map((staticIP): Case => [`static IP ${JSON.stringify(staticIP)}`, bridge({ staticIP }), INVALID]),
-  ...['zz', '01:00:00:00:00:00', '00:11:22:33:44', '00:11:22:33:44:55:66', '', 5].map((staticMAC): Case => [`static MAC ${JSON.stringify(staticMAC)}`, bridge({ staticMAC }), INVALID]),
+  ...['1.2.3', '999.1.1.1', 'abc', '::g', '224.0.0.1', '0.0.0.0', '10.89.99.5', '', 5, '10.89.213.5/33'].map((staticIP): Case => [
+    `static IP ${JSON.stringify(staticIP)}`,
+    bridge({ staticIP }),
+    INVALID,
+  ]),
+  ...['zz', '01:00:00:00:00:00', '00:11:22:33:44', '00:11:22:33:44:55:66', '', 5].map((staticMAC): Case => [
+    `static MAC ${JSON.stringify(staticMAC)}`,
+    bridge({ staticMAC }),
+    INVALID,
+  ]),
   ['requested IP that is not an address', bridge({ requestedIP: 'x' }), INVALID],
   ['static IP in mode none', create({ network: 'none', staticIP: '10.89.213.9' }), INVALID],
   ['static MAC in mode slirp4netns', create({ network: 'slirp4netns', staticMAC: '02:00:00:00:00:01' }), INVALID],
@@ -74,21 +90,53 @@ const API: Case[] = [
       ['protocols tcp,icmp', [{ hostPort: 42901, containerPort: 80, protocol: 'tcp,icmp' }]],
       ['host IP not an address', [{ hostIP: 'abc', hostPort: 42901, containerPort: 80 }]],
       ['host IP 1.2.3', [{ hostIP: '1.2.3', hostPort: 42901, containerPort: 80 }]],
-      ['the same host port twice', [{ hostPort: 42901, containerPort: 80 }, { hostPort: 42901, containerPort: 81 }]],
+      [
+        'the same host port twice',
+        [
+          { hostPort: 42901, containerPort: 80 },
+          { hostPort: 42901, containerPort: 81 },
+        ],
+      ],
     ] as const
   ).map(([what, portMappings]): Case => [`port mappings: ${what}`, bridge({ portMappings }), INVALID]),
   ['a host IP that is not local (bridge)', bridge({ portMappings: [{ hostIP: '10.89.213.99', hostPort: 42901, containerPort: 80 }] }), 'EADDRNOTAVAIL'],
-  ['a host IP that is not local (slirp4netns)', create({ network: 'slirp4netns', portMappings: [{ hostIP: '10.89.213.99', hostPort: 42901, containerPort: 80 }] }), 'EADDRNOTAVAIL'],
+  [
+    'a host IP that is not local (slirp4netns)',
+    create({ network: 'slirp4netns', portMappings: [{ hostIP: '10.89.213.99', hostPort: 42901, containerPort: 80 }] }),
+    'EADDRNOTAVAIL',
+  ],
   ['a host port a host listener holds (bridge)', bridge({ portMappings: [{ hostPort: 42999, containerPort: 80 }] }), 'EADDRINUSE'],
   ['a host port a host listener holds (slirp4netns)', create({ network: 'slirp4netns', portMappings: [{ hostPort: 42999, containerPort: 80 }] }), 'EADDRINUSE'],
-  ...['none', 'host', 'ns:/run/netns/rel-nosuch', 'container:rel-nosuch'].map((network): Case => [`port mappings in mode ${network}`, create({ network, portMappings: [{ hostPort: 42902, containerPort: 80 }] }), INVALID]),
+  ...['none', 'host', 'ns:/run/netns/rel-nosuch', 'container:rel-nosuch'].map((network): Case => [
+    `port mappings in mode ${network}`,
+    create({ network, portMappings: [{ hostPort: 42902, containerPort: 80 }] }),
+    INVALID,
+  ]),
   ['sctp with slirp4netns', create({ network: 'slirp4netns', portMappings: [{ hostPort: 42903, containerPort: 80, protocol: 'sctp' }] }), INVALID],
-  ['an IPv6 host IP with slirp4netns', create({ network: 'slirp4netns', portMappings: [{ hostIP: '::1', hostPort: 42903, containerPort: 80 }] }), INVALID],
+  ['an IPv6 host IP with port_handler=slirp4netns', create({ network: 'slirp4netns', networkOptions: ['port_handler=slirp4netns'], portMappings: [{ hostIP: '::1', hostPort: 42903, containerPort: 80 }] }), INVALID],
   ['slirp4netns options in bridge mode', bridge({ networkOptions: ['mtu=1500'] }), INVALID],
   ['slirp4netns options in mode none', create({ network: 'none', networkOptions: ['mtu=1500'] }), INVALID],
-  ...[['mtu=abc'], ['mtu=10'], ['mtu=70000'], ['port_handler=xyz'], ['unknown=1'], ['cidr=bad'], ['cidr=10.0.2.1/24'], ['cidr=10.0.0.0/30'], ['enable_ipv6=maybe'], ['allow_host_loopback=1'], ['outbound_addr=x'], ['novalue'], ['=x'], [5], 'mtu=1500'].map(
-    (networkOptions): Case => [`slirp4netns options ${JSON.stringify(networkOptions)}`, create({ network: 'slirp4netns', networkOptions }), 'ERR_SLIRP_OPTION'],
-  ),
+  ...[
+    ['mtu=abc'],
+    ['mtu=10'],
+    ['mtu=70000'],
+    ['port_handler=xyz'],
+    ['unknown=1'],
+    ['cidr=bad'],
+    ['cidr=10.0.2.1/24'],
+    ['cidr=10.0.0.0/30'],
+    ['enable_ipv6=maybe'],
+    ['allow_host_loopback=1'],
+    ['outbound_addr=x'],
+    ['novalue'],
+    ['=x'],
+    [5],
+    'mtu=1500',
+  ].map((networkOptions): Case => [
+    `slirp4netns options ${JSON.stringify(networkOptions)}`,
+    create({ network: 'slirp4netns', networkOptions }),
+    'ERR_SLIRP_OPTION',
+  ]),
   ...[-1, 0, 1.5, 'x'].map((pid): Case => [`pid ${JSON.stringify(pid)}`, create({ network: 'none', pid }), INVALID]),
   ['pid in mode host', create({ network: 'host', pid: process.pid }), INVALID],
   ['pid of no process', create({ network: 'none', pid: 4194000 }), 'ESRCH'],
@@ -98,36 +146,89 @@ const API: Case[] = [
 const OPTIONS: Case[] = [
   ['a relative state dir', () => new Runtime({ stateDir: 'state' }).list(), INVALID],
   ['a state dir with NUL', () => new Runtime({ stateDir: '/tmp/a\0b' }).list(), INVALID],
-  ['a state dir that is a file', (x) => new Runtime({ stateDir: path.join(x.suite.dir, 'a-file') }).createSandbox({ id: 'rel-bad', network: 'none' }), 'ERR_STATE_DIR'],
-  ['a state dir another user owns', (x) => new Runtime({ stateDir: path.join(x.suite.dir, 'not-mine') }).createSandbox({ id: 'rel-bad', network: 'none' }), 'ERR_STATE_DIR'],
+  [
+    'a state dir that is a file',
+    (x) => new Runtime({ stateDir: path.join(x.suite.dir, 'a-file') }).createSandbox({ id: 'rel-bad', network: 'none' }),
+    'ERR_STATE_DIR',
+  ],
+  [
+    'a state dir another user owns',
+    (x) => new Runtime({ stateDir: path.join(x.suite.dir, 'not-mine') }).createSandbox({ id: 'rel-bad', network: 'none' }),
+    'ERR_STATE_DIR',
+  ],
   ['a relative CNI config dir', () => Promise.resolve().then(() => new CniRuntime({ confDir: 'net.d' })), INVALID],
   ['a relative CNI cache dir', () => Promise.resolve().then(() => new CniRuntime({ cacheDir: 'cache' })), INVALID],
   ['plugin dirs not an array', () => Promise.resolve().then(() => new CniRuntime({ binDirs: 'x' as never })), INVALID],
   ['plugin dirs not strings', () => Promise.resolve().then(() => new CniRuntime({ binDirs: [5] as never })), INVALID],
   ['a relative plugin dir', () => Promise.resolve().then(() => new CniRuntime({ binDirs: ['bin'] })), INVALID],
-  ...[0, -1, 1.5, 'x'].map((t): Case => [`plugin timeout ${JSON.stringify(t)}`, () => Promise.resolve().then(() => new CniRuntime({ pluginTimeoutMs: t as never })), INVALID]),
+  ...[0, -1, 1.5, 'x'].map((t): Case => [
+    `plugin timeout ${JSON.stringify(t)}`,
+    () => Promise.resolve().then(() => new CniRuntime({ pluginTimeoutMs: t as never })),
+    INVALID,
+  ]),
   ['a default network with a bad name', () => Promise.resolve().then(() => new CniRuntime({ defaultNetwork: 'a b' })), INVALID],
 ];
 
 // ---- the API: CniRuntime pods ----
-const pod = (o: Record<string, unknown>) => (x: Setup) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [x.suite.network], ...o } as never);
+const pod = (o: Record<string, unknown>) => (x: Setup) =>
+  x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [x.suite.network], ...o } as never);
 const PODS: Case[] = [
   ['a relative netns path', pod({ netnsPath: 'run/netns/x' }), INVALID],
   ['a netns path with NUL', pod({ netnsPath: '/run/netns/a\0b' }), INVALID],
   ['a netns that does not exist', pod({ netnsPath: '/run/netns/rel-nosuch' }), 'ENOENT'],
-  ...['eth0123456789012', 'a/b', 'a:b', 'a b', ''].map((ifname): Case => [`interface name ${JSON.stringify(ifname)}`, (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, ifname }] }), INVALID]),
-  ['the same interface name twice', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, ifname: 'eth0' }, { name: 'rel-bad-plain', ifname: 'eth0' }] }), INVALID],
-  ['aliases not an array', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, aliases: 'x' as never }] }), INVALID],
+  ...['eth0123456789012', 'a/b', 'a:b', 'a b', ''].map((ifname): Case => [
+    `interface name ${JSON.stringify(ifname)}`,
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, ifname }] }),
+    INVALID,
+  ]),
+  [
+    'the same interface name twice',
+    (x) =>
+      x.rt.cni.setUpPod({
+        id: 'rel-bad',
+        netnsPath: x.env.nsPath,
+        networks: [
+          { name: x.suite.network, ifname: 'eth0' },
+          { name: 'rel-bad-plain', ifname: 'eth0' },
+        ],
+      }),
+    INVALID,
+  ],
+  [
+    'aliases not an array',
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, aliases: 'x' as never }] }),
+    INVALID,
+  ],
   ['an empty alias', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, aliases: [''] }] }), INVALID],
-  ['bandwidth not an object', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, bandwidth: 5 as never }] }), INVALID],
-  ['dns not an object', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, dns: 'x' as never }] }), INVALID],
+  [
+    'bandwidth not an object',
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, bandwidth: 5 as never }] }),
+    INVALID,
+  ],
+  [
+    'dns not an object',
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: x.suite.network, dns: 'x' as never }] }),
+    INVALID,
+  ],
   ['a pod name with ;', pod({ name: 'a;b' }), INVALID],
   ['a pod namespace with =', pod({ namespace: 'a=b' }), INVALID],
   ['a network entry without a name', pod({ networks: [{}] }), INVALID],
   ['a null network entry', pod({ networks: [null] }), INVALID],
-  ['a MAC on a network without the mac capability', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: 'rel-bad-plain', mac: '02:00:00:00:00:01' }] }), INVALID],
-  ['static IPs on a network without the ips capability', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: 'rel-bad-plain', ips: ['10.89.218.5'] }] }), INVALID],
-  ['port mappings on a network without portMappings', (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: ['rel-bad-plain'], portMappings: [{ hostPort: 42904, containerPort: 80 }] }), INVALID],
+  [
+    'a MAC on a network without the mac capability',
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: 'rel-bad-plain', mac: '02:00:00:00:00:01' }] }),
+    INVALID,
+  ],
+  [
+    'static IPs on a network without the ips capability',
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: [{ name: 'rel-bad-plain', ips: ['10.89.218.5'] }] }),
+    INVALID,
+  ],
+  [
+    'port mappings on a network without portMappings',
+    (x) => x.rt.cni.setUpPod({ id: 'rel-bad', netnsPath: x.env.nsPath, networks: ['rel-bad-plain'], portMappings: [{ hostPort: 42904, containerPort: 80 }] }),
+    INVALID,
+  ],
 ];
 
 // ---- conflists (each file named for its network) ----
@@ -150,7 +251,8 @@ const CONFLISTS: [string, string][] = [
 const CONF: Case[] = CONFLISTS.map(([name]): Case => [`conflist ${name}`, create({ networks: [name] }), 'ERR_CNI_CONFIG']);
 
 // ---- network creation ----
-const netCreate = (o: Record<string, unknown>) => (x: Setup) => x.rt.cni.createNetwork({ name: 'rel-bad-new', bridge: 'pnrel219', subnet: '10.89.219.0/24', ...o } as never);
+const netCreate = (o: Record<string, unknown>) => (x: Setup) =>
+  x.rt.cni.createNetwork({ name: 'rel-bad-new', bridge: 'pnrel219', subnet: '10.89.219.0/24', ...o } as never);
 const NETWORKS: Case[] = [
   ['network name with a space', netCreate({ name: 'a b' }), INVALID],
   ['bridge name of 16 bytes', netCreate({ bridge: 'x'.repeat(16) }), INVALID],
@@ -173,7 +275,11 @@ const OUTPUTS: [string, string, string, string?][] = [
   ['ips not an array', `echo '{"cniVersion":"1.0.0","ips":5}'`, 'ERR_CNI_PLUGIN_OUTPUT'],
   ['an address that is not one', `echo '{"cniVersion":"1.0.0","ips":[{"address":"x"}]}'`, 'ERR_CNI_PLUGIN_OUTPUT'],
   ['an address outside the IPAM subnet', `echo '{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24"}]}'`, 'ERR_CNI_PLUGIN_OUTPUT'],
-  ['an interface index out of range', `echo '{"cniVersion":"1.0.0","interfaces":[],"ips":[{"address":"10.89.217.5/24","interface":3}]}'`, 'ERR_CNI_PLUGIN_OUTPUT'],
+  [
+    'an interface index out of range',
+    `echo '{"cniVersion":"1.0.0","interfaces":[],"ips":[{"address":"10.89.217.5/24","interface":3}]}'`,
+    'ERR_CNI_PLUGIN_OUTPUT',
+  ],
   ['an error (CNI code 7)', `echo '{"cniVersion":"1.0.0","code":7,"msg":"no"}'; exit 1`, 'ERR_CNI_PLUGIN_FAILED'],
   ['exit 1 without output', 'exit 1', 'ERR_CNI_PLUGIN_FAILED'],
   ['killed by a signal', 'kill -9 $$', 'ERR_CNI_PLUGIN_FAILED'],
@@ -187,14 +293,16 @@ const VERSION: Case[] = [];
 OUTPUTS.forEach(([what, , code, version], i) => (version ? VERSION : OUTPUT).push([`plugin output: ${what}`, create({ networks: [`rel-bad-out${i}`] }), code]));
 
 // ---- the CLI (its default runtime; the sandbox name is checked for leftovers) ----
-const cli = (...args: string[]) => () =>
-  promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }).then(
-    (r) => r,
-    (e: { code: number; stderr: string }) => {
-      const m = /\((E[A-Z_]+)\)\n/.exec(e.stderr);
-      throw new PodnetError(m ? m[1] : 'NO_CODE', `exit ${e.code}: ${e.stderr.split('\n')[0]}`, { details: { exit: e.code } });
-    },
-  );
+const cli =
+  (...args: string[]) =>
+  () =>
+    promisify(execFile)(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }).then(
+      (r) => r,
+      (e: { code: number; stderr: string }) => {
+        const m = /\((E[A-Z_]+)\)\n/.exec(e.stderr);
+        throw new PodnetError(m ? m[1] : 'NO_CODE', `exit ${e.code}: ${e.stderr.split('\n')[0]}`, { details: { exit: e.code } });
+      },
+    );
 const run = (...flags: string[]) => cli('run', '--name', 'rel-bad-cli', ...flags, '--', 'true');
 const CLIS: Case[] = [
   ['run without a command', cli('run', '--name', 'rel-bad-cli'), 'ERR_USAGE'],
@@ -211,7 +319,8 @@ const CLIS: Case[] = [
   ['network create with a bad subnet', cli('network', 'create', 'rel-bad-cli', '--subnet', 'abc'), INVALID],
   ['netns add a/b', cli('netns', 'add', 'a/b'), INVALID],
   ['inspect a bad id', cli('inspect', 'a b'), INVALID],
-  ['stats --interval -1', cli('stats', '--interval', '-1'), INVALID],
+  ['stats --interval -1', cli('stats', '--interval', '-1'), 'ERR_USAGE'],
+  ['stats --interval 0', cli('stats', '--interval', '0'), 'ERR_USAGE'],
 ];
 
 // ---- paths given to namespace and statistics calls ----
@@ -232,7 +341,11 @@ const ALL = Object.entries(GROUPS).flatMap(([g, cases]) => cases.map(([label, ca
 
 /** Modification times (ns) of the directories a set-up writes into: unchanged means nothing was made, even briefly. */
 function stamps(x: Setup): Record<string, string> {
-  const dirs = [path.join(x.suite.runtime.stateDir, 'sandboxes'), path.join(x.suite.runtime.cni.cacheDir, 'results'), `/var/lib/cni/networks/${x.suite.network}`];
+  const dirs = [
+    path.join(x.suite.runtime.stateDir, 'sandboxes'),
+    path.join(x.suite.runtime.cni.cacheDir, 'results'),
+    `/var/lib/cni/networks/${x.suite.network}`,
+  ];
   return Object.fromEntries(dirs.map((d) => [d, existsSync(d) ? String(statSync(d, { bigint: true }).mtimeNs) : 'absent']));
 }
 
@@ -246,8 +359,14 @@ describeRoot('bad input: a typed error and nothing made', () => {
   beforeAll(async () => {
     x = await setUpSuite(213, [42900, 42999]);
     const { confDir, binDirs } = x.suite.runtime.cni;
-    writeFileSync(path.join(confDir, 'rel-bad-missing.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'rel-bad-missing', plugins: [{ type: 'rel-nosuch' }] }));
-    writeFileSync(path.join(confDir, 'rel-bad-plain.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'rel-bad-plain', plugins: [{ type: 'rel-pass' }] }));
+    writeFileSync(
+      path.join(confDir, 'rel-bad-missing.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'rel-bad-missing', plugins: [{ type: 'rel-nosuch' }] }),
+    );
+    writeFileSync(
+      path.join(confDir, 'rel-bad-plain.conflist'),
+      JSON.stringify({ cniVersion: '1.0.0', name: 'rel-bad-plain', plugins: [{ type: 'rel-pass' }] }),
+    );
     writePlugin(binDirs[0], 'rel-pass', 'cat >/dev/null; echo \'{"cniVersion":"1.0.0"}\'');
     for (const [name, text] of CONFLISTS) writeFileSync(path.join(confDir, `${name}.conflist`), text);
     OUTPUTS.forEach(([, add, , version], i) => {

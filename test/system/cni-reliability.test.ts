@@ -24,7 +24,13 @@ const cacheDir = path.join(tmp, 'cache');
 const binDir = path.join(tmp, 'bin');
 const stateDir = path.join(tmp, 'state');
 const BRIDGES = ['pnrel200', 'pnrel201', 'pnrel202', 'pnrel203'];
-const bridge = (name: string, subnet: string) => ({ type: 'bridge', bridge: name, isGateway: true, ipMasq: true, ipam: { type: 'host-local', ranges: [[{ subnet }]] } });
+const bridge = (name: string, subnet: string) => ({
+  type: 'bridge',
+  bridge: name,
+  isGateway: true,
+  ipMasq: true,
+  ipam: { type: 'host-local', ranges: [[{ subnet }]] },
+});
 const LISTS: Record<string, unknown[]> = {
   'rel-cni-fork': [{ type: 'rel-fork' }],
   'rel-cni-vhang': [{ type: 'rel-vhang' }],
@@ -33,7 +39,10 @@ const LISTS: Record<string, unknown[]> = {
   'rel-cni-gone': [bridge('pnrel201', '10.89.201.0/24'), { type: 'rel-vanish' }],
   'rel-cni-missing': [{ type: 'rel-nosuch' }],
   'rel-cni-liar': [{ type: 'rel-liar', ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.202.0/24' }]] } }],
-  'rel-cni-val': [{ ...bridge('pnrel203', '10.89.203.0/24'), capabilities: { ips: true } }, { type: 'portmap', capabilities: { portMappings: true } }],
+  'rel-cni-val': [
+    { ...bridge('pnrel203', '10.89.203.0/24'), capabilities: { ips: true } },
+    { type: 'portmap', capabilities: { portMappings: true } },
+  ],
 };
 const cni = { confDir, cacheDir, binDirs: [binDir], pluginTimeoutMs: 1500 };
 const rt = new CniRuntime(cni);
@@ -54,7 +63,8 @@ describeRoot('CNI runtime under misbehaving plugins and crashing owners', () => 
     writePlugin(binDir, 'rel-hang', `echo $$ > ${hangPidFile}; exec sleep 3003`);
     writePlugin(binDir, 'rel-vanish', PASS_THROUGH);
     writePlugin(binDir, 'rel-liar', `echo '{"cniVersion":"1.0.0","ips":[{"address":"10.1.2.3/24"}]}'`);
-    for (const [name, plugins] of Object.entries(LISTS)) writeFileSync(path.join(confDir, `${name}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name, plugins }));
+    for (const [name, plugins] of Object.entries(LISTS))
+      writeFileSync(path.join(confDir, `${name}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name, plugins }));
   });
 
   afterAll(async () => {
@@ -70,7 +80,9 @@ describeRoot('CNI runtime under misbehaving plugins and crashing owners', () => 
   test('a plugin script whose child keeps running is killed, child and all, at the time limit', async () => {
     const ns = await newNetns();
     const t0 = Date.now();
-    await expect(rt.setUpPod({ id: uniqueName('rel-fork'), netnsPath: ns.path, networks: ['rel-cni-fork'] })).rejects.toMatchObject({ code: 'ERR_CNI_PLUGIN_TIMEOUT' });
+    await expect(rt.setUpPod({ id: uniqueName('rel-fork'), netnsPath: ns.path, networks: ['rel-cni-fork'] })).rejects.toMatchObject({
+      code: 'ERR_CNI_PLUGIN_TIMEOUT',
+    });
     expect(Date.now() - t0).toBeLessThan(6000);
     await waitFor('the plugin child to go', () => processesWith('sleep 3001').length === 0, 3000);
   });
@@ -78,7 +90,9 @@ describeRoot('CNI runtime under misbehaving plugins and crashing owners', () => 
   test('a plugin that hangs answering VERSION is killed at the time limit', async () => {
     const ns = await newNetns();
     const t0 = Date.now();
-    await expect(rt.setUpPod({ id: uniqueName('rel-vhang'), netnsPath: ns.path, networks: ['rel-cni-vhang'] })).rejects.toMatchObject({ code: 'ERR_CNI_PLUGIN_TIMEOUT' });
+    await expect(rt.setUpPod({ id: uniqueName('rel-vhang'), netnsPath: ns.path, networks: ['rel-cni-vhang'] })).rejects.toMatchObject({
+      code: 'ERR_CNI_PLUGIN_TIMEOUT',
+    });
     expect(Date.now() - t0).toBeLessThan(6000);
     await waitFor('the VERSION child to go', () => processesWith('sleep 3002').length === 0, 3000);
   });
@@ -101,10 +115,13 @@ describeRoot('CNI runtime under misbehaving plugins and crashing owners', () => 
     expect(lease).toBeDefined();
     const ip = path.basename(lease);
     expect(iptablesRules([`${ip}/32`]).length).toBeGreaterThan(0); // the firewall plugin's CNI-FORWARD rules are there
-    const gc = startOwner(`
+    const gc = startOwner(
+      `
       const r = await new podnet.Runtime({ stateDir: ${JSON.stringify(stateDir)}, cni: ${JSON.stringify(cni)} }).gc();
       console.log(JSON.stringify(r.errors.map((e) => e.message)), 'DONE');
-    `, 'DONE');
+    `,
+      'DONE',
+    );
     await gc.ready;
     expect(gc.out()).toContain('[] DONE');
     expect(iptablesRules([`${ip}/32`, `"${id}"`])).toEqual([]);
@@ -150,7 +167,7 @@ describeRoot('CNI runtime under misbehaving plugins and crashing owners', () => 
 
   test.each([
     ['a static IP outside the subnet', { ip: '10.89.99.5' }, 'ERR_INVALID_ARGUMENT'],
-    ['a host IP that is not this host\'s', { portMappings: [{ hostIP: '10.89.203.77', hostPort: 42003, containerPort: 80 }] }, 'EADDRNOTAVAIL'],
+    ["a host IP that is not this host's", { portMappings: [{ hostIP: '10.89.203.77', hostPort: 42003, containerPort: 80 }] }, 'EADDRNOTAVAIL'],
     ['a host port a host listener holds', { portMappings: [{ hostPort: 42002, containerPort: 80 }] }, 'EADDRINUSE'],
   ])('%s is refused before any plugin runs', async (_what, extra, code) => {
     const ns = await newNetns();

@@ -42,7 +42,16 @@ describeRoot('concurrency: owners creating and tearing down at once', () => {
     const addresses = reports.flatMap((r) => r.addresses);
     const ports = reports.flatMap((r) => r.ports);
     const left = census(suite, netnsPrefix, keep);
-    printFigures('concurrency', { processes: PROCESSES, sandboxes: PROCESSES * PER_PROCESS, held, createSeconds: created / 1000, totalSeconds: (Date.now() - t0) / 1000, addresses: addresses.length, ports: ports.length, leftovers: censusTotal(left) });
+    printFigures('concurrency', {
+      processes: PROCESSES,
+      sandboxes: PROCESSES * PER_PROCESS,
+      held,
+      createSeconds: created / 1000,
+      totalSeconds: (Date.now() - t0) / 1000,
+      addresses: addresses.length,
+      ports: ports.length,
+      leftovers: censusTotal(left),
+    });
     expect(reports.flatMap((r) => r.errors)).toEqual([]);
     expect(held).toBe(PROCESSES * PER_PROCESS);
     expect(new Set(addresses).size).toBe(addresses.length);

@@ -7,7 +7,21 @@
  * in `npm run soak`. Resources: rel-net211 (pnrel211, 10.89.211.0/24), rel-net214..216
  * (pnrel214..216, 10.89.214-216.0/24), ports 42400-42699.
  */
-import { FULL, MODES, PASS_THROUGH, census, censusTotal, printFigures, runWorker, setUpSuite, startWorker, tearDownSuite, waitFor, writeChain, writePlugin } from '../helpers/reliability';
+import {
+  FULL,
+  MODES,
+  PASS_THROUGH,
+  census,
+  censusTotal,
+  printFigures,
+  runWorker,
+  setUpSuite,
+  startWorker,
+  tearDownSuite,
+  waitFor,
+  writeChain,
+  writePlugin,
+} from '../helpers/reliability';
 import { describeRoot } from '../helpers/system';
 
 jest.setTimeout(FULL ? 3_600_000 : 300_000);
@@ -26,7 +40,10 @@ async function killOwner(x: Setup, options: Record<string, unknown>, maxDelayMs:
   const w = startWorker({ runtime: x.suite.runtime, how: 'loop', sandboxes: [{ ...options, ephemeral: true }], expectErrors: true });
   await waitFor('the owner to start', () => w.lines.some((l) => l.startsWith('STEP')), 30_000);
   await new Promise((r) => setTimeout(r, Math.random() * maxDelayMs));
-  const at = w.lines.filter((l) => l.startsWith('STEP')).pop()!.split(' ')[1];
+  const at = w.lines
+    .filter((l) => l.startsWith('STEP'))
+    .pop()!
+    .split(' ')[1];
   w.child.kill('SIGKILL');
   await w.done.catch(() => {});
   return at;
@@ -45,7 +62,10 @@ function faults(x: Setup): Fault[] {
   };
   const list: Fault[] = MODES.map((m) => ({ name: `owner killed: ${m.name}`, run: (x2, id) => killOwner(x2, m.options(id, x2.env), 800) }));
   for (const [kind, network] of Object.entries(chains)) {
-    list.push({ name: `plugin ${kind}s, owner killed`, run: (x2, id) => killOwner(x2, { id, networks: [network], portMappings: [{ hostPort: x2.env.port(), containerPort: 80 }] }, 2500) });
+    list.push({
+      name: `plugin ${kind}s, owner killed`,
+      run: (x2, id) => killOwner(x2, { id, networks: [network], portMappings: [{ hostPort: x2.env.port(), containerPort: 80 }] }, 2500),
+    });
   }
   for (const helper of ['slirp', 'forwarder'] as const) {
     list.push({
@@ -85,7 +105,8 @@ describeRoot('fault injection: killed owners, misbehaving plugins, dying helpers
       rec.n++;
       rec.at[at] = (rec.at[at] ?? 0) + 1;
       rec.leftovers += n;
-      if (n || gc.errors.length) dirty.push({ fault: `${i} ${f.name} at ${at}`, left: Object.fromEntries(Object.entries(left).filter(([, v]) => v.length)), gcErrors: gc.errors });
+      if (n || gc.errors.length)
+        dirty.push({ fault: `${i} ${f.name} at ${at}`, left: Object.fromEntries(Object.entries(left).filter(([, v]) => v.length)), gcErrors: gc.errors });
     }
     printFigures('faults', { faults: total, seconds: (Date.now() - t0) / 1000, byFault, dirty: dirty.length });
     expect(dirty).toEqual([]);

@@ -26,7 +26,16 @@ describeRoot('soak: create/teardown cycles over every mode', () => {
     const seconds = (Date.now() - t0) / 1000;
     const left = census(suite, netnsPrefix, keep);
     const [start, middle, end] = r.samples;
-    printFigures('soak', { cycles: CYCLES, modes: MODES.map((m) => m.name), seconds, start, middle, end, errors: r.errors.length, leftovers: censusTotal(left) });
+    printFigures('soak', {
+      cycles: CYCLES,
+      modes: MODES.map((m) => m.name),
+      seconds,
+      start,
+      middle,
+      end,
+      errors: r.errors.length,
+      leftovers: censusTotal(left),
+    });
     expect(r.errors).toEqual([]);
     expect(left).toEqual(Object.fromEntries(Object.keys(left).map((k) => [k, []])));
     // After the first half has warmed every code path, the second half adds no fd or thread.

@@ -6,13 +6,34 @@ import { isCidr } from '../../../lib/validate';
 
 describe('parseResult', () => {
   test('arbitrary JSON and near-results: a result with valid addresses, or ResultFormatError', () => {
-    const ip = fc.oneof(fc.string(), fc.ipV4().map((a) => `${a}/24`), fc.ipV6().map((a) => `${a}/64`), fc.ipV4());
+    const ip = fc.oneof(
+      fc.string(),
+      fc.ipV4().map((a) => `${a}/24`),
+      fc.ipV6().map((a) => `${a}/64`),
+      fc.ipV4(),
+    );
     const near = fc.record(
       {
         cniVersion: fc.oneof(fc.constantFrom('0.3.1', '0.4.0', '1.0.0', '9.9.9'), fc.string()),
         interfaces: fc.array(fc.record({ name: fc.oneof(fc.string(), fc.integer()), mac: fc.string(), sandbox: fc.string() }, { requiredKeys: [] })),
-        ips: fc.array(fc.record({ address: ip, gateway: fc.oneof(fc.ipV4(), fc.string()), interface: fc.oneof(fc.integer({ min: -1, max: 3 }), fc.string()) }, { requiredKeys: [] })),
-        routes: fc.array(fc.record({ dst: fc.oneof(fc.string(), fc.ipV4().map((a) => `${a}/0`)), gw: fc.string() }, { requiredKeys: [] })),
+        ips: fc.array(
+          fc.record(
+            { address: ip, gateway: fc.oneof(fc.ipV4(), fc.string()), interface: fc.oneof(fc.integer({ min: -1, max: 3 }), fc.string()) },
+            { requiredKeys: [] },
+          ),
+        ),
+        routes: fc.array(
+          fc.record(
+            {
+              dst: fc.oneof(
+                fc.string(),
+                fc.ipV4().map((a) => `${a}/0`),
+              ),
+              gw: fc.string(),
+            },
+            { requiredKeys: [] },
+          ),
+        ),
       },
       { requiredKeys: [] },
     );

@@ -77,11 +77,16 @@ export function collect(child: ChildProcess, opts: RunOptions = {}): Promise<Run
       settled = true;
       clearTimeout(timer);
       clearTimeout(drain);
-      // Whatever still holds the pipes is the command's own leftover: it goes with the group.
-      if (child.stdout!.readable || child.stderr!.readable) killGroup();
       child.stdout!.destroy();
       child.stderr!.destroy();
       resolve({ ...exited, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString(), timedOut });
+    };
+    // The command has exited but something still holds its pipes: its own leftover, which goes with
+    // the group. The pipes then close once their data is read (none is lost, however late this
+    // process gets to read it); only a holder that left the group is given up on, a while later.
+    const giveUp = () => {
+      killGroup();
+      drain = setTimeout(settle, Math.max(drainMs, 2000));
     };
     const take = (into: Buffer[]) => (b: Buffer) => {
       size += b.length;
@@ -99,7 +104,7 @@ export function collect(child: ChildProcess, opts: RunOptions = {}): Promise<Run
     });
     child.on('exit', (code, signal) => {
       exited = { code, signal };
-      drain = setTimeout(settle, drainMs);
+      drain = setTimeout(giveUp, drainMs);
     });
     child.on('close', settle);
     child.stdin!.on('error', () => {}); // the command may exit without reading its input

@@ -293,6 +293,8 @@ export async function setUpSuite(
   const dir = mkdtempSync(path.join(os.tmpdir(), `pnrel-${n}-`));
   const binDir = path.join(dir, 'bin');
   mkdirSync(binDir);
+  // Plugin time limit: long enough for iptables on a machine shared with other suites (a hanging
+  // plugin in the fault suite is cut short by its owner's kill, not by this).
   const suite: Suite = {
     dir,
     runtime: {

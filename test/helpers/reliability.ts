@@ -299,7 +299,7 @@ export async function setUpSuite(
     dir,
     runtime: {
       stateDir: path.join(dir, 'state'),
-      cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache'), binDirs: [binDir], pluginTimeoutMs: 5000 },
+      cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache'), binDirs: [binDir], pluginTimeoutMs: 20_000 },
     },
     network: `rel-net${n}`,
     bridge: `pnrel${n}`,

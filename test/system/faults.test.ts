@@ -85,8 +85,6 @@ describeRoot('fault injection: killed owners, misbehaving plugins, dying helpers
   let x: Setup | undefined;
   beforeAll(async () => {
     x = await setUpSuite(211, [42400, 42699]);
-    // Long enough for the real plugins on a loaded machine; the hanging plugin is cut short by the owner's kill.
-    x.suite.runtime.cni.pluginTimeoutMs = 20_000;
   });
   afterAll(() => tearDownSuite(x));
 

@@ -23,7 +23,8 @@ export class CniDriver implements NetworkDriver {
     const { netnsPath: _, ...spec } = pod(state);
     await this.#cni.validatePod({ ...spec, portMappings: state.portMappings, ip: requested.ip, mac: requested.mac });
     // The static ones apply again at the next restart: they must be good too.
-    if (requested.ip !== state.staticIP || requested.mac !== state.staticMAC) await this.#cni.validatePod({ ...spec, ip: state.staticIP, mac: state.staticMAC });
+    if (requested.ip !== state.staticIP || requested.mac !== state.staticMAC)
+      await this.#cni.validatePod({ ...spec, ip: state.staticIP, mac: state.staticMAC });
   }
 
   async setUp({ state, requested, save }: DriverCall): Promise<void> {

@@ -47,16 +47,25 @@ export class Slirp4netnsDriver implements NetworkDriver {
     const netns = state.netnsPath!;
     const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.#binary, options, hostForwards });
     debug('sandbox %s: slirp4netns %d: %s', state.id, slirp.pid, slirp.args.join(' '));
-    recordHelper(call, 'slirp', slirp.pid, {
-      stop: async () => {
-        await slirp.stop();
-        debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
+    recordHelper(
+      call,
+      'slirp',
+      slirp.pid,
+      {
+        stop: async () => {
+          await slirp.stop();
+          debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
+        },
       },
-    }, { apiSocket: slirp.apiSocket });
+      { apiSocket: slirp.apiSocket },
+    );
     await call.save();
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
       const fwd = await PortForwarder.start({
-        netnsPath: netns, usernsPath: state.usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings,
+        netnsPath: netns,
+        usernsPath: state.usernsPath,
+        containerIP: SLIRP_GUEST_IP,
+        portMappings: state.portMappings,
         keepClientAddress: options.keepClientAddress,
       });
       recordHelper(call, 'forwarder', fwd.pid, fwd);

@@ -121,7 +121,9 @@ export class Runtime {
       existing.resize(o.size, o.concurrency);
       return existing.status();
     }
-    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () => this.#poolStatus.changed());
+    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () =>
+      this.#poolStatus.changed(),
+    );
     this.#pools.set(mode, pool);
     this.#poolStatus.changed();
     return pool.status();
@@ -173,7 +175,8 @@ export class Runtime {
     if (opts.pid !== undefined) {
       checkPid('pid', opts.pid);
       if (driver.namespace !== 'own') throw invalidArgument('pid', `post-configure mode needs a network mode that makes a namespace, not '${mode}'`);
-      if (!existsSync(`/proc/${opts.pid}/ns/net`)) throw new PodnetError('ESRCH', `post-configure mode: no process ${opts.pid}`, { details: { pid: opts.pid } });
+      if (!existsSync(`/proc/${opts.pid}/ns/net`))
+        throw new PodnetError('ESRCH', `post-configure mode: no process ${opts.pid}`, { details: { pid: opts.pid } });
     }
     if (!driver.unprivileged && !isRoot()) {
       throw new PodnetError(ErrorCode.NOT_ROOT, `sandbox '${id}': ${driver.name} networking needs root; use network 'slirp4netns'`);
@@ -324,7 +327,14 @@ export class Runtime {
   }
 
   async list(): Promise<SandboxInfo[]> {
-    return (await this.state.list()).map((s) => ({ id: s.id, name: s.name, mode: s.mode, netnsPath: s.netnsPath, status: s.status, ownerAlive: isAlive(s.owner) }));
+    return (await this.state.list()).map((s) => ({
+      id: s.id,
+      name: s.name,
+      mode: s.mode,
+      netnsPath: s.netnsPath,
+      status: s.status,
+      ownerAlive: isAlive(s.owner),
+    }));
   }
 
   /** Docker/Podman-compatible NetworkSettings of a sandbox. */
@@ -444,7 +454,11 @@ export class Runtime {
       const helpersDied = s.status === 'ready' && Object.values(s.helpers).some((h) => h && !isAlive(h));
       // A create from a warm namespace writes 'ready' before the bind mount: its owner died in between.
       const netnsNeverMounted = s.status === 'ready' && s.ownsNetns && s.netnsPath !== undefined && !isAlive(s.owner) && !existsSync(s.netnsPath);
-      if (orphaned || helpersDied || netnsNeverMounted) await attempt(() => this.teardown(s.id), () => removed.sandboxes.push(s.id));
+      if (orphaned || helpersDied || netnsNeverMounted)
+        await attempt(
+          () => this.teardown(s.id),
+          () => removed.sandboxes.push(s.id),
+        );
     }
     // Runs `fn` only if no state claims `id`, under the lock; resolves whether it ran.
     const unclaimed = (id: string, fn: () => Promise<void>) =>
@@ -458,7 +472,8 @@ export class Runtime {
       if (typeof a.netnsPath !== 'string' || this.#idOfNetns(a.netnsPath) !== a.id) continue;
       let ran = false;
       await attempt(
-        async () => (ran = await unclaimed(a.id, async () => void (await this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] })))),
+        async () =>
+          (ran = await unclaimed(a.id, async () => void (await this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] })))),
         () => ran && removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`),
       );
     }
@@ -479,11 +494,18 @@ export class Runtime {
       const id = this.#idOfNetns(p);
       if (id === undefined) continue;
       let ran = false;
-      await attempt(async () => (ran = await unclaimed(id, () => NetNS.removePath(p))), () => ran && removed.namespaces.push(p));
+      await attempt(
+        async () => (ran = await unclaimed(id, () => NetNS.removePath(p))),
+        () => ran && removed.namespaces.push(p),
+      );
     }
     // A dead process's pool: its warm namespaces went with it (fds); its published status goes now.
     for (const p of await this.listPools()) {
-      if (!p.ownerAlive) await attempt(() => removePoolStatus(this.state.dir, p), () => removed.pools.push(p.owner.pid));
+      if (!p.ownerAlive)
+        await attempt(
+          () => removePoolStatus(this.state.dir, p),
+          () => removed.pools.push(p.owner.pid),
+        );
     }
     return removed;
   }
@@ -528,7 +550,11 @@ export class Runtime {
     await step(() => removeSandboxNetns(call));
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
-      throw new PodnetError(ErrorCode.TEARDOWN, `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`, { details: { errors } });
+      throw new PodnetError(
+        ErrorCode.TEARDOWN,
+        `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`,
+        { details: { errors } },
+      );
     }
   }
 

@@ -4,7 +4,6 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -62,10 +61,14 @@ export interface SandboxState {
 async function checkOwnDir(dir: string): Promise<void> {
   const uid = process.geteuid?.() ?? 0;
   const refuse = (why: string, cause?: unknown) =>
-    new PodnetError(ErrorCode.STATE_DIR, `state dir '${dir}' ${why}: it must be a directory owned by uid ${uid} and writable only by it${uid ? ' (set XDG_RUNTIME_DIR, or pass stateDir)' : ''}`, {
-      path: dir,
-      cause,
-    });
+    new PodnetError(
+      ErrorCode.STATE_DIR,
+      `state dir '${dir}' ${why}: it must be a directory owned by uid ${uid} and writable only by it${uid ? ' (set XDG_RUNTIME_DIR, or pass stateDir)' : ''}`,
+      {
+        path: dir,
+        cause,
+      },
+    );
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -104,38 +107,16 @@ export class StateStore {
   }
 
   /**
-   * Writes a new sandbox's state only if its id is free: an O_EXCL create
-   * claims the id, with no lock, and one write(2) fills it. The state is far
-   * below a page, and the file size grows only once the data is in, so a
-   * reader sees the file empty or whole; empty is a create in progress (or
-   * one that died before its write: gc removes those after a minute).
+   * Writes a new sandbox's state only if its id is free, with no lock: a temp
+   * file written in whole, then linked to the state's name (EEXIST if the id
+   * is taken). Never an empty state: an owner killed half-way leaves only a
+   * temp file naming its pid, which gc removes at once (an O_EXCL create and
+   * a write would leave an empty state that no one can attribute).
    */
   async create(state: SandboxState): Promise<void> {
     await this.#ensureDir();
-    const data = Buffer.from(JSON.stringify(state, null, 2));
-    if (data.length >= 4096) return this.#createLarge(state, data);
-    let fd: number;
     try {
-      fd = openSync(this.file(state.id), 'wx', 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.#exists(state.id);
-      throw err;
-    }
-    try {
-      const n = writeSync(fd, data);
-      if (n !== data.length) throw new PodnetError(ErrorCode.STATE_DIR, `short write of '${this.file(state.id)}' (${n} of ${data.length} bytes)`);
-    } catch (err) {
-      rmSync(this.file(state.id), { force: true });
-      throw err;
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  /** A state of a page or more cannot be written in one step: a temp file linked in whole (EEXIST if the id is taken). */
-  #createLarge(state: SandboxState, data: Buffer): void {
-    try {
-      writeFileAtomic(this.file(state.id), data, { exclusive: true });
+      writeFileAtomic(this.file(state.id), JSON.stringify(state, null, 2), { exclusive: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.#exists(state.id);
       throw err;

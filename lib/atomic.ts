@@ -1,12 +1,12 @@
 /**
  * Whole-or-nothing file writes, for state that other processes read at any
  * moment (sandbox state, the CNI cache, network configurations): the data goes
- * to a hidden temp file in the same directory (`.<name>.<hex>.tmp`), then is
+ * to a hidden temp file in the same directory (`.<name>.<pid>-<hex>.tmp`), then is
  * renamed over the target, or linked to it when `exclusive` (EEXIST rather than
  * replacing). Synchronous: each is a few microseconds on these small files.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface AtomicWriteOptions {
@@ -19,7 +19,7 @@ export interface AtomicWriteOptions {
 }
 
 export function writeFileAtomic(file: string, data: string | Buffer, opts: AtomicWriteOptions = {}): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   const write = () => writeFileSync(tmp, data, { mode: opts.mode ?? 0o600 });
   try {
     try {
@@ -37,6 +37,31 @@ export function writeFileAtomic(file: string, data: string | Buffer, opts: Atomi
       unlinkSync(tmp); // gone already after a rename
     } catch {
       /* renamed */
+    }
+  }
+}
+
+/**
+ * Removes the temp files of writes a crash interrupted in `dir`: those whose
+ * writer is gone (the pid in the name), and any older than a minute (a pid
+ * reused meanwhile). A write is synchronous, so a live writer's file lasts
+ * microseconds.
+ */
+export function sweepTemp(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^\..+\.(\d+)-[0-9a-f]+\.tmp$/.exec(n);
+    if (!m && !n.endsWith('.tmp')) continue;
+    const p = path.join(dir, n);
+    try {
+      if ((m && !existsSync(`/proc/${m[1]}`)) || Date.now() - statSync(p).mtimeMs > 60_000) unlinkSync(p);
+    } catch {
+      // gone meanwhile
     }
   }
 }

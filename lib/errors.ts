@@ -32,6 +32,8 @@ export class PodnetError extends Error {
 /** Podnet's own error codes (errno names are used as they are). */
 export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** The command line of `podnet` (unknown command or flag, a missing or malformed value). */
+  USAGE: 'ERR_USAGE',
   NOT_NETNS: 'ERR_NOT_NETNS',
   NOT_ROOT: 'ERR_NOT_ROOT',
   /** No pool of warm sandboxes for that network in this runtime (resizePool, drainPool). */

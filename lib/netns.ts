@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
-import { collect } from './command';
+import { OWN_GROUP, collect } from './command';
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
 import { native, type NsHandleInfo } from './native';
 import { checkFileName, checkPath, checkPid } from './validate';
@@ -189,7 +189,7 @@ export class NetNS {
   /** Runs `cmd` inside the namespace to completion and collects its output. */
   exec(cmd: string, args: readonly string[] = [], opts: NetNSExecOptions = {}): Promise<NetNSExecResult> {
     const { input, timeoutMs, ...spawnOpts } = opts;
-    const child = this.spawn(cmd, args, { ...spawnOpts, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = this.spawn(cmd, args, { ...spawnOpts, ...OWN_GROUP, stdio: ['pipe', 'pipe', 'pipe'] });
     return execIn(child, `${cmd} in network namespace '${this.path}'`, input, timeoutMs);
   }
 }

@@ -6,10 +6,11 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import os from 'node:os';
 
 import ipaddr from 'ipaddr.js';
 
-import { invalidArgument } from './errors';
+import { PodnetError, invalidArgument } from './errors';
 import { checkPort, isIp } from './validate';
 import type { CniPortMapEntry } from './cni/types';
 import type { PortMapping, PortProtocol } from './types';
@@ -87,6 +88,38 @@ export async function portFree(port: number, protocols: PortProtocol[], hostIP?:
     if (!ok) return false;
   }
   return true;
+}
+
+/** Whether `ip` is an address of this host (or the unspecified address, which means all of them). */
+function isLocalAddress(ip: string): boolean {
+  const a = ipaddr.parse(ip);
+  if (a.range() === 'unspecified') return true;
+  const want = a.toNormalizedString();
+  return Object.values(os.networkInterfaces()).some((list) => list?.some((i) => ipaddr.parse(i.address.split('%')[0]).toNormalizedString() === want));
+}
+
+/**
+ * Refuses, before anything is set up, host ports a host listener already holds
+ * (a DNAT rule would silently shadow it) and host IPs that are not this host's
+ * (slirp4netns refuses them; a DNAT rule for one would never match). Port 0
+ * and sctp are not probed.
+ */
+export async function checkHostPorts(maps: CheckedPortMapping[]): Promise<void> {
+  for (const [i, m] of maps.entries()) {
+    if (m.hostIP !== undefined && !isLocalAddress(m.hostIP)) {
+      throw new PodnetError('EADDRNOTAVAIL', `invalid portMappings[${i}].hostIP: '${m.hostIP}' is not an address of this host`, { details: { hostIP: m.hostIP } });
+    }
+    if (m.hostPort === 0) continue;
+    for (let k = 0; k < m.range; k++) {
+      for (const p of m.protocols.filter((x) => x !== 'sctp')) {
+        if (!(await portFree(m.hostPort + k, [p], m.hostIP))) {
+          throw new PodnetError('EADDRINUSE', `invalid portMappings[${i}]: host port ${p}/${m.hostPort + k}${m.hostIP ? ` on ${m.hostIP}` : ''} is already in use on this host`, {
+            details: { hostIP: m.hostIP, hostPort: m.hostPort + k, protocol: p },
+          });
+        }
+      }
+    }
+  }
 }
 
 /** A free host port (for every protocol) chosen by the kernel, with `range - 1` free ports after it. */

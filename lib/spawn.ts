@@ -160,15 +160,19 @@ export class HelperProcess {
         clearTimeout(timer);
         sock.destroy();
         if (!err) return resolve();
-        // Kill what is left, reap it, then report (with its final output).
-        void this.kill('SIGKILL').then(() => {
-          const out = this.output();
-          (err.details as Record<string, unknown>).output = out;
-          // The first lines say what went wrong (a usage text may follow); all of it is in details.output.
-          const lines = out.trim().split('\n');
-          if (out) err.message += `: ${lines.slice(0, 8).join('\n')}${lines.length > 8 ? '\n...' : ''}`;
-          reject(err);
-        });
+        // Kill what is left, reap it, then report (with its final output). Whatever happens on
+        // the way, the promise settles: an error without details (a read error) gets them here.
+        void this.kill('SIGKILL')
+          .catch(() => undefined)
+          .then(() => {
+            const out = this.output();
+            Object.assign(err, { details: { ...err.details, output: out } });
+            // The first lines say what went wrong (a usage text may follow); all of it is in details.output.
+            const lines = out.trim().split('\n');
+            if (out) err.message += `: ${lines.slice(0, 8).join('\n')}${lines.length > 8 ? '\n...' : ''}`;
+          })
+          .catch(() => undefined)
+          .finally(() => reject(err));
       };
       const exitedFirst = (e: HelperExit) =>
         finish(new PodnetError(ErrorCode.HELPER_EXITED, `${this.name} (pid ${this.pid}) ${this.describeExit(e)} before it was ready`, {

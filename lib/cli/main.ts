@@ -37,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     return await fn(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`podnet: ${err.message}\n\n${USAGE[err.command] ?? USAGE.main}`);
+      process.stderr.write(`podnet: ${err.message} (${err.code})\n\n${USAGE[err.command] ?? USAGE.main}`);
       return 2;
     }
     const e = err as PodnetError;

@@ -1,5 +1,6 @@
 /** Parses `-p [hostIP:]hostPort[-end]:containerPort[-end][/proto]` as podman run does. */
 import { invalidArgument } from '../errors';
+import { isIp } from '../validate';
 import type { PortMapping } from '../types';
 
 const RANGE = /^(\d+)(?:-(\d+))?$/;
@@ -31,6 +32,7 @@ export function parsePortSpec(spec: string): PortMapping {
   const parts = rest.split(':');
   if (!v6 && parts.length === 3) hostIP = parts.shift();
   if (parts.length !== 2) throw invalidArgument('port mapping', `'${spec}' is not [hostIP:]hostPort:containerPort[/proto]`);
+  if (hostIP !== undefined && !isIp(hostIP)) throw invalidArgument('port mapping', `'${spec}': host IP '${hostIP}' is not an IP address`);
   const host = parseRange('host port', parts[0], spec);
   const ctr = parseRange('container port', parts[1], spec);
   if (ctr.start === 0) throw invalidArgument('port mapping', `'${spec}': container port 0`);

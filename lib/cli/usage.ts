@@ -1,7 +1,10 @@
 /** Usage texts of `podnet` and its subcommands, the error that prints them, and flag parsing. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { ErrorCode } from '../errors';
+
 export class UsageError extends Error {
+  readonly code = ErrorCode.USAGE;
   constructor(
     readonly command: string,
     message: string,

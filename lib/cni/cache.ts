@@ -27,8 +27,14 @@ export interface CacheEntry {
   netns: string;
   cniArgs?: [string, string][];
   capabilityArgs?: Record<string, unknown>;
-  /** The list's ADD result; absent while the ADD is in progress (written before it starts). */
+  /**
+   * The list's ADD result. Absent before the first plugin has answered (the
+   * entry is written before ADD starts); while `adding`, the result of the
+   * last plugin that answered, so a DEL after a crash has its prevResult.
+   */
   result?: unknown;
+  /** Set while the list's ADD is in progress (a podnet field; libcni readers ignore it). */
+  adding?: boolean;
 }
 
 export function cachePath(cacheDir: string, network: string, containerId: string, ifname: string): string {

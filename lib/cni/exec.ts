@@ -3,7 +3,7 @@
  * env (no shell), stdin config, timeout, "text file busy" retry as libcni
  * does, and turning the spec's error JSON into a typed error.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { runCommand, type RunResult } from '../command';
@@ -143,4 +143,27 @@ export function outputError(call: Pick<PluginCall, 'plugin' | 'command' | 'netwo
   return new PodnetError(ErrorCode.CNI_PLUGIN_OUTPUT, `${describe(call as PluginCall)}: malformed output: ${why}`, {
     details: details(call as PluginCall, { why }),
   });
+}
+
+/**
+ * Kills plugin processes still running for one attachment (and whatever they
+ * forked: it inherits their environment), found by the CNI_* environment they
+ * were given. For an ADD whose owner was killed: its plugins were orphaned
+ * (they run in process groups of their own) and may hang forever.
+ */
+export function killStrayPlugins(containerId: string, netns: string, ifname: string): number[] {
+  const want = [`CNI_CONTAINERID=${containerId}`, `CNI_NETNS=${netns}`, `CNI_IFNAME=${ifname}`];
+  const killed: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = new Set(readFileSync(`/proc/${d}/environ`, 'latin1').split('\0'));
+      if (!want.every((w) => env.has(w))) continue;
+      process.kill(Number(d), 'SIGKILL');
+      killed.push(Number(d));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return killed;
 }

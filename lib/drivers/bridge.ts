@@ -39,7 +39,7 @@ export class BridgeDriver implements NetworkDriver {
     return name === this.#cniRuntime.defaultNetwork ? 'native' : 'cni';
   }
 
-  async validate(state: SandboxState): Promise<void> {
+  async validate(state: SandboxState, requested: { ip?: string; mac?: string }): Promise<void> {
     const names = state.networks.length ? state.networks : [this.#cniRuntime.defaultNetwork];
     const kinds = await Promise.all(names.map((n) => this.kindOf(n)));
     if (new Set(kinds).size > 1) {
@@ -49,7 +49,7 @@ export class BridgeDriver implements NetworkDriver {
     if (state.driver === 'native') {
       for (const n of names) if (n === this.#cniRuntime.defaultNetwork) await this.#nets.ensureDefault(n);
     }
-    await this.#pick(state).validate(state);
+    await this.#pick(state).validate(state, requested);
   }
 
   setUp(call: DriverCall): Promise<void> {

@@ -18,7 +18,14 @@ export class CniDriver implements NetworkDriver {
     this.#cni = cni;
   }
 
-  async validate(): Promise<void> {}
+  /** Networks, plugins, addresses, MACs and ports, all checked before the runtime makes anything. */
+  async validate(state: SandboxState, requested: { ip?: string; mac?: string }): Promise<void> {
+    const { netnsPath: _, ...spec } = pod(state);
+    await this.#cni.validatePod({ ...spec, portMappings: state.portMappings, ip: requested.ip, mac: requested.mac });
+    // The static ones apply again at the next restart: they must be good too.
+    if (requested.ip !== state.staticIP || requested.mac !== state.staticMAC)
+      await this.#cni.validatePod({ ...spec, ip: state.staticIP, mac: state.staticMAC });
+  }
 
   async setUp({ state, requested, save }: DriverCall): Promise<void> {
     state.results = await this.#cni.setUpPod({ ...pod(state), portMappings: state.portMappings, ip: requested.ip, mac: requested.mac });
@@ -27,8 +34,10 @@ export class CniDriver implements NetworkDriver {
     await save();
   }
 
-  async tearDown({ state }: DriverCall): Promise<void> {
-    if (state.netnsPath) await this.#cni.tearDownPod(pod(state));
+  async tearDown({ state, forced }: DriverCall): Promise<void> {
+    if (!state.netnsPath) return;
+    const report = await this.#cni.tearDownPod({ ...pod(state), force: forced !== undefined });
+    forced?.notUndone.push(...report.notUndone);
   }
 
   async restart(call: DriverCall): Promise<void> {

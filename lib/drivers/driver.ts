@@ -9,6 +9,7 @@
  * it away again, recording in `state` whatever a fresh process needs to undo
  * it after a crash.
  */
+import type { PodnetError } from '../errors';
 import type { NetNS } from '../netns';
 import type { HelperName, SandboxState } from '../runtime/state';
 
@@ -31,6 +32,11 @@ export interface DriverCall {
   readonly requested: { ip?: string; mac?: string };
   /** Writes `state` to disk: call it once something exists that teardown must find. */
   save(): Promise<void>;
+  /**
+   * Set for a forced teardown (`podman rm -f`): a driver reports here what it
+   * could not undo, instead of failing, so the sandbox can go anyway.
+   */
+  readonly forced?: { notUndone: PodnetError[] };
 }
 
 export interface NetworkDriver {
@@ -54,8 +60,9 @@ export interface NetworkDriver {
   /**
    * Mode-specific checks of a new sandbox, before anything is created; may
    * normalise `state` (resolve host ports, parse options). Throws PodnetError.
+   * `requested` is the address and MAC of this start (see DriverCall).
    */
-  validate(state: SandboxState): Promise<void>;
+  validate(state: SandboxState, requested: { ip?: string; mac?: string }): Promise<void>;
   /** Gives the namespace its network. On failure the runtime calls `tearDown`. */
   setUp(call: DriverCall): Promise<void>;
   /** Takes it away: best-effort, repeatable, and it works from a fresh process with only the state. */

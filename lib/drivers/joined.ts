@@ -17,6 +17,10 @@ const base = {
 export const nsPathDriver: NetworkDriver = {
   ...base,
   name: 'ns:<path>',
+  /** The path must be a network namespace now (ENOENT, ERR_NOT_NETNS), before the sandbox is recorded. */
+  async validate(state) {
+    (await NetNS.open(state.mode.slice('ns:'.length))).close();
+  },
   async setUp({ state, live }) {
     live.netns = await NetNS.open(state.mode.slice('ns:'.length));
     state.netnsPath = live.netns.path;

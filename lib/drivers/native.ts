@@ -13,6 +13,7 @@ import type { NativeNetworks } from '../native/networks';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import type { SandboxState } from '../runtime/state';
 import type { PortMapping, PortProtocol } from '../types';
+import { checkIp } from '../validate';
 import type { DriverCall, NetworkDriver } from './driver';
 
 export class NativeDriver implements NetworkDriver {
@@ -44,16 +45,17 @@ export class NativeDriver implements NetworkDriver {
     return this.#idPrefix;
   }
 
-  async validate(state: SandboxState): Promise<void> {
+  async validate(state: SandboxState, requested: { ip?: string; mac?: string } = {}): Promise<void> {
     for (const n of this.networksOf(state)) {
       if (!this.#nets.has(n)) throw new PodnetError(ErrorCode.NATIVE_NETWORK_NOT_FOUND, `no native network '${n}'`);
     }
-    // A static address must be inside a subnet of the first network: refused here, before any namespace exists.
-    if (state.staticIP !== undefined) {
+    // A static address must be an address inside a subnet of the first network: refused here, before any namespace exists.
+    for (const [what, v] of [['staticIP', state.staticIP], ['requestedIP', requested.ip]] as const) {
+      if (v === undefined) continue;
       const subnets = this.#nets.get(this.networksOf(state)[0])!.subnets.map((s) => ipaddr.parseCIDR(s.subnet));
-      const ip = ipaddr.parse(state.staticIP);
+      const ip = ipaddr.parse(checkIp(what, v));
       if (!subnets.some(([a, bits]) => a.kind() === ip.kind() && ip.match(a, bits))) {
-        throw invalidArgument('staticIP', `${state.staticIP} is outside the subnets of network '${this.networksOf(state)[0]}'`);
+        throw invalidArgument(what, `${v} is outside the subnets of network '${this.networksOf(state)[0]}'`);
       }
     }
     state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));

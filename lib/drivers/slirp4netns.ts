@@ -7,7 +7,8 @@
  */
 import { debug } from '../debug';
 import { PortForwarder } from '../portfwd/forwarder';
-import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
+import { invalidArgument } from '../errors';
+import { checkHostPorts, checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
@@ -29,7 +30,12 @@ export class Slirp4netnsDriver implements NetworkDriver {
 
   async validate(state: SandboxState): Promise<void> {
     const options = parseSlirpOptions(state.networkOptions);
-    state.portMappings = toPortMappings(await resolveHostPorts(checkPortMappings(state.portMappings)));
+    const maps = checkPortMappings(state.portMappings);
+    // Neither slirp4netns nor the forwarder carries sctp.
+    const sctp = maps.findIndex((m) => m.protocols.includes('sctp'));
+    if (sctp >= 0) throw invalidArgument(`portMappings[${sctp}].protocol`, 'slirp4netns forwards tcp and udp only, not sctp');
+    await checkHostPorts(maps);
+    state.portMappings = toPortMappings(await resolveHostPorts(maps));
     // slirp4netns forwards tcp/udp over IPv4 only: checked before anything starts.
     if (options.portHandler === 'slirp4netns') hostForwardsFromPortMappings(state.portMappings);
   }
@@ -41,16 +47,25 @@ export class Slirp4netnsDriver implements NetworkDriver {
     const netns = state.netnsPath!;
     const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.#binary, options, hostForwards });
     debug('sandbox %s: slirp4netns %d: %s', state.id, slirp.pid, slirp.args.join(' '));
-    recordHelper(call, 'slirp', slirp.pid, {
-      stop: async () => {
-        await slirp.stop();
-        debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
+    recordHelper(
+      call,
+      'slirp',
+      slirp.pid,
+      {
+        stop: async () => {
+          await slirp.stop();
+          debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
+        },
       },
-    }, { apiSocket: slirp.apiSocket });
+      { apiSocket: slirp.apiSocket },
+    );
     await call.save();
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
       const fwd = await PortForwarder.start({
-        netnsPath: netns, usernsPath: state.usernsPath, containerIP: SLIRP_GUEST_IP, portMappings: state.portMappings,
+        netnsPath: netns,
+        usernsPath: state.usernsPath,
+        containerIP: SLIRP_GUEST_IP,
+        portMappings: state.portMappings,
         keepClientAddress: options.keepClientAddress,
       });
       recordHelper(call, 'forwarder', fwd.pid, fwd);

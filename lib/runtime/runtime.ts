@@ -121,7 +121,9 @@ export class Runtime {
       existing.resize(o.size, o.concurrency);
       return existing.status();
     }
-    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () => this.#poolStatus.changed());
+    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () =>
+      this.#poolStatus.changed(),
+    );
     this.#pools.set(mode, pool);
     this.#poolStatus.changed();
     return pool.status();
@@ -173,6 +175,8 @@ export class Runtime {
     if (opts.pid !== undefined) {
       checkPid('pid', opts.pid);
       if (driver.namespace !== 'own') throw invalidArgument('pid', `post-configure mode needs a network mode that makes a namespace, not '${mode}'`);
+      if (!existsSync(`/proc/${opts.pid}/ns/net`))
+        throw new PodnetError('ESRCH', `post-configure mode: no process ${opts.pid}`, { details: { pid: opts.pid } });
     }
     if (!driver.unprivileged && !isRoot()) {
       throw new PodnetError(ErrorCode.NOT_ROOT, `sandbox '${id}': ${driver.name} networking needs root; use network 'slirp4netns'`);
@@ -182,6 +186,9 @@ export class Runtime {
     }
     const portMappings = toPortMappings(checkPortMappings(opts.portMappings));
     if (portMappings.length && !driver.accepts.portMappings) throw invalidArgument('portMappings', `network mode '${mode}' cannot publish ports`);
+    if (opts.networkOptions !== undefined && !driver.accepts.networkOptions) {
+      throw invalidArgument('networkOptions', `network mode '${mode}' takes no network options (they are slirp4netns's)`);
+    }
     if (opts.podName !== undefined) checkId('pod name', opts.podName);
     // A warm namespace fits when nothing about the namespace itself is asked for.
     const pool = opts.pid === undefined && !opts.staticIP && !opts.staticMAC && !opts.requestedIP && !opts.requestedMAC ? this.#pools.get(mode) : undefined;
@@ -205,7 +212,8 @@ export class Runtime {
       helpers: {},
       createdAt: new Date().toISOString(),
     };
-    await driver.validate(state);
+    const requested = { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC };
+    await driver.validate(state, requested);
     const warm = pool?.take();
     if (warm) return this.#createWarm(state, driver, pool!, warm);
     // The exclusive create of the state claims the id; joining needs the lock (teardown checks joiners under it).
@@ -225,7 +233,7 @@ export class Runtime {
     }
     const live: LiveHandles = { helpers: new Map() };
     this.#live.set(id, live);
-    const call = this.#call(state, live, { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC });
+    const call = this.#call(state, live, requested);
     try {
       if (driver.namespace === 'own') await makeSandboxNetns(call, { dir: this.#opts.netnsDir, name: `${this.netnsPrefix}${id}`, pid: opts.pid });
       await driver.setUp(call);
@@ -300,14 +308,18 @@ export class Runtime {
    * only; later restarts get the configured static ones again.
    */
   async restartNetwork(id: string, requested: { ip?: string; mac?: string } = {}): Promise<SandboxState> {
-    const state = await this.#get(id);
-    const driver = this.#drivers.forMode(state.mode);
-    if (!driver.restart) throw invalidArgument('sandbox', `'${id}' has no network to restart (mode ${state.mode})`);
-    if (state.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${id}' is ${state.status}`);
-    const live = this.#live.get(id) ?? { helpers: new Map() };
-    await driver.restart(this.#call(state, live, { ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC }));
-    await this.state.write(state);
-    return state;
+    // Under the lock for the whole restart: a teardown or gc meanwhile would race the re-added network
+    // and this process's state write would bring a removed sandbox back.
+    return this.state.locked(async () => {
+      const state = await this.#get(id);
+      const driver = this.#drivers.forMode(state.mode);
+      if (!driver.restart) throw invalidArgument('sandbox', `'${id}' has no network to restart (mode ${state.mode})`);
+      if (state.status !== 'ready') throw new PodnetError('EBUSY', `sandbox '${id}' is ${state.status}`);
+      const live = this.#live.get(id) ?? { helpers: new Map() };
+      await driver.restart(this.#call(state, live, { ip: requested.ip ?? state.staticIP, mac: requested.mac ?? state.staticMAC }));
+      await this.state.write(state);
+      return state;
+    });
   }
 
   async get(id: string): Promise<SandboxState | undefined> {
@@ -315,7 +327,14 @@ export class Runtime {
   }
 
   async list(): Promise<SandboxInfo[]> {
-    return (await this.state.list()).map((s) => ({ id: s.id, name: s.name, mode: s.mode, netnsPath: s.netnsPath, status: s.status, ownerAlive: isAlive(s.owner) }));
+    return (await this.state.list()).map((s) => ({
+      id: s.id,
+      name: s.name,
+      mode: s.mode,
+      netnsPath: s.netnsPath,
+      status: s.status,
+      ownerAlive: isAlive(s.owner),
+    }));
   }
 
   /** Docker/Podman-compatible NetworkSettings of a sandbox. */
@@ -357,8 +376,11 @@ export class Runtime {
    * Tears a sandbox down: CNI DEL (with the pod name used at set-up), stops
    * the forwarder and slirp4netns, unmounts the namespace, removes the state.
    * Goes on past errors and reports them together; a missing sandbox is a no-op.
+   * With `force` (as `podman rm -f`), a step that fails (a plugin gone from the
+   * host, one that keeps failing) does not keep the sandbox: namespace, helpers
+   * and state go, and what could not be undone is returned.
    */
-  async teardown(id: string): Promise<void> {
+  async teardown(id: string, opts: { force?: boolean } = {}): Promise<{ notUndone: PodnetError[] }> {
     checkId('sandbox id', id);
     const state = await this.state.locked(async () => {
       const s = await this.state.read(id);
@@ -374,11 +396,18 @@ export class Runtime {
       await this.state.write(s);
       return s;
     });
-    if (!state) return;
+    const notUndone: PodnetError[] = [];
+    if (!state) return { notUndone };
     const live = this.#live.get(id) ?? { helpers: new Map() };
     this.#live.delete(id);
-    await this.#tearDown(this.#call(state, live, {}));
+    try {
+      await this.#tearDown(this.#call(state, live, {}, opts.force ? { notUndone } : undefined));
+    } catch (err) {
+      if (!opts.force) throw err;
+      notUndone.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.TEARDOWN, String(err), { cause: err }));
+    }
     await this.state.remove(id);
+    return { notUndone };
   }
 
   /**
@@ -418,13 +447,18 @@ export class Runtime {
       }
     };
     await this.state.sweepTemp();
+    this.cni.sweepTemp();
     for (const s of await this.state.list()) {
       const busy = (s.status === 'removing' && isAlive(s.remover)) || (s.status === 'creating' && isAlive(s.owner));
       const orphaned = !busy && (s.status !== 'ready' || (s.ephemeral === true && !isAlive(s.owner)));
       const helpersDied = s.status === 'ready' && Object.values(s.helpers).some((h) => h && !isAlive(h));
       // A create from a warm namespace writes 'ready' before the bind mount: its owner died in between.
       const netnsNeverMounted = s.status === 'ready' && s.ownsNetns && s.netnsPath !== undefined && !isAlive(s.owner) && !existsSync(s.netnsPath);
-      if (orphaned || helpersDied || netnsNeverMounted) await attempt(() => this.teardown(s.id), () => removed.sandboxes.push(s.id));
+      if (orphaned || helpersDied || netnsNeverMounted)
+        await attempt(
+          () => this.teardown(s.id),
+          () => removed.sandboxes.push(s.id),
+        );
     }
     // Runs `fn` only if no state claims `id`, under the lock; resolves whether it ran.
     const unclaimed = (id: string, fn: () => Promise<void>) =>
@@ -438,7 +472,8 @@ export class Runtime {
       if (typeof a.netnsPath !== 'string' || this.#idOfNetns(a.netnsPath) !== a.id) continue;
       let ran = false;
       await attempt(
-        async () => (ran = await unclaimed(a.id, () => this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] }))),
+        async () =>
+          (ran = await unclaimed(a.id, async () => void (await this.cni.tearDownPod({ id: a.id, networks: [{ name: a.network, ifname: a.ifname }] })))),
         () => ran && removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`),
       );
     }
@@ -459,11 +494,18 @@ export class Runtime {
       const id = this.#idOfNetns(p);
       if (id === undefined) continue;
       let ran = false;
-      await attempt(async () => (ran = await unclaimed(id, () => NetNS.removePath(p))), () => ran && removed.namespaces.push(p));
+      await attempt(
+        async () => (ran = await unclaimed(id, () => NetNS.removePath(p))),
+        () => ran && removed.namespaces.push(p),
+      );
     }
     // A dead process's pool: its warm namespaces went with it (fds); its published status goes now.
     for (const p of await this.listPools()) {
-      if (!p.ownerAlive) await attempt(() => removePoolStatus(this.state.dir, p), () => removed.pools.push(p.owner.pid));
+      if (!p.ownerAlive)
+        await attempt(
+          () => removePoolStatus(this.state.dir, p),
+          () => removed.pools.push(p.owner.pid),
+        );
     }
     return removed;
   }
@@ -483,8 +525,8 @@ export class Runtime {
     return this.#opts.netnsDir ?? DEFAULT_NETNS_DIR;
   }
 
-  #call(state: SandboxState, live: LiveHandles, requested: DriverCall['requested']): DriverCall {
-    return { state, live, requested, save: () => this.state.write(state) };
+  #call(state: SandboxState, live: LiveHandles, requested: DriverCall['requested'], forced?: DriverCall['forced']): DriverCall {
+    return { state, live, requested, save: () => this.state.write(state), ...(forced ? { forced } : {}) };
   }
 
   /**
@@ -508,7 +550,11 @@ export class Runtime {
     await step(() => removeSandboxNetns(call));
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) {
-      throw new PodnetError(ErrorCode.TEARDOWN, `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`, { details: { errors } });
+      throw new PodnetError(
+        ErrorCode.TEARDOWN,
+        `sandbox '${state.id}': ${errors.length} teardown steps failed: ${errors.map((e) => (e as Error).message).join('; ')}`,
+        { details: { errors } },
+      );
     }
   }
 

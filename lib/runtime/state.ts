@@ -4,14 +4,14 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../atomic';
+import { sweepTemp, writeFileAtomic } from '../atomic';
 import type { PortMapping } from '../types';
 import type { PodNetworkResult } from '../cni/runtime';
 import { ErrorCode, PodnetError } from '../errors';
+import { checkPath } from '../validate';
 import { withLock } from './lock';
 import type { ProcRef } from './proc';
 
@@ -59,17 +59,31 @@ export interface SandboxState {
 
 /** The state dir must be a real directory of this user that no one else can write (it may sit in /tmp). */
 async function checkOwnDir(dir: string): Promise<void> {
-  const st = await lstat(dir);
   const uid = process.geteuid?.() ?? 0;
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
-    throw new PodnetError(ErrorCode.STATE_DIR, `state dir '${dir}' must be a directory owned by uid ${uid} and writable only by it`, { path: dir });
+  const refuse = (why: string, cause?: unknown) =>
+    new PodnetError(
+      ErrorCode.STATE_DIR,
+      `state dir '${dir}' ${why}: it must be a directory owned by uid ${uid} and writable only by it${uid ? ' (set XDG_RUNTIME_DIR, or pass stateDir)' : ''}`,
+      {
+        path: dir,
+        cause,
+      },
+    );
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw refuse(`cannot be created (${(err as NodeJS.ErrnoException).code})`, err);
   }
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw refuse('is not a directory');
+  if (st.uid !== uid) throw refuse(`belongs to uid ${st.uid}`);
+  if ((st.mode & 0o022) !== 0) throw refuse('is writable by others');
 }
 
 export class StateStore {
   readonly dir: string;
   constructor(dir: string) {
-    this.dir = dir;
+    this.dir = checkPath('stateDir', dir);
   }
 
   private file(id: string): string {
@@ -86,44 +100,23 @@ export class StateStore {
 
   async #ensureDir(): Promise<void> {
     if (this.#checked) return;
-    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    // The dir itself first: another user's /tmp dir is refused before anything is made in it.
     await checkOwnDir(this.dir);
+    await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
     this.#checked = true;
   }
 
   /**
-   * Writes a new sandbox's state only if its id is free: an O_EXCL create
-   * claims the id, with no lock, and one write(2) fills it. The state is far
-   * below a page, and the file size grows only once the data is in, so a
-   * reader sees the file empty or whole; empty is a create in progress (or
-   * one that died before its write: gc removes those after a minute).
+   * Writes a new sandbox's state only if its id is free, with no lock: a temp
+   * file written in whole, then linked to the state's name (EEXIST if the id
+   * is taken). Never an empty state: an owner killed half-way leaves only a
+   * temp file naming its pid, which gc removes at once (an O_EXCL create and
+   * a write would leave an empty state that no one can attribute).
    */
   async create(state: SandboxState): Promise<void> {
     await this.#ensureDir();
-    const data = Buffer.from(JSON.stringify(state, null, 2));
-    if (data.length >= 4096) return this.#createLarge(state, data);
-    let fd: number;
     try {
-      fd = openSync(this.file(state.id), 'wx', 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.#exists(state.id);
-      throw err;
-    }
-    try {
-      const n = writeSync(fd, data);
-      if (n !== data.length) throw new PodnetError(ErrorCode.STATE_DIR, `short write of '${this.file(state.id)}' (${n} of ${data.length} bytes)`);
-    } catch (err) {
-      rmSync(this.file(state.id), { force: true });
-      throw err;
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  /** A state of a page or more cannot be written in one step: a temp file linked in whole (EEXIST if the id is taken). */
-  #createLarge(state: SandboxState, data: Buffer): void {
-    try {
-      writeFileAtomic(this.file(state.id), data, { exclusive: true });
+      writeFileAtomic(this.file(state.id), JSON.stringify(state, null, 2), { exclusive: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw this.#exists(state.id);
       throw err;
@@ -161,6 +154,7 @@ export class StateStore {
   /** Removes what writes interrupted by a crash left (older than a minute): temp files, empty states. */
   async sweepTemp(): Promise<void> {
     const dir = path.join(this.dir, 'sandboxes');
+    sweepTemp(dir); // temp files of writers that are gone, at once
     const names = await readdir(dir).catch(() => [] as string[]);
     for (const n of names.filter((f) => f.endsWith('.tmp') || f.endsWith('.json'))) {
       const st = await stat(path.join(dir, n)).catch(() => undefined);
@@ -173,8 +167,9 @@ export class StateStore {
     try {
       names = await readdir(path.join(this.dir, 'sandboxes'));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return [];
+      throw new PodnetError(ErrorCode.STATE_DIR, `state dir '${this.dir}': cannot list its sandboxes (${code})`, { path: this.dir, cause: err });
     }
     const states = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => this.read(n.slice(0, -5)).catch(() => undefined)));
     return states.filter((s): s is SandboxState => s !== undefined).sort((a, b) => a.createdAt.localeCompare(b.createdAt));

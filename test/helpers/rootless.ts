@@ -4,7 +4,9 @@
  * file passes its own user name so parallel files never share one.
  */
 import { execFile, execFileSync, type ExecFileOptions } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 
 export interface TestUser {
@@ -15,7 +17,26 @@ export interface TestUser {
   run(cmd: string, args: string[], opts?: ExecFileOptions): Promise<{ stdout: string; stderr: string }>;
   /** Argument vector that runs `cmd args` as the user, for spawn(). */
   argv(cmd: string, args: string[]): [string, string[]];
+  /** A copy of the package the user can read (see readableCopy): run podnet as the user from `${pkg}/dist`. */
+  pkg: string;
   remove(): void;
+}
+
+const ROOT = path.join(__dirname, '..', '..');
+
+/**
+ * What podnet needs at run time (dist/, the addon and the forwarder from
+ * build/Release, prebuilds/, package.json, the runtime dependencies), copied
+ * into a fresh directory every user can read: the checkout itself may sit
+ * where the test user cannot read it (a root-only home, a `mktemp -d` dir).
+ */
+export function readableCopy(): { root: string; remove(): void } {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'podnet-pkg-'));
+  const parts = ['package.json', 'dist', 'prebuilds', 'build/Release/podnet.node', 'build/Release/podnet-portfwd', 'node_modules/ipaddr.js', 'node_modules/node-gyp-build'];
+  for (const rel of parts) if (existsSync(path.join(ROOT, rel))) cpSync(path.join(ROOT, rel), path.join(root, rel), { recursive: true });
+  chmodSync(root, 0o755); // mkdtemp makes it 0700
+  execFileSync('chmod', ['-R', 'a+rX', root]); // whatever umask the checkout was built with
+  return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
 }
 
 function procUid(pid: string): number | undefined {
@@ -53,6 +74,7 @@ export function createTestUser(name: string): TestUser {
     }
   }
 
+  const copy = readableCopy();
   const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }));
   // A subordinate range of its own (useradd allocates one from /etc/login.defs).
   const argv = (cmd: string, args: string[]): [string, string[]] => [
@@ -64,15 +86,17 @@ export function createTestUser(name: string): TestUser {
     uid,
     gid,
     argv,
+    pkg: copy.root,
     async run(cmd, args, opts = {}) {
       const [c, a] = argv(cmd, args);
       const env = { ...opts.env, HOME: `/home/${name}`, USER: name, PATH: process.env.PATH, XDG_RUNTIME_DIR: `/home/${name}/.run` };
-      const r = await promisify(execFile)(c, a, { encoding: 'utf8', ...opts, env });
+      const r = await promisify(execFile)(c, a, { encoding: 'utf8', cwd: copy.root, ...opts, env });
       return { stdout: String(r.stdout), stderr: String(r.stderr) };
     },
     remove() {
       // Processes the tests started as the user are ended by their own tests;
       // userdel refuses while one runs, which makes a leak visible.
+      copy.remove();
       execFileSync('userdel', ['-r', name], { stdio: 'ignore' });
     },
   };

@@ -148,6 +148,7 @@ describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
 describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', () => {
   let user: TestUser;
   let granted = false;
+  const userCli = () => path.join(user.pkg, 'dist', 'cli', 'main.js'); // the user may not read the checkout
   beforeAll(() => {
     user = createTestUser('pncli');
     granted = grantTun(user.name);
@@ -158,7 +159,7 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
   });
 
   it.each([['rootlesskit', 21110], ['slirp4netns', 21111]] as const)('run -p with port_handler=%s serves, then SIGTERM leaves nothing', async (handler, port) => {
-    const [cmd, args] = user.argv(process.execPath, [CLI, 'run', '--network-opt', `port_handler=${handler}`, '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)]);
+    const [cmd, args] = user.argv(process.execPath, [userCli(), 'run', '--network-opt', `port_handler=${handler}`, '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)]);
     const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, HOME: `/home/${user.name}`, XDG_RUNTIME_DIR: `/home/${user.name}/.run` } });
     const done = exited(child);
     try {
@@ -174,7 +175,7 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
   });
 
   it('run --network none gives a namespace with loopback up only', async () => {
-    const { stdout } = await user.run(process.execPath, [CLI, 'run', '--network', 'none', '--', 'ip', '-o', 'link'], { timeout: 30_000 });
+    const { stdout } = await user.run(process.execPath, [userCli(), 'run', '--network', 'none', '--', 'ip', '-o', 'link'], { timeout: 30_000 });
     expect(stdout.trim().split('\n')).toHaveLength(1);
     expect(stdout).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
     expect(processesOf(user.name)).toEqual([]);
@@ -182,7 +183,7 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
 
   it('post-configure mode: slirp4netns for a process that made its own user and network namespaces', async () => {
     const script = `
-      const { Runtime } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
+      const { Runtime } = require(${JSON.stringify(path.join(user.pkg, 'dist'))});
       const { spawn, execFileSync } = require('child_process');
       const fs = require('fs');
       (async () => {
@@ -204,7 +205,7 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
   });
 
   it('podnet demo runs over slirp4netns', async () => {
-    const { stdout } = await user.run(process.execPath, [CLI, 'demo'], { timeout: 60_000 });
+    const { stdout } = await user.run(process.execPath, [userCli(), 'demo'], { timeout: 60_000 });
     expect(stdout).toMatch(/network slirp4netns/);
     expect(stdout).toMatch(/hello from inside the sandbox/);
     expect(stdout).toMatch(/tap0: rx \d+ bytes \/ \d+ packets, tx [1-9]\d* bytes/);

@@ -336,9 +336,9 @@ describeRoot('CniRuntime with the real plugins', () => {
 
   it('tearing down a pod that is not set up succeeds; checking it is a typed error', async () => {
     const id = podId();
-    await expect(rt.tearDownPod({ id })).resolves.toBeUndefined();
-    await expect(rt.tearDownPod({ id, networks: ['pn-cni-a'] })).resolves.toBeUndefined();
-    await expect(rt.tearDownPod({ id, networks: ['pn-cni-unknown'] })).resolves.toBeUndefined();
+    await expect(rt.tearDownPod({ id })).resolves.toEqual({ notUndone: [] });
+    await expect(rt.tearDownPod({ id, networks: ['pn-cni-a'] })).resolves.toEqual({ notUndone: [] });
+    await expect(rt.tearDownPod({ id, networks: ['pn-cni-unknown'] })).resolves.toEqual({ notUndone: [] });
     await expect(rt.checkPod({ id })).rejects.toMatchObject({ code: 'ERR_CNI_NOT_SET_UP' });
   });
 

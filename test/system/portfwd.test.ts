@@ -325,11 +325,11 @@ describeRoot('PortForwarder as an unprivileged user', () => {
   const owners = new Set<ChildProcess>();
   const forwarders = new Set<number>();
   const ip = '10.89.96.3';
-  const dist = path.resolve(__dirname, '../../dist');
+  const dist = () => path.join(user!.pkg, 'dist'); // the user may not read the checkout
 
   function owner(portMappings: PortMapping[]): Promise<{ proc: ChildProcess; pid: number; rss: number }> {
     const opts = { netnsPath: `/proc/${holder!.pid}/ns/net`, usernsPath: `/proc/${holder!.pid}/ns/user`, portMappings };
-    const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, path.join(dist, 'api/portfwd'), JSON.stringify(opts)]);
+    const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, path.join(dist(), 'api/portfwd'), JSON.stringify(opts)]);
     const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     owners.add(proc);
     proc.once('exit', () => owners.delete(proc));
@@ -354,7 +354,7 @@ describeRoot('PortForwarder as an unprivileged user', () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(path.join(dist, 'portfwd/forwarder.js'))) throw new Error('dist/ is not built: run npx tsc -p tsconfig.json');
+    if (!existsSync(path.resolve(__dirname, '../../dist/portfwd/forwarder.js'))) throw new Error('dist/ is not built: run npx tsc -p tsconfig.json');
     user = createTestUser('pnfwd2c');
     const [cmd, args] = user.argv('unshare', ['--user', '--map-root-user', '--net', 'sh', '-c',
       `ip link set lo up && ip addr add ${ip}/32 dev lo && echo up && exec sleep infinity`]);

@@ -3,7 +3,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 import { spawnHelper, CLONE_NEWNET } from '../../lib/spawn';
 import { NetNS } from '../../lib/netns';
-import { spawnFdCount } from '../helpers/fds';
+import { spawnFdCount, waitBlockedInRead } from '../helpers/fds';
 import { describeRoot, nsfsMounts, uniqueName } from '../helpers/system';
 
 const fds = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -11,9 +11,11 @@ const fds = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
 describe('spawnHelper', () => {
   test('the child holds only stdio, the exit pipe (3) and the ready pipe (4); own process group', async () => {
     const before = spawnFdCount();
-    // spawnHelper returns after exec: cat's fd table is final. stdin is the exit pipe too.
+    // stdin is the exit pipe too. spawnHelper returns after exec, while cat may still be starting
+    // (loader, locale files open): its fd table is final once it blocks reading stdin.
     const h = spawnHelper('cat', [], { stdin: 'exit' });
     try {
+      await waitBlockedInRead(h.pid, 0);
       const fdDir = `/proc/${h.pid}/fd`;
       const link = (n: number) => readlinkSync(`${fdDir}/${n}`);
       expect(readdirSync(fdDir).map(Number).sort()).toEqual([0, 1, 2, 3, 4]);

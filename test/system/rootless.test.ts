@@ -11,11 +11,10 @@ import { UserNetns } from '../../lib/rootless';
 import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from '../helpers/rootless';
 import { describeRoot } from '../helpers/system';
 
-const DIST = path.resolve(__dirname, '..', '..', 'dist', 'api');
-
+// Run as the test user, from the copy of the package it can read (process.argv[1]: its dist/api).
 const SCRIPT = `
-const { UserNetns } = require(${JSON.stringify(DIST + '/rootless')});
-const { Slirp4netns } = require(${JSON.stringify(DIST + '/slirp4netns')});
+const { UserNetns } = require(process.argv[1] + '/rootless');
+const { Slirp4netns } = require(process.argv[1] + '/slirp4netns');
 const net = require('net');
 const fs = require('fs');
 const SERVER = "require('net').createServer(s => s.end('hello from ' + require('os').networkInterfaces().tap0[0].address)).listen(8080, () => console.log('listening'))";
@@ -76,8 +75,9 @@ describeRoot('unprivileged callers (test user pnslirp)', () => {
       console.warn('SKIP tun access check: /dev/net/tun is mode 0666 here');
       return;
     }
-    const script = `const { UserNetns } = require(${JSON.stringify(DIST + '/rootless')});
-const { Slirp4netns } = require(${JSON.stringify(DIST + '/slirp4netns')});
+    const api = path.join(user!.pkg, 'dist', 'api');
+    const script = `const { UserNetns } = require(${JSON.stringify(api + '/rootless')});
+const { Slirp4netns } = require(${JSON.stringify(api + '/slirp4netns')});
       (async () => { const u = await UserNetns.start(); try { await Slirp4netns.start({ netns: u.netnsPath, userns: u.usernsPath }); console.log('started'); }
       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); } finally { await u.stop(); } })();`;
     const { stdout } = await user!.run(process.execPath, ['-e', script], { timeout: 30000 });
@@ -94,7 +94,7 @@ const { Slirp4netns } = require(${JSON.stringify(DIST + '/slirp4netns')});
 
   test('UserNetns + slirp4netns with --userns-path: tap0, MTU, default route, add/list/remove_hostfwd on 127.0.0.1', async () => {
     if (!granted) granted = grantTun(user!.name);
-    const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT], { timeout: 60000 });
+    const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT, path.join(user!.pkg, 'dist', 'api')], { timeout: 60000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.uid).toBe(user!.uid);
     expect(r.idMap).toBe('subid'); // useradd gave the user a subordinate range

@@ -266,7 +266,7 @@ describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
     await releaseStats(nsPath);
 
     // The user's own podnet process cannot setns there directly; it reads through a forked helper.
-    const script = `require(${JSON.stringify(`${process.cwd()}/dist`)}).linkStats(${JSON.stringify(nsPath)}, 'tap0')` +
+    const script = `require(${JSON.stringify(`${user.pkg}/dist`)}).linkStats(${JSON.stringify(nsPath)}, 'tap0')` +
       '.then((s) => console.log(JSON.stringify(s)), (e) => { console.error(e.code, e.message); process.exit(1); })';
     const out = await user.run(process.execPath, ['-e', script]);
     const mine = JSON.parse(out.stdout) as LinkStats;
@@ -275,7 +275,7 @@ describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
 
     // Unprivileged: its own (host) namespace reads without setns; pid 1's is refused with a typed error.
     const probe = (p: string) =>
-      `require(${JSON.stringify(`${process.cwd()}/dist`)}).linkStats(${JSON.stringify(p)})` +
+      `require(${JSON.stringify(`${user!.pkg}/dist`)}).linkStats(${JSON.stringify(p)})` +
       '.then((s) => console.log(JSON.stringify(Object.keys(s))), (e) => console.log(JSON.stringify(e.code)))';
     const own = JSON.parse((await user.run(process.execPath, ['-e', probe('/proc/self/ns/net')])).stdout);
     // (Other sessions add and remove host links meanwhile: check the shape, not the list.)

@@ -1,4 +1,4 @@
-/** The state store's claim of an id (O_EXCL create) and what readers make of a create in progress; a temp dir, no root. */
+/** The state store's exclusive claim of an id and what readers make of a create in progress; a temp dir, no root. */
 import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

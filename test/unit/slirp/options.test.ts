@@ -1,4 +1,7 @@
-/** Pure logic: option parsing, --help feature parsing, command line, subordinate id ranges. */
+/** Pure logic: option parsing (also property-based), --help feature parsing, command line, subordinate id ranges. */
+import fc from 'fast-check';
+
+import { PodnetError } from '../../../lib/errors';
 import { parseSlirpOptions, parseSlirpHelp, slirpArgs, hostForwardsFromPortMappings, DEFAULT_SLIRP_MTU } from '../../../lib/slirp';
 import { findSubIdRange } from '../../../lib/rootless';
 
@@ -137,5 +140,25 @@ describe('hostForwardsFromPortMappings', () => {
     [{ hostPort: 80, containerPort: 80, range: 0 }, 'range'],
   ])('%j is refused (%s)', (m, why) => {
     expect(() => hostForwardsFromPortMappings([m])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining(why) }));
+  });
+});
+
+const KEYS = ['port_handler', 'allow_host_loopback', 'enable_ipv6', 'mtu', 'cidr', 'outbound_addr', 'bogus', ''];
+
+describe('parseSlirpOptions', () => {
+  test('arbitrary key=value lists: options within their documented ranges, or ERR_SLIRP_OPTION', () => {
+    const opt = fc.oneof(fc.string(), fc.tuple(fc.constantFrom(...KEYS), fc.oneof(fc.string(), fc.integer().map(String), fc.constantFrom('true', 'false', 'slirp4netns', '10.0.2.0/24', '10.0.2.1/24', '::1')))
+      .map(([k, v]) => `${k}=${v}`));
+    fc.assert(
+      fc.property(fc.array(opt, { maxLength: 4 }), (list) => {
+        try {
+          const o = parseSlirpOptions(list);
+          return o.mtu >= 68 && o.mtu <= 65521 && (o.portHandler === 'rootlesskit' || o.portHandler === 'slirp4netns');
+        } catch (e) {
+          return e instanceof PodnetError && e.code === 'ERR_SLIRP_OPTION' && list.includes((e.details as { option: string }).option);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -159,7 +159,7 @@ export function resultToBasicNetworkConfig(result: CniResult): BasicNetworkConfi
     }
     const gateway = parseGateway(entry.gateway, family, at);
     const idx = entry.interface;
-    const mac = Number.isInteger(idx) && idx! >= 0 && idx! < interfaces.length ? interfaces[idx!]?.mac ?? '' : '';
+    const mac = Number.isInteger(idx) && idx! >= 0 && idx! < interfaces.length ? (interfaces[idx!]?.mac ?? '') : '';
     if (mac) macs.push(mac);
     if (family === 4 && c.IPAddress === '') {
       c.IPAddress = canonical(ip);
@@ -189,7 +189,10 @@ export function portBindings(mappings: readonly PortMapping[] = []): Record<stri
   const byKey = new Map<string, InspectHostPort[]>();
   mappings.forEach((m: PortMapping, at: number) => {
     const range = m.range ?? 1;
-    for (const [what, v] of [['hostPort', m.hostPort], ['containerPort', m.containerPort]] as const) {
+    for (const [what, v] of [
+      ['hostPort', m.hostPort],
+      ['containerPort', m.containerPort],
+    ] as const) {
       if (!Number.isInteger(v) || v < 0 || v > 65535) throw invalidArgument(`portMappings[${at}].${what}`, `'${String(v)}' is not a port`);
     }
     if (!Number.isInteger(range) || range < 1 || m.containerPort + range - 1 > 65535 || m.hostPort + range - 1 > 65535) {
@@ -254,11 +257,9 @@ export function toNetworkSettings(input: NetworkSettingsInput): NetworkSettings 
     networks.forEach((name, i) => (named![name] = additional(name, resultToBasicNetworkConfig(results[i]), input.aliases?.[name])));
   } else if (up && results.length > 0) {
     if (results.length > 1) {
-      throw new PodnetError(
-        ErrorCode.INSPECT_MISMATCH,
-        `network inspection mismatch: ${results.length} results but no networks named (at most 1 expected)`,
-        { details: { results: results.length } },
-      );
+      throw new PodnetError(ErrorCode.INSPECT_MISMATCH, `network inspection mismatch: ${results.length} results but no networks named (at most 1 expected)`, {
+        details: { results: results.length },
+      });
     }
     top = resultToBasicNetworkConfig(results[0]);
   } else if (!up && networks.length > 0) {
@@ -302,7 +303,7 @@ export function resolveNetnsPath(id: string, lookup: (id: string) => NetnsRef | 
   if (typeof id !== 'string' || id === '') throw invalidArgument('sandbox id', 'expected a non-empty string');
   if (typeof lookup !== 'function') throw invalidArgument('lookup', 'expected a function');
   const chain: string[] = [];
-  for (let cur = id; ; ) {
+  for (let cur = id; ;) {
     if (chain.includes(cur)) {
       throw new PodnetError(ErrorCode.NETNS_CYCLE, `network namespace cycle: ${[...chain, cur].join(' -> ')}`, {
         details: { chain: [...chain, cur] },

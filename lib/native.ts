@@ -69,7 +69,12 @@ export interface NativeAddon {
   nativeEnsureNetwork(config: NativeEngineConfig, name: string): Promise<void>;
   nativeRemoveNetwork(config: NativeEngineConfig, name: string): Promise<void>;
   nativeAttachments(config: NativeEngineConfig, network: string): Promise<NativeAttachment[]>;
-  nativeGc(config: NativeEngineConfig, network: string, live: { containerId: string; ifname: string }[], onlyPrefix?: string): Promise<{ leases: number; elements: number; links: number }>;
+  nativeGc(
+    config: NativeEngineConfig,
+    network: string,
+    live: { containerId: string; ifname: string }[],
+    onlyPrefix?: string,
+  ): Promise<{ leases: number; elements: number; links: number }>;
   nativeStatus(): Promise<void>;
   nativeHostIfname(network: string, containerId: string, ifname: string): string;
 }

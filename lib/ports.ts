@@ -17,7 +17,6 @@ import type { PortMapping, PortProtocol } from './types';
 
 const PROTOCOLS: readonly PortProtocol[] = ['tcp', 'udp', 'sctp'];
 
-
 /** A validated mapping with its protocols split; hostIP normalized. */
 export interface CheckedPortMapping {
   hostIP?: string;
@@ -42,7 +41,14 @@ export function checkPortMappings(maps: unknown): CheckedPortMapping[] {
     }
     const proto = m.protocol ?? 'tcp';
     if (typeof proto !== 'string') throw invalidArgument(`${what}.protocol`, 'expected a string');
-    const protocols = [...new Set(proto.toLowerCase().split(',').map((p) => p.trim()))] as PortProtocol[];
+    const protocols = [
+      ...new Set(
+        proto
+          .toLowerCase()
+          .split(',')
+          .map((p) => p.trim()),
+      ),
+    ] as PortProtocol[];
     for (const p of protocols) {
       if (!PROTOCOLS.includes(p)) throw invalidArgument(`${what}.protocol`, `'${p}' is not tcp, udp or sctp`);
     }
@@ -77,7 +83,10 @@ export async function portFree(port: number, protocols: PortProtocol[], hostIP?:
     const ok = await new Promise<boolean>((resolve) => {
       if (p === 'udp') {
         const s = dgram.createSocket(hostIP?.includes(':') ? 'udp6' : 'udp4');
-        s.once('error', () => { s.close(); resolve(false); });
+        s.once('error', () => {
+          s.close();
+          resolve(false);
+        });
         s.bind(port, hostIP, () => s.close(() => resolve(true)));
       } else {
         const s = net.createServer();
@@ -107,15 +116,21 @@ function isLocalAddress(ip: string): boolean {
 export async function checkHostPorts(maps: CheckedPortMapping[]): Promise<void> {
   for (const [i, m] of maps.entries()) {
     if (m.hostIP !== undefined && !isLocalAddress(m.hostIP)) {
-      throw new PodnetError('EADDRNOTAVAIL', `invalid portMappings[${i}].hostIP: '${m.hostIP}' is not an address of this host`, { details: { hostIP: m.hostIP } });
+      throw new PodnetError('EADDRNOTAVAIL', `invalid portMappings[${i}].hostIP: '${m.hostIP}' is not an address of this host`, {
+        details: { hostIP: m.hostIP },
+      });
     }
     if (m.hostPort === 0) continue;
     for (let k = 0; k < m.range; k++) {
       for (const p of m.protocols.filter((x) => x !== 'sctp')) {
         if (!(await portFree(m.hostPort + k, [p], m.hostIP))) {
-          throw new PodnetError('EADDRINUSE', `invalid portMappings[${i}]: host port ${p}/${m.hostPort + k}${m.hostIP ? ` on ${m.hostIP}` : ''} is already in use on this host`, {
-            details: { hostIP: m.hostIP, hostPort: m.hostPort + k, protocol: p },
-          });
+          throw new PodnetError(
+            'EADDRINUSE',
+            `invalid portMappings[${i}]: host port ${p}/${m.hostPort + k}${m.hostIP ? ` on ${m.hostIP}` : ''} is already in use on this host`,
+            {
+              details: { hostIP: m.hostIP, hostPort: m.hostPort + k, protocol: p },
+            },
+          );
         }
       }
     }

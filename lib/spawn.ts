@@ -73,7 +73,12 @@ const SIGNAL_NAMES = Object.fromEntries(Object.entries(osc.signals).map(([k, v])
 /** Finds `cmd` (a path, or a name looked up in PATH); throws ERR_HELPER_NOT_FOUND. */
 export function resolveCommand(cmd: string, envPath: string = process.env.PATH ?? ''): string {
   if (typeof cmd !== 'string' || cmd === '' || cmd.includes('\0')) throw invalidArgument('command', 'expected a non-empty string');
-  const candidates = cmd.includes('/') ? [path.resolve(cmd)] : envPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
+  const candidates = cmd.includes('/')
+    ? [path.resolve(cmd)]
+    : envPath
+        .split(':')
+        .filter(Boolean)
+        .map((d) => path.join(d, cmd));
   for (const c of candidates) {
     try {
       accessSync(c, fsc.X_OK);
@@ -175,13 +180,18 @@ export class HelperProcess {
           .finally(() => reject(err));
       };
       const exitedFirst = (e: HelperExit) =>
-        finish(new PodnetError(ErrorCode.HELPER_EXITED, `${this.name} (pid ${this.pid}) ${this.describeExit(e)} before it was ready`, {
-          details: { pid: this.pid, code: e.code, signal: e.signal },
-        }));
+        finish(
+          new PodnetError(ErrorCode.HELPER_EXITED, `${this.name} (pid ${this.pid}) ${this.describeExit(e)} before it was ready`, {
+            details: { pid: this.pid, code: e.code, signal: e.signal },
+          }),
+        );
       const timer = setTimeout(
-        () => finish(new PodnetError(ErrorCode.HELPER_TIMEOUT, `${this.name} (pid ${this.pid}) not ready after ${timeoutMs} ms`, {
-          details: { pid: this.pid, timeoutMs },
-        })),
+        () =>
+          finish(
+            new PodnetError(ErrorCode.HELPER_TIMEOUT, `${this.name} (pid ${this.pid}) not ready after ${timeoutMs} ms`, {
+              details: { pid: this.pid, timeoutMs },
+            }),
+          ),
         timeoutMs,
       );
       sock.once('data', () => finish());
@@ -189,7 +199,10 @@ export class HelperProcess {
       sock.once('end', () => {
         void Promise.race([this.exited, new Promise((r) => setTimeout(r, 100, null))]).then((e) => {
           if (e) exitedFirst(e as HelperExit);
-          else finish(new PodnetError(ErrorCode.HELPER_EXITED, `${this.name} (pid ${this.pid}) closed its ready fd without writing`, { details: { pid: this.pid } }));
+          else
+            finish(
+              new PodnetError(ErrorCode.HELPER_EXITED, `${this.name} (pid ${this.pid}) closed its ready fd without writing`, { details: { pid: this.pid } }),
+            );
         });
       });
       sock.once('error', (e) => finish(fromNative(e, `read ready pipe of ${this.name}`)));

@@ -53,13 +53,32 @@ export type LinkStatsOutcome =
   | { netnsPath: string | null | undefined; ifname?: string; stats: LinkStats | LinkStatsByName | null; error?: undefined }
   | { netnsPath: string | null | undefined; ifname?: string; stats?: undefined; error: PodnetError };
 
-
 /** The order csrc/core/link_stats.cc writes counters in (struct rtnl_link_stats64's). */
 const COUNTERS = [
-  'rxPackets', 'txPackets', 'rxBytes', 'txBytes', 'rxErrors', 'txErrors', 'rxDropped', 'txDropped',
-  'multicast', 'collisions', 'rxLengthErrors', 'rxOverErrors', 'rxCrcErrors', 'rxFrameErrors',
-  'rxFifoErrors', 'rxMissedErrors', 'txAbortedErrors', 'txCarrierErrors', 'txFifoErrors',
-  'txHeartbeatErrors', 'txWindowErrors', 'rxCompressed', 'txCompressed', 'rxNohandler',
+  'rxPackets',
+  'txPackets',
+  'rxBytes',
+  'txBytes',
+  'rxErrors',
+  'txErrors',
+  'rxDropped',
+  'txDropped',
+  'multicast',
+  'collisions',
+  'rxLengthErrors',
+  'rxOverErrors',
+  'rxCrcErrors',
+  'rxFrameErrors',
+  'rxFifoErrors',
+  'rxMissedErrors',
+  'txAbortedErrors',
+  'txCarrierErrors',
+  'txFifoErrors',
+  'txHeartbeatErrors',
+  'txWindowErrors',
+  'rxCompressed',
+  'txCompressed',
+  'rxNohandler',
 ] as const satisfies ReadonlyArray<keyof LinkStats>;
 
 function counters(c: Float64Array, o: number): LinkStats {
@@ -91,8 +110,6 @@ function counters(c: Float64Array, o: number): LinkStats {
     rxNohandler: c[o + 23],
   };
 }
-
-
 
 function isNone(p: string | null | undefined): p is null | undefined | '' {
   return p === null || p === undefined || p === '';

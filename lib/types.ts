@@ -14,4 +14,3 @@ export interface PortMapping {
   protocol?: string;
   range?: number;
 }
-

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential python3 pkg-config libnl-3-dev libnl-route-3-dev iproute2 iptables
       containernetworking-plugins slirp4netns uidmap util-linux procps psmisc iperf3 netavark rootlesskit
-      acl passt nlohmann-json3-dev libnftables1 nftables podman runc busybox-static)
+      acl passt nlohmann-json3-dev libnftables1 nftables podman runc busybox-static clang-format conntrack)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,7 +11,11 @@ module.exports = async () => {
   if (globalThis.__podnetDefaultBridgeExisted) return;
   const leases = fs.existsSync(IPAM) ? fs.readdirSync(IPAM).filter((f) => /^[0-9a-f.:]+$/.test(f)) : [];
   if (leases.length) return;
-  try { execFileSync('ip', ['link', 'del', 'podnet0'], { stdio: 'ignore' }); } catch { /* not there */ }
+  try {
+    execFileSync('ip', ['link', 'del', 'podnet0'], { stdio: 'ignore' });
+  } catch {
+    /* not there */
+  }
   fs.rmSync(IPAM, { recursive: true, force: true });
 };
 

@@ -14,9 +14,7 @@ NativeError ErrnoError(int err, const std::string& syscall, const std::string& p
   return e;
 }
 
-void ThrowErrno(const std::string& syscall, const std::string& path) {
-  throw ErrnoError(errno, syscall, path);
-}
+void ThrowErrno(const std::string& syscall, const std::string& path) { throw ErrnoError(errno, syscall, path); }
 
 void ThrowCode(const std::string& code, const std::string& message, const std::string& path) {
   NativeError e;
@@ -78,8 +76,10 @@ namespace {
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   PromiseWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> toJs)
-      : Napi::AsyncWorker(env, "podnet"), deferred_(Napi::Promise::Deferred::New(env)),
-        work_(std::move(work)), toJs_(std::move(toJs)) {}
+      : Napi::AsyncWorker(env, "podnet"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        toJs_(std::move(toJs)) {}
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
@@ -102,8 +102,7 @@ class PromiseWorker : public Napi::AsyncWorker {
 
 }  // namespace
 
-Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
-                     std::function<Napi::Value(Napi::Env)> toJs) {
+Napi::Value RunAsync(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> toJs) {
   auto* w = new PromiseWorker(env, std::move(work), std::move(toJs));
   Napi::Promise p = w->Promise();
   w->Queue();

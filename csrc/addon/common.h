@@ -32,8 +32,7 @@ struct NativeError {
 // Builds a NativeError from errno (or an explicit error number).
 NativeError ErrnoError(int err, const std::string& syscall, const std::string& path = "");
 [[noreturn]] void ThrowErrno(const std::string& syscall, const std::string& path = "");
-[[noreturn]] void ThrowCode(const std::string& code, const std::string& message,
-                            const std::string& path = "");
+[[noreturn]] void ThrowCode(const std::string& code, const std::string& message, const std::string& path = "");
 
 Napi::Error ToJsError(Napi::Env env, const NativeError& e);
 
@@ -49,8 +48,7 @@ bool Settle(Napi::Env env, Napi::Promise::Deferred& deferred, std::exception_ptr
 // Runs `work` on a libuv pool thread and settles a promise: resolved with
 // `toJs(env)` or rejected with the NativeError `work` threw. `work` must not
 // change the calling thread's namespaces: that is the namespace thread's job.
-Napi::Value RunAsync(Napi::Env env, std::function<void()> work,
-                     std::function<Napi::Value(Napi::Env)> toJs);
+Napi::Value RunAsync(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> toJs);
 
 // Opens `path` and checks it is a network namespace (ERR_NOT_NETNS if not);
 // `st` gets its identity (nsfs device and inode).

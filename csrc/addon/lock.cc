@@ -1,6 +1,7 @@
 // lockFile for the runtime's state directory (core/lock.h): the blocking wait
 // runs on a libuv pool thread; the lock lives as long as the returned fd.
 #include "../core/lock.h"
+
 #include "common.h"
 
 namespace podnet {

@@ -3,8 +3,8 @@
 // (the engine never changes the calling thread's namespace: it opens sockets
 // inside namespaces on threads of their own, csrc/core/nsocket.h), and turns
 // engine errors into coded errors.
-#include "common.h"
 #include "../core/native/engine.h"
+#include "common.h"
 
 namespace podnet {
 namespace {
@@ -13,16 +13,26 @@ namespace nn = podnet::native;
 
 const char* CodeOf(nn::ErrorKind k) {
   switch (k) {
-    case nn::ErrorKind::kInvalid: return "ERR_INVALID_ARGUMENT";
-    case nn::ErrorKind::kNoNetwork: return "ERR_NATIVE_NETWORK_NOT_FOUND";
-    case nn::ErrorKind::kPoolExhausted: return "ERR_NATIVE_POOL_EXHAUSTED";
-    case nn::ErrorKind::kAddressInUse: return "ERR_NATIVE_ADDRESS_IN_USE";
-    case nn::ErrorKind::kPortInUse: return "ERR_NATIVE_PORT_IN_USE";
-    case nn::ErrorKind::kAlreadyAttached: return "ERR_NATIVE_ALREADY_ATTACHED";
-    case nn::ErrorKind::kNoLibrary: return "ERR_NATIVE_NO_LIBRARY";
-    case nn::ErrorKind::kNftables: return "ERR_NATIVE_NFTABLES";
-    case nn::ErrorKind::kUnsupported: return "ERR_NATIVE_UNSUPPORTED";
-    default: return nullptr;
+    case nn::ErrorKind::kInvalid:
+      return "ERR_INVALID_ARGUMENT";
+    case nn::ErrorKind::kNoNetwork:
+      return "ERR_NATIVE_NETWORK_NOT_FOUND";
+    case nn::ErrorKind::kPoolExhausted:
+      return "ERR_NATIVE_POOL_EXHAUSTED";
+    case nn::ErrorKind::kAddressInUse:
+      return "ERR_NATIVE_ADDRESS_IN_USE";
+    case nn::ErrorKind::kPortInUse:
+      return "ERR_NATIVE_PORT_IN_USE";
+    case nn::ErrorKind::kAlreadyAttached:
+      return "ERR_NATIVE_ALREADY_ATTACHED";
+    case nn::ErrorKind::kNoLibrary:
+      return "ERR_NATIVE_NO_LIBRARY";
+    case nn::ErrorKind::kNftables:
+      return "ERR_NATIVE_NFTABLES";
+    case nn::ErrorKind::kUnsupported:
+      return "ERR_NATIVE_UNSUPPORTED";
+    default:
+      return nullptr;
   }
 }
 
@@ -141,8 +151,8 @@ Napi::Value Attach(const Napi::CallbackInfo& info) {
 }
 
 // nativeCheck(config, network, containerId, ifname, netnsPath): Promise<void>
-template <int (*Fn)(const nn::Config&, const std::string&, const std::string&, const std::string&,
-                    const std::string&, nn::Error*)>
+template <int (*Fn)(const nn::Config&, const std::string&, const std::string&, const std::string&, const std::string&,
+                    nn::Error*)>
 Napi::Value ByOwner(const Napi::CallbackInfo& info) {
   auto cfg = ConfigOf(info[0]);
   std::string network = info[1].ToString().Utf8Value(), cid = info[2].ToString().Utf8Value();
@@ -245,8 +255,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
 
 // nativeHostIfname(network, containerId, ifname): string
 Napi::Value HostIfname(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), nn::HostIfname(info[0].ToString().Utf8Value(),
-                                                      info[1].ToString().Utf8Value(),
+  return Napi::String::New(info.Env(), nn::HostIfname(info[0].ToString().Utf8Value(), info[1].ToString().Utf8Value(),
                                                       info[2].ToString().Utf8Value()));
 }
 

@@ -31,8 +31,8 @@ struct NsInfo {
 
 // Names are checked in JS first; this is the last line before a syscall.
 void CheckName(const std::string& name) {
-  if (name.empty() || name.size() > 255 || name == "." || name == ".." ||
-      name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
+  if (name.empty() || name.size() > 255 || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos) {
     ThrowCode("ERR_INVALID_ARGUMENT", "invalid namespace name '" + name + "'");
   }
 }
@@ -71,7 +71,8 @@ void RemoveNs(const std::string& path) {
 // Creates `dir/name` exclusively (never mounting over an existing file), and
 // has `bind` mount a namespace onto it and return that namespace, opened.
 // Undone on failure.
-NsInfo MountNsAt(const std::string& dir, const std::string& name, const std::function<NsInfo(const std::string&)>& bind) {
+NsInfo MountNsAt(const std::string& dir, const std::string& name,
+                 const std::function<NsInfo(const std::string&)>& bind) {
   CheckName(name);
   EnsureRunDir(dir);
   const std::string path = dir + "/" + name;

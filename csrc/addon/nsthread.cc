@@ -181,8 +181,8 @@ std::shared_ptr<Completion> CompletionFor(Napi::Env env) {
   auto c = std::make_shared<Completion>();
   auto* keep = new std::shared_ptr<Completion>(c);
   Napi::String name = Napi::String::New(env, "podnet-netns");
-  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, keep, Finalize, c.get(), CallJs,
-                                      &c->tsfn) != napi_ok) {
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, keep, Finalize, c.get(), CallJs, &c->tsfn) !=
+      napi_ok) {
     delete keep;
     throw Napi::Error::New(env, "cannot create the namespace thread's completion queue");
   }
@@ -191,9 +191,7 @@ std::shared_ptr<Completion> CompletionFor(Napi::Env env) {
   return c;
 }
 
-NativeError StartError(const std::system_error& e) {
-  return ErrnoError(e.code().value(), "pthread_create");
-}
+NativeError StartError(const std::system_error& e) { return ErrnoError(e.code().value(), "pthread_create"); }
 
 }  // namespace
 
@@ -210,7 +208,8 @@ Napi::Value RunOnNsThread(Napi::Env env, std::function<void()> work, std::functi
                        job->failure = failure;
                        std::shared_ptr<Completion> c = job->completion;  // outlives the job
                        std::unique_lock<std::mutex> lock(c->mu);
-                       if (c->alive && napi_call_threadsafe_function(c->tsfn, job, napi_tsfn_nonblocking) == napi_ok) return;
+                       if (c->alive && napi_call_threadsafe_function(c->tsfn, job, napi_tsfn_nonblocking) == napi_ok)
+                         return;
                        lock.unlock();
                        Abandon(std::unique_ptr<AsyncJob>(job));
                      }});
@@ -228,8 +227,10 @@ void OnNsThread(const std::function<void()>& fn) {
   std::future<void> done = result.get_future();
   try {
     Instance().Post({fn, [&result](std::exception_ptr failure) {
-                       if (failure) result.set_exception(failure);
-                       else result.set_value();
+                       if (failure)
+                         result.set_exception(failure);
+                       else
+                         result.set_value();
                      }});
   } catch (const std::system_error& e) {
     throw StartError(e);

@@ -18,8 +18,7 @@ namespace podnet {
 // pool thread is involved: one hand-off each way. Jobs run one at a time, in
 // order, so keep them short. If the result can no longer be delivered (a
 // worker thread ended meanwhile), `undo` runs instead, on the namespace thread.
-Napi::Value RunOnNsThread(Napi::Env env, std::function<void()> work,
-                          std::function<Napi::Value(Napi::Env)> toJs,
+Napi::Value RunOnNsThread(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> toJs,
                           std::function<void()> undo = nullptr);
 
 // Runs `fn` on the namespace thread and waits for it; rethrows what it threw.

@@ -2,6 +2,8 @@
 // user-namespace holder, the port forwarder): the fork/exec itself is the
 // core's SpawnProcess (core/spawn.h); this file converts its options and
 // errors and watches the pidfd on the event loop for instant exit detection.
+#include "../core/spawn.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -14,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "../core/spawn.h"
 #include "common.h"
 
 #ifndef P_PIDFD
@@ -86,7 +87,8 @@ SpawnPlan ParsePlan(const Napi::Object& o, Fd& devnull) {
       int child = e.As<Napi::Array>().Get(0u).ToNumber().Int32Value();
       int parent = e.As<Napi::Array>().Get(1u).ToNumber().Int32Value();
       if (child < 3 || child > 1023 || parent < 0 || fcntl(parent, F_GETFD) < 0) {
-        ThrowCode("ERR_INVALID_ARGUMENT", "fds: invalid pair [" + std::to_string(child) + ", " + std::to_string(parent) + "]");
+        ThrowCode("ERR_INVALID_ARGUMENT",
+                  "fds: invalid pair [" + std::to_string(child) + ", " + std::to_string(parent) + "]");
       }
       for (int d : p.dst) {
         if (d == child) ThrowCode("ERR_INVALID_ARGUMENT", "fds: a child fd is given twice");
@@ -120,7 +122,8 @@ Napi::Value SpawnHelper(const Napi::CallbackInfo& info) {
     if (pidfd < 0) {
       int err = errno;
       kill(pid, SIGKILL);
-      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {}
+      while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
       throw ErrnoError(err, "pidfd_open", plan.file);
     }
     Napi::Object out = Napi::Object::New(env);
@@ -142,11 +145,12 @@ Napi::Value SpawnHelper(const Napi::CallbackInfo& info) {
 class PidfdWatch : public Napi::ObjectWrap<PidfdWatch> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function f = DefineClass(env, "PidfdWatch", {
-      InstanceMethod("close", &PidfdWatch::Close),
-      InstanceMethod("ref", &PidfdWatch::Ref),
-      InstanceMethod("unref", &PidfdWatch::Unref),
-    });
+    Napi::Function f = DefineClass(env, "PidfdWatch",
+                                   {
+                                       InstanceMethod("close", &PidfdWatch::Close),
+                                       InstanceMethod("ref", &PidfdWatch::Ref),
+                                       InstanceMethod("unref", &PidfdWatch::Unref),
+                                   });
     exports.Set("PidfdWatch", f);
   }
 
@@ -193,8 +197,10 @@ class PidfdWatch : public Napi::ObjectWrap<PidfdWatch> {
     Napi::HandleScope scope(env);
     Napi::Value code = env.Null(), sig = env.Null();
     if (si.si_pid != 0) {
-      if (si.si_code == CLD_EXITED) code = Napi::Number::New(env, si.si_status);
-      else sig = Napi::Number::New(env, si.si_status);
+      if (si.si_code == CLD_EXITED)
+        code = Napi::Number::New(env, si.si_status);
+      else
+        sig = Napi::Number::New(env, si.si_status);
     }
     Napi::FunctionReference cb = std::move(self->cb_);
     self->Stop();

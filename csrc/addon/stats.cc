@@ -13,7 +13,8 @@ namespace {
 // statsRead([[path, ifname|null], ...]) -> Promise<[errors, counts, names, counters]>:
 // errors[i] is an Error or undefined; counts[i] the number of links of entry i;
 // names and counters (kNumLinkCounters per link) list the links of all entries in
-// order (names only for entries without an interface name). Flat arrays keep the crossing into JS cheap for thousands of entries.
+// order (names only for entries without an interface name). Flat arrays keep the crossing into JS cheap for thousands
+// of entries.
 Napi::Value StatsRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "statsRead expects an array");
@@ -66,8 +67,7 @@ Napi::Value StatsRelease(const Napi::CallbackInfo& info) {
   std::string path = all ? "" : info[0].As<Napi::String>().Utf8Value();
   auto closed = std::make_shared<size_t>(0);
   return RunAsync(
-      info.Env(),
-      [=] { *closed = ReleaseStatsSockets(all ? nullptr : &path); },
+      info.Env(), [=] { *closed = ReleaseStatsSockets(all ? nullptr : &path); },
       [=](Napi::Env env) { return Napi::Number::New(env, static_cast<double>(*closed)); });
 }
 
@@ -75,8 +75,7 @@ Napi::Value StatsRelease(const Napi::CallbackInfo& info) {
 Napi::Value StatsCacheInfo(const Napi::CallbackInfo& info) {
   auto counts = std::make_shared<std::pair<size_t, size_t>>();
   return RunAsync(
-      info.Env(),
-      [=] { *counts = StatsCacheCounts(); },
+      info.Env(), [=] { *counts = StatsCacheCounts(); },
       [=](Napi::Env env) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("sockets", static_cast<double>(counts->first));

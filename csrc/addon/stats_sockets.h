@@ -14,8 +14,8 @@ namespace podnet {
 
 struct NetlinkSocketJob {
   std::string path;
-  Fd nsfd;         // the namespace, opened and checked (OpenNetns)
-  Fd sock;         // out: the socket
+  Fd nsfd;  // the namespace, opened and checked (OpenNetns)
+  Fd sock;  // out: the socket
   bool failed = false;
   NativeError error;
 };

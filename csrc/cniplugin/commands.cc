@@ -113,8 +113,7 @@ bool Del(const Request& req, Error* err) {
   Error ignored;
   if (!req.netns.empty() && IsNetns(req.netns, &ignored)) netns = req.netns;
   nat::Error e;
-  if (nat::Detach(ConfigOf(req), req.network, req.containerId, req.ifname, netns, &e,
-                  req.linkGoesWithNamespace) < 0 &&
+  if (nat::Detach(ConfigOf(req), req.network, req.containerId, req.ifname, netns, &e, req.linkGoesWithNamespace) < 0 &&
       e.kind != nat::ErrorKind::kNoNetwork)
     return EngineFailed(e, err);
   return true;
@@ -137,8 +136,7 @@ bool Check(const Request& req, Error* err) {
   const auto& ifs = req.prevResult.interfaces;
   auto it = std::find_if(ifs.begin(), ifs.end(),
                          [&](const ResultInterface& i) { return i.name == req.ifname && i.sandbox == req.netns; });
-  if (it == ifs.end())
-    return Fail(err, kCheckFailed, "prevResult has no interface " + req.ifname + " in " + req.netns);
+  if (it == ifs.end()) return Fail(err, kCheckFailed, "prevResult has no interface " + req.ifname + " in " + req.netns);
   if (!it->mac.empty() && it->mac != a.mac)
     return Fail(err, kCheckFailed, "interface " + req.ifname + " has MAC " + a.mac + ", prevResult says " + it->mac);
   for (const auto& ip : a.ips) {

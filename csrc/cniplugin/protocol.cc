@@ -47,8 +47,7 @@ bool PlainIp(const std::string& s, std::string* out) {
   if (slash != std::string::npos) {
     std::string p = s.substr(slash + 1);
     int max = addr.find(':') == std::string::npos ? 32 : 128;
-    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit) || std::stoi(p) > max)
-      return false;
+    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit) || std::stoi(p) > max) return false;
   }
   *out = addr;
   return true;
@@ -76,8 +75,7 @@ const char* BadIfname(const std::string& s) {
 
 bool Port(const Json& o, const char* key, const std::string& where, int* out, Error* err) {
   auto it = o.find(key);
-  if (it == o.end() || !it->is_number_integer() || it->get<long long>() < 1 ||
-      it->get<long long>() > 65535) {
+  if (it == o.end() || !it->is_number_integer() || it->get<long long>() < 1 || it->get<long long>() > 65535) {
     return Fail(err, kInvalidConfig, where + "." + key + " must be a port number (1-65535)",
                 it == o.end() ? "missing" : it->dump());
   }
@@ -86,15 +84,13 @@ bool Port(const Json& o, const char* key, const std::string& where, int* out, Er
 }
 
 bool ParsePortMappings(const Json& list, std::vector<PortMapping>* out, Error* err) {
-  if (!list.is_array())
-    return Fail(err, kInvalidConfig, "runtimeConfig.portMappings must be a list", list.dump());
+  if (!list.is_array()) return Fail(err, kInvalidConfig, "runtimeConfig.portMappings must be a list", list.dump());
   for (size_t i = 0; i < list.size(); i++) {
     const Json& o = list[i];
     std::string where = "runtimeConfig.portMappings[" + std::to_string(i) + "]";
     if (!o.is_object()) return Fail(err, kInvalidConfig, where + " must be an object", o.dump());
     PortMapping pm;
-    if (!Port(o, "hostPort", where, &pm.hostPort, err) ||
-        !Port(o, "containerPort", where, &pm.containerPort, err))
+    if (!Port(o, "hostPort", where, &pm.hostPort, err) || !Port(o, "containerPort", where, &pm.containerPort, err))
       return false;
     pm.protocol = "tcp";
     if (auto it = o.find("protocol"); it != o.end()) {
@@ -132,11 +128,9 @@ bool ParseRuntimeConfig(const Json& rc, Request* r, Error* err) {
   if (!rc.is_object()) return Fail(err, kInvalidConfig, "runtimeConfig must be an object", rc.dump());
   // Keys of capabilities this plugin does not declare are the runtime's
   // business (CONVENTIONS.md: runtimes pass only declared ones); ignored.
-  if (auto it = rc.find("portMappings"); it != rc.end() && !it->is_null() &&
-      !ParsePortMappings(*it, &r->ports, err))
+  if (auto it = rc.find("portMappings"); it != rc.end() && !it->is_null() && !ParsePortMappings(*it, &r->ports, err))
     return false;
-  if (auto it = rc.find("ips"); it != rc.end() && !it->is_null() &&
-      !ParseIps(*it, "runtimeConfig.ips", &r->ips, err))
+  if (auto it = rc.find("ips"); it != rc.end() && !it->is_null() && !ParseIps(*it, "runtimeConfig.ips", &r->ips, err))
     return false;
   if (auto it = rc.find("mac"); it != rc.end() && !it->is_null()) {
     if (!it->is_string() || !IsUnicastMac(it->get<std::string>()))
@@ -195,10 +189,9 @@ bool ParseValidAttachments(const Json& conf, std::vector<Owner>* out, Error* err
   if (it == conf.end() || !it->is_array())
     return Fail(err, kInvalidConfig, "GC needs cni.dev/valid-attachments (a list)");
   for (const auto& a : *it) {
-    if (!a.is_object() || !a.contains("containerID") || !a["containerID"].is_string() ||
-        !a.contains("ifname") || !a["ifname"].is_string())
-      return Fail(err, kInvalidConfig, "cni.dev/valid-attachments entries need containerID and ifname",
-                  a.dump());
+    if (!a.is_object() || !a.contains("containerID") || !a["containerID"].is_string() || !a.contains("ifname") ||
+        !a["ifname"].is_string())
+      return Fail(err, kInvalidConfig, "cni.dev/valid-attachments entries need containerID and ifname", a.dump());
     out->push_back({a["containerID"].get<std::string>(), a["ifname"].get<std::string>()});
   }
   return true;
@@ -284,8 +277,7 @@ bool ParseRequest(Command command, const std::string& stdin, Request* r, Error* 
     return Fail(err, kIncompatibleVersion, "config version " + r->cniVersion + " does not allow CHECK");
   if ((command == Command::kGc || command == Command::kStatus) && !VersionAtLeast(r->cniVersion, "1.1.0"))
     return Fail(err, kIncompatibleVersion,
-                "config version " + r->cniVersion + " does not allow " +
-                    (command == Command::kGc ? "GC" : "STATUS"));
+                "config version " + r->cniVersion + " does not allow " + (command == Command::kGc ? "GC" : "STATUS"));
 
   auto name = conf.find("name");
   if (name == conf.end() || !name->is_string() || name->get<std::string>().empty())
@@ -408,8 +400,7 @@ bool DecodeResult(const Json& j, Result* out, Error* err) {
         return bad("address without a prefix", ip);
       ResultIp ri{str(ip, "address"), str(ip, "gateway"), -1};
       if (ip.contains("interface")) {
-        if (!ip["interface"].is_number_unsigned() ||
-            ip["interface"].get<size_t>() >= out->interfaces.size())
+        if (!ip["interface"].is_number_unsigned() || ip["interface"].get<size_t>() >= out->interfaces.size())
           return bad("interface index out of range", ip);
         ri.interface = ip["interface"].get<int>();
       }

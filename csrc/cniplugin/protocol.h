@@ -6,7 +6,6 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -28,13 +27,13 @@ enum Code {
   kNotAvailable = 50,
   kLimitedConnectivity = 51,
   // podnet's own
-  kSystem = 100,          // a system call failed; details name the errno
-  kPoolExhausted = 101,   // no free address left in the network
-  kAddressInUse = 102,    // a requested address is leased to another container
-  kPortInUse = 103,       // a requested host port is published by another sandbox
-  kAlreadyAttached = 104, // this container and interface are already on the network
-  kFirewall = 105,        // nftables refused a command
-  kCheckFailed = 106,     // CHECK found the attachment incomplete
+  kSystem = 100,           // a system call failed; details name the errno
+  kPoolExhausted = 101,    // no free address left in the network
+  kAddressInUse = 102,     // a requested address is leased to another container
+  kPortInUse = 103,        // a requested host port is published by another sandbox
+  kAlreadyAttached = 104,  // this container and interface are already on the network
+  kFirewall = 105,         // nftables refused a command
+  kCheckFailed = 106,      // CHECK found the attachment incomplete
 };
 
 struct Error {
@@ -87,11 +86,11 @@ struct Result {
 
 struct Request {
   Command command = Command::kVersion;
-  std::string cniVersion;  // the configuration's, one of kVersions
-  std::string name;        // the CNI network (the conflist's name)
-  std::string network;     // the podnet network: "network" in the config, else name
-  std::string networksDir; // "networksDir" in the config; "" = the engine's default
-  std::string stateDir;    // "stateDir" in the config; "" = the engine's default
+  std::string cniVersion;   // the configuration's, one of kVersions
+  std::string name;         // the CNI network (the conflist's name)
+  std::string network;      // the podnet network: "network" in the config, else name
+  std::string networksDir;  // "networksDir" in the config; "" = the engine's default
+  std::string stateDir;     // "stateDir" in the config; "" = the engine's default
   // "linkGoesWithNamespace": the runtime removes the namespace right after DEL
   // (podman, containerd's CRI), so DEL leaves the veth pair to that removal.
   bool linkGoesWithNamespace = false;

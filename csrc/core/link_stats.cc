@@ -23,12 +23,11 @@ void CopyCounters(const rtattr* a, LinkCounters* out) {
   struct rtnl_link_stats64 st = {};
   memcpy(&st, RTA_DATA(a), std::min<size_t>(RTA_PAYLOAD(a), sizeof st));
   const uint64_t v[kNumLinkCounters] = {
-      st.rx_packets, st.tx_packets, st.rx_bytes, st.tx_bytes, st.rx_errors, st.tx_errors,
-      st.rx_dropped, st.tx_dropped, st.multicast, st.collisions, st.rx_length_errors,
-      st.rx_over_errors, st.rx_crc_errors, st.rx_frame_errors, st.rx_fifo_errors,
-      st.rx_missed_errors, st.tx_aborted_errors, st.tx_carrier_errors, st.tx_fifo_errors,
-      st.tx_heartbeat_errors, st.tx_window_errors, st.rx_compressed, st.tx_compressed,
-      st.rx_nohandler,
+      st.rx_packets,       st.tx_packets,        st.rx_bytes,          st.tx_bytes,        st.rx_errors,
+      st.tx_errors,        st.rx_dropped,        st.tx_dropped,        st.multicast,       st.collisions,
+      st.rx_length_errors, st.rx_over_errors,    st.rx_crc_errors,     st.rx_frame_errors, st.rx_fifo_errors,
+      st.rx_missed_errors, st.tx_aborted_errors, st.tx_carrier_errors, st.tx_fifo_errors,  st.tx_heartbeat_errors,
+      st.tx_window_errors, st.rx_compressed,     st.tx_compressed,     st.rx_nohandler,
   };
   memcpy(out->counters, v, sizeof v);
 }
@@ -43,7 +42,8 @@ bool ParseLink(const nlmsghdr* h, bool skip_loopback, std::vector<LinkCounters>*
   int len = static_cast<int>(IFLA_PAYLOAD(h));
   for (const rtattr* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
     if (a->rta_type == IFLA_IFNAME) {
-      link.name.assign(static_cast<const char*>(RTA_DATA(a)), strnlen(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a)));
+      link.name.assign(static_cast<const char*>(RTA_DATA(a)),
+                       strnlen(static_cast<const char*>(RTA_DATA(a)), RTA_PAYLOAD(a)));
     } else if (a->rta_type == IFLA_STATS64) {
       CopyCounters(a, &link);
     }
@@ -76,7 +76,8 @@ int ReadLinkStats(int nlfd, const std::string& ifname, std::vector<LinkCounters>
     req.h.nlmsg_len = NLMSG_ALIGN(req.h.nlmsg_len) + RTA_ALIGN(a->rta_len);
   }
   ssize_t w;
-  do w = send(nlfd, &req, req.h.nlmsg_len, 0); while (w < 0 && errno == EINTR);
+  do w = send(nlfd, &req, req.h.nlmsg_len, 0);
+  while (w < 0 && errno == EINTR);
   if (w < 0) return -errno;
   if (w != static_cast<ssize_t>(req.h.nlmsg_len)) return -EIO;
 
@@ -85,7 +86,8 @@ int ReadLinkStats(int nlfd, const std::string& ifname, std::vector<LinkCounters>
   const size_t first = out->size();
   for (;;) {
     ssize_t n;
-    do n = recv(nlfd, buf, sizeof buf, MSG_TRUNC); while (n < 0 && errno == EINTR);
+    do n = recv(nlfd, buf, sizeof buf, MSG_TRUNC);
+    while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
     if (n == 0 || static_cast<size_t>(n) > sizeof buf) return -EMSGSIZE;
     int left = static_cast<int>(n);

@@ -15,10 +15,9 @@ int SocketInNetns(int nsfd, int domain, int type, int protocol);
 
 // One socket in each of `n` namespaces, made by one fresh thread that joins
 // them in turn (one thread for a batch, not one per namespace): 0, or -errno
-// if the thread could not be made; then out[i] is an fd or -errno. joined[i] says whether the thread was in namespace i, so a
-// caller can tell a refused setns (EPERM: a namespace owned by another user
-// namespace, see userns_socket.h) from a failed socket(2). A namespace the
-// thread is already in is not joined again (an unprivileged caller may not
+// if the thread could not be made; then out[i] is an fd or -errno. joined[i] says whether the thread was in namespace
+// i, so a caller can tell a refused setns (EPERM: a namespace owned by another user namespace, see userns_socket.h)
+// from a failed socket(2). A namespace the thread is already in is not joined again (an unprivileged caller may not
 // setns even into its own).
 int SocketsInNetnsEach(const int* nsfds, int n, int domain, int type, int protocol, int* out, bool* joined);
 

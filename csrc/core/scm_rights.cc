@@ -23,7 +23,8 @@ int SendFds(int chan, int payload, const int* fds, int n) {
     memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
   }
   ssize_t r;
-  do r = sendmsg(chan, &mh, MSG_NOSIGNAL); while (r < 0 && errno == EINTR);
+  do r = sendmsg(chan, &mh, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
   if (r < 0) return -errno;
   return r == sizeof payload ? 0 : -EIO;
 }
@@ -37,7 +38,8 @@ int RecvFds(int chan, int* payload, int* fds) {
   mh.msg_control = cbuf;
   mh.msg_controllen = sizeof cbuf;
   ssize_t r;
-  do r = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC); while (r < 0 && errno == EINTR);
+  do r = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
   if (r < 0) return -errno;
   if (r == 0) return -ECONNRESET;
   if (r != sizeof *payload) return -EIO;

@@ -21,9 +21,28 @@ namespace podnet {
 namespace {
 
 // Steps the child can fail at, reported to the parent with errno.
-enum Step : int { kSigReset, kSetpgid, kSetnsUser, kSetnsNet, kUnshare, kMountPrivate, kLoopbackUp, kDup, kChdir, kExec };
-const char* const kStepNames[] = {"sigprocmask", "setpgid", "setns(CLONE_NEWUSER)", "setns(CLONE_NEWNET)",
-                                  "unshare", "mount(/, MS_REC|MS_PRIVATE)", "set lo up", "dup2", "chdir", "execve"};
+enum Step : int {
+  kSigReset,
+  kSetpgid,
+  kSetnsUser,
+  kSetnsNet,
+  kUnshare,
+  kMountPrivate,
+  kLoopbackUp,
+  kDup,
+  kChdir,
+  kExec
+};
+const char* const kStepNames[] = {"sigprocmask",
+                                  "setpgid",
+                                  "setns(CLONE_NEWUSER)",
+                                  "setns(CLONE_NEWNET)",
+                                  "unshare",
+                                  "mount(/, MS_REC|MS_PRIVATE)",
+                                  "set lo up",
+                                  "dup2",
+                                  "chdir",
+                                  "execve"};
 
 // What the child reads: null-terminated views and sorted targets, made before fork.
 struct ChildView {
@@ -32,14 +51,15 @@ struct ChildView {
   char* const* envp;
   const int* keep;  // sorted child fds that stay open across exec
   size_t nkeep;
-  int* tmp;         // room for plan->src.size() temporaries
-  int max_fd;       // fallback bound when close_range is missing
+  int* tmp;    // room for plan->src.size() temporaries
+  int max_fd;  // fallback bound when close_range is missing
 };
 
 [[noreturn]] void ChildFail(int errfd, Step step, int err = errno) {
   int msg[2] = {step, err};
   ssize_t n;
-  do n = write(errfd, msg, sizeof msg); while (n < 0 && errno == EINTR);
+  do n = write(errfd, msg, sizeof msg);
+  while (n < 0 && errno == EINTR);
   _exit(127);
 }
 
@@ -116,7 +136,12 @@ pid_t SpawnProcess(const SpawnPlan& plan, const char** failed_step) {
   }
   std::vector<int> tmp(plan.src.size());
   long open_max = sysconf(_SC_OPEN_MAX);
-  ChildView view{&plan, argv.data(), envp.data(), keep.data(), keep.size(), tmp.data(),
+  ChildView view{&plan,
+                 argv.data(),
+                 envp.data(),
+                 keep.data(),
+                 keep.size(),
+                 tmp.data(),
                  open_max > 0 && open_max < 65536 ? static_cast<int>(open_max) : 65536};
 
   int err_pipe[2];

@@ -120,7 +120,8 @@ int UsernsSocketMaker::Make(int domain, int type, int protocol, int n, int* out)
   }
   Request rq{domain, type, protocol, n};
   ssize_t w;
-  do w = send(chan_, &rq, sizeof rq, MSG_NOSIGNAL); while (w < 0 && errno == EINTR);
+  do w = send(chan_, &rq, sizeof rq, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
   if (w != sizeof rq) {
     failed_step_ = "sendmsg";
     return w < 0 ? -errno : -EIO;

@@ -31,13 +31,14 @@ int Port(const sockaddr_storage& ss) {
 }
 
 void SetPort(sockaddr_storage* ss, int port) {
-  if (ss->ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(ss)->sin6_port = htons(port);
-  else reinterpret_cast<sockaddr_in*>(ss)->sin_port = htons(port);
+  if (ss->ss_family == AF_INET6)
+    reinterpret_cast<sockaddr_in6*>(ss)->sin6_port = htons(port);
+  else
+    reinterpret_cast<sockaddr_in*>(ss)->sin_port = htons(port);
 }
 
 bool IsLoopback(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET)
-    return (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+  if (ss.ss_family == AF_INET) return (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
   return ss.ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
 }
 

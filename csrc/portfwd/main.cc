@@ -45,7 +45,9 @@ Upstream g_upstream;
   _exit(1);
 }
 // `rc` is -errno.
-[[noreturn]] void FailErrno(int rc, const std::string& what) { Fail(podnet::ErrnoName(-rc), what + ": " + strerror(-rc)); }
+[[noreturn]] void FailErrno(int rc, const std::string& what) {
+  Fail(podnet::ErrnoName(-rc), what + ": " + strerror(-rc));
+}
 
 struct ExitWatch : Handler {
   void OnEvent(uint32_t) override { _exit(0); }

@@ -38,7 +38,8 @@ int MakeSockets(const Request& rq, int n, int* out) {
       int one = 1;
       unsigned mark = kTransparentMark;
       bool v6 = rq.family == AF_INET6;
-      if (setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one, sizeof one) != 0 ||
+      if (setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one, sizeof one) !=
+              0 ||
           setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0 ||
           setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) {
         int e = errno;

@@ -177,11 +177,13 @@ struct Inbox : Handler {
       conns.push_back(a);
     }
     uint64_t one = 1;
-    if (write(efd, &one, sizeof one) < 0) {}  // a full counter still wakes the loop
+    if (write(efd, &one, sizeof one) < 0) {
+    }  // a full counter still wakes the loop
   }
   void OnEvent(uint32_t) override {
     uint64_t n;
-    if (read(efd, &n, sizeof n) < 0) {}
+    if (read(efd, &n, sizeof n) < 0) {
+    }
     std::vector<Accepted> mine;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -209,8 +211,10 @@ struct TcpListener : Handler {
     for (int i = 0; i < LoopCount(); i++)
       if (g_load[i] < g_load[loop]) loop = i;
     g_load[loop]++;
-    if (loop == self) StartConn(a.fd, a.cport, a.peer);
-    else g_inbox[loop].Post(a);
+    if (loop == self)
+      StartConn(a.fd, a.cport, a.peer);
+    else
+      g_inbox[loop].Post(a);
   }
 };
 
@@ -220,7 +224,7 @@ void Dir::Filled(size_t n) {
   pending = n;
   if (n >= static_cast<size_t>(size) && size < kBulkPipe) {
     int grown = fcntl(pw, F_SETPIPE_SZ, kBulkPipe);  // best effort
-    size = grown > 0 ? grown : kBulkPipe;           // on failure: do not try again
+    size = grown > 0 ? grown : kBulkPipe;            // on failure: do not try again
   }
 }
 

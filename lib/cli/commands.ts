@@ -73,7 +73,11 @@ export async function networkCommand(argv: string[]): Promise<number> {
     case 'ls':
     case 'list': {
       // Native networks, CNI lists, and the embedded default (native) unless one of its name exists.
-      const names = new Set([...rt.native.list().map((n) => n.name), ...(await loadConfigDir(rt.cni.confDir)).networks.map((n) => n.name), rt.cni.defaultNetwork]);
+      const names = new Set([
+        ...rt.native.list().map((n) => n.name),
+        ...(await loadConfigDir(rt.cni.confDir)).networks.map((n) => n.name),
+        rt.cni.defaultNetwork,
+      ]);
       for (const n of names) out(n);
       return 0;
     }
@@ -159,12 +163,15 @@ export async function statsCommand(argv: string[]): Promise<number> {
     if (!(await rt.get(id))) throw new PodnetError(ErrorCode.NO_SUCH_SANDBOX, `no sandbox '${id}' in ${rt.state.dir}`);
   }
   let prev = new Map<string, { rx: number; tx: number; at: number }>();
-  const fmt = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}GB` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}kB` : `${n}B`);
+  const fmt = (n: number) =>
+    n >= 1e9 ? `${(n / 1e9).toFixed(2)}GB` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}kB` : `${n}B`;
   const draw = async () => {
     const wanted = new Set(positionals);
     const rows = (await rt.statsAll()).filter((r) => wanted.size === 0 || wanted.has(r.id));
     const now = Date.now();
-    const lines = [`${'ID'.padEnd(28)} ${'RX'.padStart(10)} ${'TX'.padStart(10)} ${'RX/s'.padStart(10)} ${'TX/s'.padStart(10)} ${'RX PKTS'.padStart(9)} ${'TX PKTS'.padStart(9)}`];
+    const lines = [
+      `${'ID'.padEnd(28)} ${'RX'.padStart(10)} ${'TX'.padStart(10)} ${'RX/s'.padStart(10)} ${'TX/s'.padStart(10)} ${'RX PKTS'.padStart(9)} ${'TX PKTS'.padStart(9)}`,
+    ];
     const next = new Map<string, { rx: number; tx: number; at: number }>();
     for (const r of rows) {
       if (!r.stats) {
@@ -177,7 +184,9 @@ export async function statsCommand(argv: string[]): Promise<number> {
       const p = prev.get(r.id);
       const secs = p ? (now - p.at) / 1000 : 0;
       const rate = (cur: number, old?: number) => (p && secs > 0 && old !== undefined ? `${fmt((cur - old) / secs)}/s` : '-');
-      lines.push(`${r.id.padEnd(28)} ${fmt(cur.rxBytes).padStart(10)} ${fmt(cur.txBytes).padStart(10)} ${rate(cur.rxBytes, p?.rx).padStart(10)} ${rate(cur.txBytes, p?.tx).padStart(10)} ${String(cur.rxPackets).padStart(9)} ${String(cur.txPackets).padStart(9)}`);
+      lines.push(
+        `${r.id.padEnd(28)} ${fmt(cur.rxBytes).padStart(10)} ${fmt(cur.txBytes).padStart(10)} ${rate(cur.rxBytes, p?.rx).padStart(10)} ${rate(cur.txBytes, p?.tx).padStart(10)} ${String(cur.rxPackets).padStart(9)} ${String(cur.txPackets).padStart(9)}`,
+      );
       next.set(r.id, { rx: cur.rxBytes, tx: cur.txBytes, at: now });
     }
     prev = next;
@@ -203,17 +212,22 @@ export async function statsCommand(argv: string[]): Promise<number> {
 export async function poolCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse('pool', argv, { json: { type: 'boolean' } });
   if (help('pool', values)) return 0;
-  if (positionals.length > 1 || (positionals[0] !== undefined && positionals[0] !== 'ls')) throw new UsageError('pool', `unknown pool command '${positionals.join(' ')}'`);
+  if (positionals.length > 1 || (positionals[0] !== undefined && positionals[0] !== 'ls'))
+    throw new UsageError('pool', `unknown pool command '${positionals.join(' ')}'`);
   const all = await new Runtime().listPools();
   if (values.json) {
     out(JSON.stringify(all, null, 2));
     return 0;
   }
-  out(`${'PID'.padEnd(8)} ${'NETWORK'.padEnd(20)} ${'SIZE'.padStart(5)} ${'FILL'.padStart(5)} ${'MAKING'.padStart(6)} ${'HITS'.padStart(8)} ${'MISSES'.padStart(8)}  STATUS`);
+  out(
+    `${'PID'.padEnd(8)} ${'NETWORK'.padEnd(20)} ${'SIZE'.padStart(5)} ${'FILL'.padStart(5)} ${'MAKING'.padStart(6)} ${'HITS'.padStart(8)} ${'MISSES'.padStart(8)}  STATUS`,
+  );
   for (const p of all) {
     for (const s of p.pools) {
       const status = !p.ownerAlive ? 'owner gone (podnet gc)' : s.lastError ? `refill failing: ${s.lastError}` : 'ok';
-      out(`${String(p.owner.pid).padEnd(8)} ${s.network.padEnd(20)} ${String(s.size).padStart(5)} ${String(s.fill).padStart(5)} ${String(s.making).padStart(6)} ${String(s.hits).padStart(8)} ${String(s.misses).padStart(8)}  ${status}`);
+      out(
+        `${String(p.owner.pid).padEnd(8)} ${s.network.padEnd(20)} ${String(s.size).padStart(5)} ${String(s.fill).padStart(5)} ${String(s.making).padStart(6)} ${String(s.hits).padStart(8)} ${String(s.misses).padStart(8)}  ${status}`,
+      );
     }
   }
   return 0;

@@ -21,7 +21,8 @@ export function parsePortSpec(spec: string): PortMapping {
   if (slash >= 0) {
     protocol = rest.slice(slash + 1);
     rest = rest.slice(0, slash);
-    if (!/^(tcp|udp|sctp)(,(tcp|udp|sctp))*$/.test(protocol)) throw invalidArgument('port mapping', `'${spec}': protocol '${protocol}' is not tcp, udp or sctp`);
+    if (!/^(tcp|udp|sctp)(,(tcp|udp|sctp))*$/.test(protocol))
+      throw invalidArgument('port mapping', `'${spec}': protocol '${protocol}' is not tcp, udp or sctp`);
   }
   let hostIP: string | undefined;
   const v6 = /^\[([^\]]+)\]:(.*)$/.exec(rest);

@@ -100,9 +100,18 @@ ${COMMON}`,
 export type Options = ParseArgsConfig['options'];
 
 /** Parses `argv` for a subcommand; unknown flags are usage errors. */
-export function parse(cmd: string, argv: string[], options: Options = {}): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
+export function parse(
+  cmd: string,
+  argv: string[],
+  options: Options = {},
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, debug: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' }, debug: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
     throw new UsageError(cmd, (err as Error).message);
   }

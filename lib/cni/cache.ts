@@ -53,8 +53,13 @@ export async function writeCache(cacheDir: string, entry: CacheEntry): Promise<v
 function isEntry(v: unknown): v is CacheEntry {
   const e = v as CacheEntry;
   return (
-    typeof e === 'object' && e !== null && e.kind === 'cniCacheV1' && typeof e.containerId === 'string' &&
-    typeof e.config === 'string' && typeof e.ifName === 'string' && typeof e.networkName === 'string'
+    typeof e === 'object' &&
+    e !== null &&
+    e.kind === 'cniCacheV1' &&
+    typeof e.containerId === 'string' &&
+    typeof e.config === 'string' &&
+    typeof e.ifName === 'string' &&
+    typeof e.networkName === 'string'
   );
 }
 
@@ -83,17 +88,29 @@ async function findCache(cacheDir: string, nameFilter: (n: string) => boolean, k
 
 /** Every cached attachment of a container, in no particular order. */
 export function listCache(cacheDir: string, containerId: string): Promise<CacheEntry[]> {
-  return findCache(cacheDir, (n) => n.includes(`-${containerId}-`), (e) => e.containerId === containerId);
+  return findCache(
+    cacheDir,
+    (n) => n.includes(`-${containerId}-`),
+    (e) => e.containerId === containerId,
+  );
 }
 
 /** Every cached attachment (for garbage collection). */
 export function listAllCache(cacheDir: string): Promise<CacheEntry[]> {
-  return findCache(cacheDir, () => true, () => true);
+  return findCache(
+    cacheDir,
+    () => true,
+    () => true,
+  );
 }
 
 /** Every cached attachment on a network (to refuse removing a network in use). */
 export function listCacheByNetwork(cacheDir: string, network: string): Promise<CacheEntry[]> {
-  return findCache(cacheDir, (n) => n.startsWith(`${network}-`), (e) => e.networkName === network);
+  return findCache(
+    cacheDir,
+    (n) => n.startsWith(`${network}-`),
+    (e) => e.networkName === network,
+  );
 }
 
 export async function removeCache(cacheDir: string, network: string, containerId: string, ifname: string): Promise<void> {

@@ -36,7 +36,6 @@ export interface CniNetworkConfig {
   bytes: Buffer;
 }
 
-
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -60,10 +59,7 @@ export function parseNetworkConfig(raw: unknown, source: string, single = false)
   let version: string | undefined;
   if (raw.cniVersions !== undefined) {
     if (!Array.isArray(raw.cniVersions)) throw configError(source, 'cniVersions', 'expected an array of versions');
-    version = raw.cniVersions
-      .filter(isSupportedVersion)
-      .sort(compareVersions)
-      .pop();
+    version = raw.cniVersions.filter(isSupportedVersion).sort(compareVersions).pop();
   }
   if (version === undefined) {
     if (typeof raw.cniVersion !== 'string') throw configError(source, 'cniVersion', 'missing');
@@ -119,7 +115,9 @@ export async function loadConfigDir(dir: string): Promise<LoadedConfigs> {
     names = readdirSync(dir); // sync: see cache.ts
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { networks: [], errors: [] };
-    throw new PodnetError((err as NodeJS.ErrnoException).code ?? ErrorCode.CNI_CONFIG, `read CNI config dir '${dir}': ${(err as Error).message}`, { path: dir });
+    throw new PodnetError((err as NodeJS.ErrnoException).code ?? ErrorCode.CNI_CONFIG, `read CNI config dir '${dir}': ${(err as Error).message}`, {
+      path: dir,
+    });
   }
   const files = names.filter((n) => /\.(conflist|conf|json)$/.test(n)).sort();
   const texts = files.map((f) => {
@@ -180,7 +178,6 @@ export function defaultNetworkOptions(): BridgeNetworkOptions {
   return { name: DEFAULT_NETWORK_NAME, bridge: 'podnet0', subnet: '10.89.0.0/24', gateway: '10.89.0.1' };
 }
 
-
 /** A subnet and its gateway, validated: the subnet is given as its network address. */
 export function checkRange(what: string, family: 'ipv4' | 'ipv6', subnet: string, gateway: string | undefined, internal: boolean) {
   if (!isCidr(subnet)) throw invalidArgument(what, `'${String(subnet)}' is not an address/prefix`);
@@ -236,12 +233,7 @@ export function buildBridgeNetwork(opts: BridgeNetworkOptions): CniNetworkConfig
   const list = {
     cniVersion: '1.0.0',
     name: opts.name,
-    plugins: [
-      bridge,
-      { type: 'portmap', capabilities: { portMappings: true } },
-      { type: 'firewall' },
-      { type: 'tuning', capabilities: { mac: true } },
-    ],
+    plugins: [bridge, { type: 'portmap', capabilities: { portMappings: true } }, { type: 'firewall' }, { type: 'tuning', capabilities: { mac: true } }],
   };
   return parseNetworkConfig(list, `network '${opts.name}'`);
 }

@@ -58,7 +58,6 @@ export interface PluginCall {
   timeoutMs: number;
 }
 
-
 function describe(call: PluginCall): string {
   const net = call.network ? ` on network '${call.network}'` : '';
   return `CNI plugin '${path.basename(call.plugin)}' ${call.command}${net}`;

@@ -14,7 +14,9 @@ import type { CniResult } from './types';
 
 /** libcni's utils.FormatChainName: "CNI-" + sha512(name + id) in hex, cut to 28 characters. */
 export function masqChainName(network: string, containerId: string): string {
-  return `CNI-${createHash('sha512').update(network + containerId).digest('hex')}`.slice(0, 28);
+  return `CNI-${createHash('sha512')
+    .update(network + containerId)
+    .digest('hex')}`.slice(0, 28);
 }
 
 async function iptables(bin: string, args: string[]): Promise<number | null> {

@@ -50,7 +50,10 @@ export class NativeDriver implements NetworkDriver {
       if (!this.#nets.has(n)) throw new PodnetError(ErrorCode.NATIVE_NETWORK_NOT_FOUND, `no native network '${n}'`);
     }
     // A static address must be an address inside a subnet of the first network: refused here, before any namespace exists.
-    for (const [what, v] of [['staticIP', state.staticIP], ['requestedIP', requested.ip]] as const) {
+    for (const [what, v] of [
+      ['staticIP', state.staticIP],
+      ['requestedIP', requested.ip],
+    ] as const) {
       if (v === undefined) continue;
       const subnets = this.#nets.get(this.networksOf(state)[0])!.subnets.map((s) => ipaddr.parseCIDR(s.subnet));
       const ip = ipaddr.parse(checkIp(what, v));

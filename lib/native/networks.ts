@@ -80,7 +80,11 @@ export class NativeNetworks {
       throw new PodnetError(ErrorCode.NATIVE_NETWORK_EXISTS, `network '${def.name}' already exists`);
     }
     const taken = new Map(others);
-    for (const n of this.list()) taken.set(n.name, n.subnets.map((s) => s.subnet));
+    for (const n of this.list())
+      taken.set(
+        n.name,
+        n.subnets.map((s) => s.subnet),
+      );
     checkNoOverlap(def, taken);
     try {
       writeFileAtomic(this.file(def.name), JSON.stringify(def, null, 2) + '\n', { mode: 0o644, dirMode: 0o755, exclusive: true });
@@ -157,7 +161,11 @@ export class NativeNetworks {
   }
 
   /** Releases what owners not in `live` hold on `network` (only owners whose id starts with `onlyPrefix`, when given). */
-  async gc(network: string, live: { containerId: string; ifname: string }[], onlyPrefix?: string): Promise<{ leases: number; elements: number; links: number }> {
+  async gc(
+    network: string,
+    live: { containerId: string; ifname: string }[],
+    onlyPrefix?: string,
+  ): Promise<{ leases: number; elements: number; links: number }> {
     try {
       return await native.nativeGc(this.config, network, live, onlyPrefix);
     } catch (e) {

@@ -105,7 +105,8 @@ export class PortForwarder {
       await helper.waitReady(timeoutMs);
     } catch (err) {
       const e = err as PodnetError;
-      if (e.code === ErrorCode.HELPER_TIMEOUT) throw new PodnetError(ErrorCode.PORTFWD_TIMEOUT, `port forwarder not ready within ${timeoutMs} ms`, { cause: err });
+      if (e.code === ErrorCode.HELPER_TIMEOUT)
+        throw new PodnetError(ErrorCode.PORTFWD_TIMEOUT, `port forwarder not ready within ${timeoutMs} ms`, { cause: err });
       // Its stdout says why, as one "CODE: message" line (debug lines may surround it).
       const out = String((e.details as { output?: string } | undefined)?.output ?? '');
       throw forwarderError(/^[A-Z][A-Z0-9_]*: .*$/m.exec(out)?.[0] ?? out, e.message);
@@ -130,4 +131,3 @@ export class PortForwarder {
     };
   }
 }
-

@@ -15,7 +15,6 @@ export interface Listener {
   cport: number;
 }
 
-
 export function expandPortMappings(mappings: unknown): Listener[] {
   if (!Array.isArray(mappings) || mappings.length === 0) {
     throw invalidArgument('portMappings', 'expected a non-empty array');

@@ -179,8 +179,12 @@ async function mapIds(pid: number, mode: IdMapMode): Promise<UserNetns['idMap']>
     return 'single';
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    throw new PodnetError(e.code && typeof e.code === 'string' ? e.code : ErrorCode.USERNS, `map ids of user namespace holder ${pid}: ${e.stderr?.trim() || e.message}`, {
-      cause: err,
-    });
+    throw new PodnetError(
+      e.code && typeof e.code === 'string' ? e.code : ErrorCode.USERNS,
+      `map ids of user namespace holder ${pid}: ${e.stderr?.trim() || e.message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }

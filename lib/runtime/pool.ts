@@ -54,8 +54,10 @@ export function checkPoolOptions(o: unknown): Required<PoolOptions> {
   if (typeof o !== 'object' || o === null) throw invalidArgument('pool', 'expected { network, size }');
   const { network, size, concurrency = 2 } = o as PoolOptions;
   if (typeof network !== 'string' || network === '') throw invalidArgument('pool network', `expected a network mode, got '${String(network)}'`);
-  if (!Number.isInteger(size) || size < 0 || size > MAX_POOL_SIZE) throw invalidArgument('pool size', `'${String(size)}' is not an integer in 0-${MAX_POOL_SIZE}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw invalidArgument('pool concurrency', `'${String(concurrency)}' is not an integer in 1-64`);
+  if (!Number.isInteger(size) || size < 0 || size > MAX_POOL_SIZE)
+    throw invalidArgument('pool size', `'${String(size)}' is not an integer in 0-${MAX_POOL_SIZE}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+    throw invalidArgument('pool concurrency', `'${String(concurrency)}' is not an integer in 1-64`);
   return { network, size, concurrency };
 }
 

@@ -99,7 +99,13 @@ export class Runtime {
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
     this.native = new NativeNetworks(opts.native);
-    this.#drivers = new Drivers({ cni: this.cni, native: this.native, nativeIdPrefix: this.netnsPrefix, slirpBinary: opts.slirpBinary, pastaBinary: opts.pastaBinary });
+    this.#drivers = new Drivers({
+      cni: this.cni,
+      native: this.native,
+      nativeIdPrefix: this.netnsPrefix,
+      slirpBinary: opts.slirpBinary,
+      pastaBinary: opts.pastaBinary,
+    });
     this.#poolStatus = new PoolStatusFile(this.state.dir, () => this.poolStatus());
     for (const p of opts.pools ?? []) this.startPool(p);
   }
@@ -437,7 +443,14 @@ export class Runtime {
    * created meanwhile is never touched. Errors are collected per item.
    */
   async gc(): Promise<{ sandboxes: string[]; namespaces: string[]; cniAttachments: string[]; pools: number[]; nativeReleased: number; errors: PodnetError[] }> {
-    const removed = { sandboxes: [] as string[], namespaces: [] as string[], cniAttachments: [] as string[], pools: [] as number[], nativeReleased: 0, errors: [] as PodnetError[] };
+    const removed = {
+      sandboxes: [] as string[],
+      namespaces: [] as string[],
+      cniAttachments: [] as string[],
+      pools: [] as number[],
+      nativeReleased: 0,
+      errors: [] as PodnetError[],
+    };
     const attempt = async (fn: () => Promise<unknown>, done: () => void) => {
       try {
         await fn();
@@ -481,7 +494,9 @@ export class Runtime {
     await attempt(
       () =>
         this.state.locked(async () => {
-          const live = (await this.state.list()).flatMap((s) => this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.netnsPrefix + s.id, ifname: `eth${i}` })));
+          const live = (await this.state.list()).flatMap((s) =>
+            this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.netnsPrefix + s.id, ifname: `eth${i}` })),
+          );
           for (const n of this.native.list()) {
             const r = await this.native.gc(n.name, live, this.netnsPrefix);
             removed.nativeReleased += r.leases + r.elements + r.links;

@@ -15,7 +15,8 @@ import { isRoot } from './options';
 export async function makeSandboxNetns(call: DriverCall, opts: { dir?: string; name: string; pid?: number }): Promise<void> {
   const { state, live } = call;
   if (isRoot()) {
-    live.netns = opts.pid !== undefined ? await NetNS.fromPid(opts.pid, { dir: opts.dir, name: opts.name }) : await NetNS.create({ dir: opts.dir, name: opts.name });
+    live.netns =
+      opts.pid !== undefined ? await NetNS.fromPid(opts.pid, { dir: opts.dir, name: opts.name }) : await NetNS.create({ dir: opts.dir, name: opts.name });
     state.ownsNetns = true;
     state.netnsPath = live.netns.path;
     await call.save();

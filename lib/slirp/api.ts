@@ -48,12 +48,14 @@ export function slirpApiRequest(socketPath: string, request: object, timeoutMs =
     sock.on('connect', () => sock.end(JSON.stringify(request)));
     sock.on('data', (b: Buffer) => chunks.push(b));
     sock.on('error', (err: NodeJS.ErrnoException) =>
-      fail(new PodnetError(err.code ?? ErrorCode.SLIRP_API, `slirp4netns API '${socketPath}': ${err.message}`, {
-        path: socketPath,
-        syscall: err.syscall,
-        errno: err.errno,
-        cause: err,
-      })),
+      fail(
+        new PodnetError(err.code ?? ErrorCode.SLIRP_API, `slirp4netns API '${socketPath}': ${err.message}`, {
+          path: socketPath,
+          syscall: err.syscall,
+          errno: err.errno,
+          cause: err,
+        }),
+      ),
     );
     sock.on('end', () => {
       sock.destroy();
@@ -74,7 +76,6 @@ function check(reply: Reply, what: string, socketPath: string): Reply {
   }
   return reply;
 }
-
 
 function checkV4(what: string, a: unknown): string {
   if (typeof a !== 'string' || !ipaddr.IPv4.isValidFourPartDecimal(a)) throw invalidArgument(what, `'${String(a)}' is not an IPv4 address`);

@@ -28,7 +28,8 @@ export interface SlirpOptions {
 
 export const DEFAULT_SLIRP_MTU = 65520;
 
-const VALID = 'port_handler=slirp4netns|rootlesskit, keep_client_address=true|false, allow_host_loopback=true|false, mtu=N (68-65521), cidr=A.B.C.D/N, enable_ipv6=true|false, outbound_addr=IP';
+const VALID =
+  'port_handler=slirp4netns|rootlesskit, keep_client_address=true|false, allow_host_loopback=true|false, mtu=N (68-65521), cidr=A.B.C.D/N, enable_ipv6=true|false, outbound_addr=IP';
 
 function bad(opt: string, why: string): PodnetError {
   return new PodnetError(ErrorCode.SLIRP_OPTION, `invalid slirp4netns option '${opt}': ${why} (valid: ${VALID})`, {
@@ -49,7 +50,7 @@ export function parseSlirpOptions(list: readonly string[] = []): SlirpOptions {
   for (const opt of list) {
     if (typeof opt !== 'string') throw bad(String(opt), 'expected a key=value string');
     const eq = opt.indexOf('=');
-    if (eq <= 0) throw bad(opt, "expected key=value");
+    if (eq <= 0) throw bad(opt, 'expected key=value');
     const key = opt.slice(0, eq);
     const value = opt.slice(eq + 1);
     switch (key) {

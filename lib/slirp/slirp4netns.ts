@@ -101,8 +101,7 @@ export function slirpArgs(
   if (target.netns) {
     need(f.netnsTypePath, '--netns-type');
     a.push('--netns-type=path', target.netns);
-  }
-  else a.push(String(target.pid));
+  } else a.push(String(target.pid));
   a.push(target.ifname);
   return a;
 }
@@ -141,12 +140,16 @@ export class Slirp4netns {
     const pid = opts.pid === undefined ? undefined : checkPid('slirp4netns target pid', opts.pid);
     const userns = opts.userns === undefined ? undefined : checkPath('slirp4netns userns path', opts.userns);
     const ifname = checkIfName('interface name', opts.interfaceName ?? 'tap0');
-    const options = Array.isArray(opts.options) || opts.options === undefined
-      ? parseSlirpOptions(opts.options as readonly string[] | undefined)
-      : (opts.options as SlirpOptions);
+    const options =
+      Array.isArray(opts.options) || opts.options === undefined
+        ? parseSlirpOptions(opts.options as readonly string[] | undefined)
+        : (opts.options as SlirpOptions);
     let apiSocket = typeof opts.apiSocket === 'string' ? checkPath('slirp4netns API socket path', opts.apiSocket) : undefined;
     if (apiSocket && Buffer.byteLength(apiSocket) > 107) throw invalidArgument('slirp4netns API socket path', `'${apiSocket}' is longer than 107 bytes`);
-    const wantApi = opts.apiSocket === true || apiSocket !== undefined || (opts.apiSocket !== false && (options.portHandler === 'slirp4netns' || (opts.hostForwards?.length ?? 0) > 0));
+    const wantApi =
+      opts.apiSocket === true ||
+      apiSocket !== undefined ||
+      (opts.apiSocket !== false && (options.portHandler === 'slirp4netns' || (opts.hostForwards?.length ?? 0) > 0));
     const features = await slirpFeatures(opts.binary);
     const sandbox = opts.sandbox ?? features.sandbox;
     const seccomp = opts.seccomp ?? features.seccomp;
@@ -209,9 +212,13 @@ export class Slirp4netns {
         /* not yet */
       }
       if (!this.helper.running || Date.now() > deadline) {
-        throw new PodnetError(ErrorCode.HELPER_EXITED, `slirp4netns API socket '${this.apiSocket}' did not appear (slirp4netns ${this.helper.describeExit()}): ${this.output()}`, {
-          path: this.apiSocket,
-        });
+        throw new PodnetError(
+          ErrorCode.HELPER_EXITED,
+          `slirp4netns API socket '${this.apiSocket}' did not appear (slirp4netns ${this.helper.describeExit()}): ${this.output()}`,
+          {
+            path: this.apiSocket,
+          },
+        );
       }
       await new Promise((r) => setTimeout(r, 5));
     }

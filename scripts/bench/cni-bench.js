@@ -60,19 +60,28 @@ async function main() {
     // netavark: the same bridge + NAT + one port, on this branch's own subnet and bridge name.
     const haveNetavark = fs.existsSync(NETAVARK);
     const nvFile = path.join(tmp, 'netavark.json');
-    fs.writeFileSync(nvFile, JSON.stringify({
-      container_id: createHash('sha256').update('pn-cni-bench-nv').digest('hex'),
-      container_name: 'pn-cni-bench-nv',
-      port_mappings: [{ host_ip: '', container_port: 80, host_port: 18902, range: 1, protocol: 'tcp' }],
-      networks: { 'pn-cni-nv': { static_ips: ['10.89.12.2'], interface_name: 'eth0' } },
-      network_info: {
-        'pn-cni-nv': {
-          name: 'pn-cni-nv', id: createHash('sha256').update('pn-cni-nv').digest('hex'), driver: 'bridge',
-          network_interface: 'pncni12', subnets: [{ subnet: '10.89.12.0/24', gateway: '10.89.12.1' }],
-          ipv6_enabled: false, internal: false, dns_enabled: false, ipam_options: { driver: 'host-local' },
+    fs.writeFileSync(
+      nvFile,
+      JSON.stringify({
+        container_id: createHash('sha256').update('pn-cni-bench-nv').digest('hex'),
+        container_name: 'pn-cni-bench-nv',
+        port_mappings: [{ host_ip: '', container_port: 80, host_port: 18902, range: 1, protocol: 'tcp' }],
+        networks: { 'pn-cni-nv': { static_ips: ['10.89.12.2'], interface_name: 'eth0' } },
+        network_info: {
+          'pn-cni-nv': {
+            name: 'pn-cni-nv',
+            id: createHash('sha256').update('pn-cni-nv').digest('hex'),
+            driver: 'bridge',
+            network_interface: 'pncni12',
+            subnets: [{ subnet: '10.89.12.0/24', gateway: '10.89.12.1' }],
+            ipv6_enabled: false,
+            internal: false,
+            dns_enabled: false,
+            ipam_options: { driver: 'host-local' },
+          },
         },
-      },
-    }));
+      }),
+    );
     const nv = (cmd) => {
       const r = spawnSync(NETAVARK, ['--config', path.join(tmp, 'nv'), '-f', nvFile, cmd, nsNv.path], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`netavark ${cmd}: ${r.stderr}`);
@@ -130,15 +139,23 @@ async function main() {
     const pnCycles = t.pnUp.map((u, i) => u + t.pnDown[i]);
     const pn = mean(pnCycles);
     const sh = mean(t.sh);
-    console.log(`CNI setup+teardown, one pod, one port, ${n} cycles per tool in ${ROUNDS} interleaved rounds (ms per cycle); load ${os.loadavg()[0].toFixed(1)}`);
-    console.log(`podnet    ${pn.toFixed(1)}  median ${median(pnCycles).toFixed(1)}  (setUpPod ${mean(t.pnUp).toFixed(1)} median ${median(t.pnUp).toFixed(1)}, tearDownPod ${mean(t.pnDown).toFixed(1)} median ${median(t.pnDown).toFixed(1)})`);
-    console.log(`  of which in plugin processes (spawn to exit) ${(ms(inPluginsNs) / n).toFixed(1)}, in podnet itself ${(pn - ms(inPluginsNs) / n).toFixed(1)}`);
+    console.log(
+      `CNI setup+teardown, one pod, one port, ${n} cycles per tool in ${ROUNDS} interleaved rounds (ms per cycle); load ${os.loadavg()[0].toFixed(1)}`,
+    );
+    console.log(
+      `podnet    ${pn.toFixed(1)}  median ${median(pnCycles).toFixed(1)}  (setUpPod ${mean(t.pnUp).toFixed(1)} median ${median(t.pnUp).toFixed(1)}, tearDownPod ${mean(t.pnDown).toFixed(1)} median ${median(t.pnDown).toFixed(1)})`,
+    );
+    console.log(
+      `  of which in plugin processes (spawn to exit) ${(ms(inPluginsNs) / n).toFixed(1)}, in podnet itself ${(pn - ms(inPluginsNs) / n).toFixed(1)}`,
+    );
     console.log(`shell     ${sh.toFixed(1)}  median ${median(t.sh).toFixed(1)}`);
     console.log(`ratio podnet/shell: mean ${(pn / sh).toFixed(3)} (${(pn - sh).toFixed(1)} ms), median ${(median(pnCycles) / median(t.sh)).toFixed(3)}`);
     if (haveNetavark) {
       const nvCycles = t.nvUp.map((u, i) => u + t.nvDown[i]);
       const nvm = mean(nvCycles);
-      console.log(`netavark  ${nvm.toFixed(1)}  median ${median(nvCycles).toFixed(1)}  (setup ${mean(t.nvUp).toFixed(1)}, teardown ${mean(t.nvDown).toFixed(1)})`);
+      console.log(
+        `netavark  ${nvm.toFixed(1)}  median ${median(nvCycles).toFixed(1)}  (setup ${mean(t.nvUp).toFixed(1)}, teardown ${mean(t.nvDown).toFixed(1)})`,
+      );
       console.log(`ratio podnet/netavark: mean ${(pn / nvm).toFixed(3)}, median ${(median(pnCycles) / median(nvCycles)).toFixed(3)}`);
     } else console.log(`netavark  not installed (${NETAVARK})`);
     console.log('where the time goes, per plugin call (ms per cycle): bare chain | podnet');

@@ -40,9 +40,23 @@ const fmt = (a) => `mean ${mean(a).toFixed(2)} median ${median(a).toFixed(2)}`;
 
 async function cycleBench() {
   const floor = path.join(tmp, 'native-floor');
-  execFileSync('g++', ['-std=c++17', '-O2', '-D_GNU_SOURCE', '-o', floor, path.join(__dirname, 'native-floor.cc'),
-    ...['netlink', 'nft'].map((f) => path.join(root, `csrc/core/native/${f}.cc`)),
-    path.join(root, 'csrc/core/netns.cc'), path.join(root, 'csrc/core/nsocket.cc'), '-ldl', '-pthread'], { stdio: 'inherit' });
+  execFileSync(
+    'g++',
+    [
+      '-std=c++17',
+      '-O2',
+      '-D_GNU_SOURCE',
+      '-o',
+      floor,
+      path.join(__dirname, 'native-floor.cc'),
+      ...['netlink', 'nft'].map((f) => path.join(root, `csrc/core/native/${f}.cc`)),
+      path.join(root, 'csrc/core/netns.cc'),
+      path.join(root, 'csrc/core/nsocket.cc'),
+      '-ldl',
+      '-pthread',
+    ],
+    { stdio: 'inherit' },
+  );
   await nets.create({ name: 'nat-bench', subnet: '10.89.159.0/24' });
   // CNI chain: a bridge list on this benchmark's own subnet and bridge, each plugin's stdin in a file.
   const cniNet = buildBridgeNetwork({ name: 'nat-bench-cni', bridge: 'natbr0', subnet: '10.89.158.0/24' });
@@ -54,19 +68,28 @@ async function cycleBench() {
   const nsNv = await NetNS.create({ name: 'nat-bench-nv' });
   const haveNetavark = fs.existsSync(NETAVARK);
   const nvFile = path.join(tmp, 'netavark.json');
-  fs.writeFileSync(nvFile, JSON.stringify({
-    container_id: createHash('sha256').update('nat-bench-nv').digest('hex'),
-    container_name: 'nat-bench-nv',
-    port_mappings: [{ host_ip: '', container_port: 80, host_port: 44952, range: 1, protocol: 'tcp' }],
-    networks: { 'nat-bench-nv': { static_ips: ['10.89.157.130'], interface_name: 'eth0' } },
-    network_info: {
-      'nat-bench-nv': {
-        name: 'nat-bench-nv', id: createHash('sha256').update('nat-bench-nv').digest('hex'), driver: 'bridge',
-        network_interface: 'natnv0', subnets: [{ subnet: '10.89.157.128/25', gateway: '10.89.157.129' }],
-        ipv6_enabled: false, internal: false, dns_enabled: false, ipam_options: { driver: 'host-local' },
+  fs.writeFileSync(
+    nvFile,
+    JSON.stringify({
+      container_id: createHash('sha256').update('nat-bench-nv').digest('hex'),
+      container_name: 'nat-bench-nv',
+      port_mappings: [{ host_ip: '', container_port: 80, host_port: 44952, range: 1, protocol: 'tcp' }],
+      networks: { 'nat-bench-nv': { static_ips: ['10.89.157.130'], interface_name: 'eth0' } },
+      network_info: {
+        'nat-bench-nv': {
+          name: 'nat-bench-nv',
+          id: createHash('sha256').update('nat-bench-nv').digest('hex'),
+          driver: 'bridge',
+          network_interface: 'natnv0',
+          subnets: [{ subnet: '10.89.157.128/25', gateway: '10.89.157.129' }],
+          ipv6_enabled: false,
+          internal: false,
+          dns_enabled: false,
+          ipam_options: { driver: 'host-local' },
+        },
       },
-    },
-  }));
+    }),
+  );
   const nv = (cmd) => {
     const r = spawnSync(NETAVARK, ['--config', path.join(tmp, 'nv'), '-f', nvFile, cmd, nsNv.path], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`netavark ${cmd}: ${r.stderr}`);
@@ -77,7 +100,13 @@ async function cycleBench() {
     const id = `nat-bench-${seq++}`;
     const t0 = process.hrtime.bigint();
     const ns = await NetNS.create({ name: id });
-    await nets.attach({ network: 'nat-bench', containerId: id, ifname: 'eth0', netnsPath: ns.path, ports: [{ protocol: 'tcp', hostIp: '', hostPort: 44950, containerPort: 80, range: 1 }] });
+    await nets.attach({
+      network: 'nat-bench',
+      containerId: id,
+      ifname: 'eth0',
+      netnsPath: ns.path,
+      ports: [{ protocol: 'tcp', hostIp: '', hostPort: 44950, containerPort: 80, range: 1 }],
+    });
     await nets.detach('nat-bench', id, 'eth0', ns.path, { namespaceGoes: keep });
     await ns.remove();
     (keep ? t.podnetKeep : t.podnetDel).push(ms(process.hrtime.bigint() - t0));
@@ -116,12 +145,19 @@ async function cycleBench() {
       if (haveNetavark) netavark(1);
     }
     console.log(`(a) one sandbox, one published port: namespace + attach + detach + namespace removal (ms per cycle); load ${os.loadavg()[0].toFixed(1)}`);
-    console.log(`  podnet native, veth left to the namespace  ${fmt(t.podnetKeep)}   x${(median(t.podnetKeep) / median(t.floorKeep)).toFixed(2)} vs floor (keep)`);
+    console.log(
+      `  podnet native, veth left to the namespace  ${fmt(t.podnetKeep)}   x${(median(t.podnetKeep) / median(t.floorKeep)).toFixed(2)} vs floor (keep)`,
+    );
     console.log(`  native-floor (keep)                        ${fmt(t.floorKeep)}`);
     console.log(`  podnet native, veth deleted                ${fmt(t.podnetDel)}   x${(median(t.podnetDel) / median(t.floorDel)).toFixed(2)} vs floor (del)`);
     console.log(`  native-floor (del)                         ${fmt(t.floorDel)}`);
-    console.log(`  CNI chain (namespace made beforehand)      ${fmt(t.chain)}   ${(median(t.chain) / median(t.podnetKeep)).toFixed(1)}x podnet keep, ${(median(t.chain) / median(t.podnetDel)).toFixed(1)}x podnet del`);
-    if (haveNetavark) console.log(`  netavark (namespace made beforehand)       ${fmt(t.netavark)}   ${(median(t.netavark) / median(t.podnetKeep)).toFixed(1)}x podnet keep, ${(median(t.netavark) / median(t.podnetDel)).toFixed(1)}x podnet del`);
+    console.log(
+      `  CNI chain (namespace made beforehand)      ${fmt(t.chain)}   ${(median(t.chain) / median(t.podnetKeep)).toFixed(1)}x podnet keep, ${(median(t.chain) / median(t.podnetDel)).toFixed(1)}x podnet del`,
+    );
+    if (haveNetavark)
+      console.log(
+        `  netavark (namespace made beforehand)       ${fmt(t.netavark)}   ${(median(t.netavark) / median(t.podnetKeep)).toFixed(1)}x podnet keep, ${(median(t.netavark) / median(t.podnetDel)).toFixed(1)}x podnet del`,
+      );
   } finally {
     spawnSync('bash', [path.join(__dirname, 'cni-chain.sh'), chainDir, nsSh.path, 'nat-bench-sh', '0']);
     if (haveNetavark) spawnSync(NETAVARK, ['--config', path.join(tmp, 'nv'), '-f', nvFile, 'teardown', nsNv.path]);
@@ -141,7 +177,13 @@ async function scaleBench() {
     const ns = await NetNS.create({ name: id });
     made.push(ns);
     const t0 = process.hrtime.bigint();
-    await nets.attach({ network: 'nat-scale', containerId: id, ifname: 'eth0', netnsPath: ns.path, ports: [{ protocol: 'tcp', hostIp: '', hostPort: 30000 + i, containerPort: 80, range: 1 }] });
+    await nets.attach({
+      network: 'nat-scale',
+      containerId: id,
+      ifname: 'eth0',
+      netnsPath: ns.path,
+      ports: [{ protocol: 'tcp', hostIp: '', hostPort: 30000 + i, containerPort: 80, range: 1 }],
+    });
     times.push(ms(process.hrtime.bigint() - t0));
     ns.close();
   };
@@ -155,26 +197,43 @@ async function scaleBench() {
     eld.disable();
     const idle = monitorEventLoopDelay({ resolution: 1 });
     idle.enable();
-    for (const end = Date.now() + (Date.now() - t0); Date.now() < end; ) await new Promise((r) => setTimeout(r, 5));
+    for (const end = Date.now() + (Date.now() - t0); Date.now() < end;) await new Promise((r) => setTimeout(r, 5));
     idle.disable();
     const q = (h) => `max ${(h.max / 1e6).toFixed(2)} p99 ${(h.percentile(99) / 1e6).toFixed(2)} p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms`;
-    console.log(`(d) event-loop delay while attaching ${SCALE} sandboxes: ${q(eld)}; idle loop for as long: ${q(idle)}${QUICK ? '' : eld.max / 1e6 > 1 ? '  (goal max < 1 ms missed)' : '  goal met (< 1 ms)'}`);
+    console.log(
+      `(d) event-loop delay while attaching ${SCALE} sandboxes: ${q(eld)}; idle loop for as long: ${q(idle)}${QUICK ? '' : eld.max / 1e6 > 1 ? '  (goal max < 1 ms missed)' : '  goal met (< 1 ms)'}`,
+    );
     const first = times.slice(0, 10);
     const last = times.slice(-10);
-    console.log(`(b) attach with a published port: sandboxes 1-10 ${fmt(first)} ms; ${SCALE - 9}-${SCALE} ${fmt(last)} ms; ratio of medians x${(median(last) / median(first)).toFixed(2)}${QUICK ? '' : median(last) / median(first) > 1.5 ? '  GOAL MISSED (<= 1.5x)' : '  goal met (<= 1.5x)'}`);
+    console.log(
+      `(b) attach with a published port: sandboxes 1-10 ${fmt(first)} ms; ${SCALE - 9}-${SCALE} ${fmt(last)} ms; ratio of medians x${(median(last) / median(first)).toFixed(2)}${QUICK ? '' : median(last) / median(first) > 1.5 ? '  GOAL MISSED (<= 1.5x)' : '  goal met (<= 1.5x)'}`,
+    );
     if (BIG) {
       for (let i = SCALE; i < BIG; i++) await attachOne(i);
       // each published port leads into its sandbox: a sample through 127.0.0.1 (listener inside via nsenter)
       let ok = 0;
       const sample = [0, 999, 1999, 2999, BIG - 1];
       for (const i of sample) {
-        const srv = spawn('nsenter', [`--net=/run/netns/nat-sc-${i}`, 'python3', '-c', "import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',80));s.listen(1);print('r',flush=True);c,_=s.accept();c.sendall(b'ok');c.close()"], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const srv = spawn(
+          'nsenter',
+          [
+            `--net=/run/netns/nat-sc-${i}`,
+            'python3',
+            '-c',
+            "import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('0.0.0.0',80));s.listen(1);print('r',flush=True);c,_=s.accept();c.sendall(b'ok');c.close()",
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
         await new Promise((r) => srv.stdout.once('data', r));
-        const got = spawnSync('python3', ['-c', `import socket;s=socket.create_connection(('127.0.0.1',${30000 + i}),timeout=5);print(s.recv(9).decode())`], { encoding: 'utf8' });
+        const got = spawnSync('python3', ['-c', `import socket;s=socket.create_connection(('127.0.0.1',${30000 + i}),timeout=5);print(s.recv(9).decode())`], {
+          encoding: 'utf8',
+        });
         if (got.stdout.trim() === 'ok') ok++;
         srv.kill('SIGKILL');
       }
-      console.log(`(b) ${BIG} sandboxes on one network (10.89.128.0/20), each with a published port; ${ok}/${sample.length} sampled ports answered through 127.0.0.1; last attach ${fmt(times.slice(-10))} ms`);
+      console.log(
+        `(b) ${BIG} sandboxes on one network (10.89.128.0/20), each with a published port; ${ok}/${sample.length} sampled ports answered through 127.0.0.1; last attach ${fmt(times.slice(-10))} ms`,
+      );
     }
   } finally {
     for (const ns of made) {
@@ -186,8 +245,9 @@ async function scaleBench() {
 
 async function parallelBench() {
   await nets.create({ name: 'nat-par', subnet: '10.89.154.0/24' });
-  const child = (p) => new Promise((resolve, reject) => {
-    const code = `
+  const child = (p) =>
+    new Promise((resolve, reject) => {
+      const code = `
       const { NetNS, NativeNetworks } = require(${JSON.stringify(path.join(root, 'dist'))});
       const nets = new NativeNetworks(${JSON.stringify(nets.config)});
       (async () => { for (let i = 0; i < ${PAR}; i++) {
@@ -195,15 +255,17 @@ async function parallelBench() {
         const a = await nets.attach({ network: 'nat-par', containerId: 'nat-par-${p}-' + i, ifname: 'eth0', netnsPath: ns.path });
         ns.close(); console.log(a.ips[0].address);
       } })().catch((e) => { console.error(e); process.exit(1); });`;
-    const c = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (b) => (out += b));
-    c.on('exit', (st) => (st === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`child ${p} exited ${st}`))));
-  });
+      const c = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (b) => (out += b));
+      c.on('exit', (st) => (st === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`child ${p} exited ${st}`))));
+    });
   const t0 = process.hrtime.bigint();
   const all = (await Promise.all([0, 1, 2, 3].map(child))).flat();
   const took = ms(process.hrtime.bigint() - t0);
-  console.log(`(c) 4 processes x ${PAR} sandboxes at once: ${all.length} attached in ${took.toFixed(0)} ms, ${new Set(all).size} distinct addresses${all.length === 4 * PAR && new Set(all).size === all.length ? '' : '  FAILED'}`);
+  console.log(
+    `(c) 4 processes x ${PAR} sandboxes at once: ${all.length} attached in ${took.toFixed(0)} ms, ${new Set(all).size} distinct addresses${all.length === 4 * PAR && new Set(all).size === all.length ? '' : '  FAILED'}`,
+  );
   for (let p = 0; p < 4; p++) {
     for (let i = 0; i < PAR; i++) {
       await nets.detach('nat-par', `nat-par-${p}-${i}`, 'eth0', undefined, { namespaceGoes: true }).catch(() => {});

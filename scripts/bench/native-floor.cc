@@ -56,7 +56,9 @@ int main(int argc, char** argv) {
   umount2(nsPath, MNT_DETACH);  // left by a run that was killed
   unlink(nsPath);
   std::string err;
-  if (NftRun("add table inet natfloor\nadd map inet natfloor hp4 { type inet_proto . inet_service : ipv4_addr . inet_service; }", &err) < 0)
+  if (NftRun("add table inet natfloor\nadd map inet natfloor hp4 { type inet_proto . inet_service : ipv4_addr . "
+             "inet_service; }",
+             &err) < 0)
     Die(err.c_str(), -1);
   const uint8_t hostMac[6] = {0xee, 0xee, 0xee, 0xee, 0xee, 0xee}, mac[6] = {0x02, 1, 2, 3, 4, 5};
   IpAddr ip, gw, any;

@@ -19,10 +19,13 @@ int main(int argc, char** argv) {
   for (int i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/pn-bench-raw-%d", argv[1], i);
     int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
-    if (fd < 0) { perror("open"); return 1; }
+    if (fd < 0) {
+      perror("open");
+      return 1;
+    }
     close(fd);
-    if (unshare(CLONE_NEWNET) || mount("/proc/self/ns/net", path, "none", MS_BIND, NULL) ||
-        setns(host, CLONE_NEWNET) || umount2(path, 0) || unlink(path)) {
+    if (unshare(CLONE_NEWNET) || mount("/proc/self/ns/net", path, "none", MS_BIND, NULL) || setns(host, CLONE_NEWNET) ||
+        umount2(path, 0) || unlink(path)) {
       perror("cycle");
       return 1;
     }

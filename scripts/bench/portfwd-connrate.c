@@ -21,15 +21,22 @@ int main(int argc, char** argv) {
     int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
-    if (bind(s, (struct sockaddr*)&a, sizeof a) || listen(s, 1024)) { perror("listen"); return 1; }
+    if (bind(s, (struct sockaddr*)&a, sizeof a) || listen(s, 1024)) {
+      perror("listen");
+      return 1;
+    }
     for (;;) {
       int c = accept(s, NULL, NULL);
       if (c < 0) continue;
-      if (write(c, "x", 1) < 0) {}
+      if (write(c, "x", 1) < 0) {
+      }
       close(c);
     }
   }
-  if (argc != 5 || strcmp(argv[1], "client")) { fprintf(stderr, "usage: server PORT | client HOST PORT SEC\n"); return 2; }
+  if (argc != 5 || strcmp(argv[1], "client")) {
+    fprintf(stderr, "usage: server PORT | client HOST PORT SEC\n");
+    return 2;
+  }
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[3]))};
   inet_pton(AF_INET, argv[2], &a.sin_addr);
   double end = now() + atof(argv[4]), t0 = now();
@@ -40,8 +47,12 @@ int main(int argc, char** argv) {
     if (connect(c, (struct sockaddr*)&a, sizeof a) == 0) {
       ssize_t r, got = 0;
       while ((r = read(c, buf, sizeof buf)) > 0) got += r;
-      if (got == 1) n++; else fails++;
-    } else fails++;
+      if (got == 1)
+        n++;
+      else
+        fails++;
+    } else
+      fails++;
     close(c);
   }
   printf("%.0f %ld\n", n / (now() - t0), fails);

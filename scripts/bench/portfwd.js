@@ -1,4 +1,3 @@
- 
 // See scripts/bench/portfwd. Every namespace, link, process, iptables chain and
 // subordinate id range it creates is removed in `finally`, in reverse order.
 'use strict';
@@ -23,12 +22,20 @@ const spliceRelay = path.join(tmp, 'splice-relay');
 const undo = [];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts });
-const tryRun = (fn) => { try { fn(); } catch (e) { console.error(`cleanup: ${e.message.split('\n')[0]}`); } };
+const tryRun = (fn) => {
+  try {
+    fn();
+  } catch (e) {
+    console.error(`cleanup: ${e.message.split('\n')[0]}`);
+  }
+};
 
 /** Starts a process we own; killed by PID at the end. */
 function start(cmd, args, opts = {}) {
   const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
-  undo.push(() => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+  undo.push(() => {
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  });
   return p;
 }
 
@@ -42,12 +49,13 @@ function netns(name) {
 // A namespace's eth0 with `ip`/24 and a default route via `gw`, the other end
 // of the veth pair left inside, up: the gateway is what a loopback client is
 // shown as when the client's address is kept (csrc/portfwd/upstream.h).
-const sandboxNet = (ip, gw) => `ip link set lo up && ip link add eth0 type veth peer name gw0 && ip link set gw0 up && ` +
+const sandboxNet = (ip, gw) =>
+  `ip link set lo up && ip link add eth0 type veth peer name gw0 && ip link set gw0 up && ` +
   `ip addr add ${ip}/24 dev eth0 && ip link set eth0 up && ip route add default via ${gw}`;
 
 /** iperf3 and the short-connection server inside a namespace. */
 function servers(nsPath) {
-  start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });  // quiet about probes
+  start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }); // quiet about probes
   start('nsenter', [`--net=${nsPath}`, connrate, 'server', '8080']);
 }
 
@@ -61,7 +69,9 @@ async function checkSeen(nsPath, want) {
       seen = await new Promise((r) => {
         const s = net.connect(Number(port), '127.0.0.1');
         let d = '';
-        s.on('data', (c) => { d += c; });
+        s.on('data', (c) => {
+          d += c;
+        });
         s.on('end', () => r(d));
         s.on('error', () => r(''));
       });
@@ -74,7 +84,10 @@ async function waitPort(host, port, ms = 5000) {
   const end = Date.now() + ms;
   for (;;) {
     const ok = await new Promise((r) => {
-      const s = net.connect(port, host, () => { s.destroy(); r(true); });
+      const s = net.connect(port, host, () => {
+        s.destroy();
+        r(true);
+      });
       s.on('error', () => r(false));
     });
     if (ok) return;
@@ -85,7 +98,7 @@ async function waitPort(host, port, ms = 5000) {
 
 function cpuSecs(pid) {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;  // utime + stime, USER_HZ 100
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, USER_HZ 100
 }
 function memKiB(pid) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -110,7 +123,7 @@ function iperf(host, port, streams) {
     try {
       out = JSON.parse(sh('iperf3', args, { timeout: (SECS + 20) * 1000 }));
     } catch (e) {
-      out = JSON.parse(e.stdout || '{"error": "no output"}');  // iperf3 -J exits 1 with the error in its JSON
+      out = JSON.parse(e.stdout || '{"error": "no output"}'); // iperf3 -J exits 1 with the error in its JSON
     }
     // On a loaded machine the server may still be closing the previous test (it says so, or resets the
     // new control connection): ask again shortly, and say so.
@@ -123,9 +136,14 @@ function iperf(host, port, streams) {
   if (out.error) throw new Error(`iperf3: ${out.error}`);
   const cpu = out.end.cpu_utilization_percent;
   const ncpu = os.cpus().length;
-  return { gbps: out.end.sum_received.bits_per_second / 1e9, bytes: out.end.sum_received.bytes,
-    client: cpu.host_total, server: cpu.remote_total, busy: ((j1.busy - j0.busy) / (j1.total - j0.total)) * ncpu,
-    busySecs: ((j1.busy - j0.busy) / (j1.total - j0.total)) * ncpu * secs };
+  return {
+    gbps: out.end.sum_received.bits_per_second / 1e9,
+    bytes: out.end.sum_received.bytes,
+    client: cpu.host_total,
+    server: cpu.remote_total,
+    busy: ((j1.busy - j0.busy) / (j1.total - j0.total)) * ncpu,
+    busySecs: ((j1.busy - j0.busy) / (j1.total - j0.total)) * ncpu * secs,
+  };
 }
 
 /** One round of the three measurements through a path; `pids` are its relaying processes. */
@@ -134,29 +152,50 @@ function measure({ host, port, connPort, pids = [] }) {
   const one = iperf(host, port, 1);
   const four = iperf(host, port, 4);
   const cpu = pids.reduce((s, p) => s + cpuSecs(p), 0) - cpu0;
-  const [rate, fails] = sh(connrate, ['client', host, String(connPort), String(CONN_SECS)]).trim().split(' ').map(Number);
+  const [rate, fails] = sh(connrate, ['client', host, String(connPort), String(CONN_SECS)])
+    .trim()
+    .split(' ')
+    .map(Number);
   const mem = pids.length ? pids.map(memKiB).reduce((a, m) => ({ rss: a.rss + m.rss, hwm: a.hwm + m.hwm }), { rss: 0, hwm: 0 }) : undefined;
-  return { one: one.gbps, four: four.gbps, cpuPerGB: pids.length ? cpu / ((one.bytes + four.bytes) / 1e9) : undefined, rate, fails, mem,
+  return {
+    one: one.gbps,
+    four: four.gbps,
+    cpuPerGB: pids.length ? cpu / ((one.bytes + four.bytes) / 1e9) : undefined,
+    rate,
+    fails,
+    mem,
     // 4 streams: iperf3 client and server % of a core, machine cores busy and machine CPU s per GB.
-    cli4: four.client, srv4: four.server, busy4: four.busy, sysPerGB4: four.busySecs / (four.bytes / 1e9) };
+    cli4: four.client,
+    srv4: four.server,
+    busy4: four.busy,
+    sysPerGB4: four.busySecs / (four.bytes / 1e9),
+  };
 }
 
 /** Best of the rounds (the machine is shared and noisy: the best is the least disturbed). */
 function best(rounds) {
   const max = (k) => Math.max(...rounds.map((r) => r[k]));
   const cpu = rounds.map((r) => r.cpuPerGB).filter((c) => c !== undefined);
-  return { one: max('one'), four: max('four'), rate: max('rate'), fails: rounds.reduce((s, r) => s + r.fails, 0),
-    cpuPerGB: cpu.length ? Math.min(...cpu) : undefined, mem: rounds[rounds.length - 1].mem,
+  return {
+    one: max('one'),
+    four: max('four'),
+    rate: max('rate'),
+    fails: rounds.reduce((s, r) => s + r.fails, 0),
+    cpuPerGB: cpu.length ? Math.min(...cpu) : undefined,
+    mem: rounds[rounds.length - 1].mem,
     // The CPU picture of the round with the best 4-stream throughput.
-    ...(({ cli4, srv4, busy4, sysPerGB4 }) => ({ cli4, srv4, busy4, sysPerGB4 }))(rounds.reduce((a, r) => (r.four > a.four ? r : a))) };
+    ...(({ cli4, srv4, busy4, sysPerGB4 }) => ({ cli4, srv4, busy4, sysPerGB4 }))(rounds.reduce((a, r) => (r.four > a.four ? r : a))),
+  };
 }
 
 function line(name, r) {
-  return `${name.padEnd(26)} ${r.one.toFixed(1).padStart(5)} ${r.four.toFixed(1).padStart(5)} Gbit/s  ` +
+  return (
+    `${name.padEnd(26)} ${r.one.toFixed(1).padStart(5)} ${r.four.toFixed(1).padStart(5)} Gbit/s  ` +
     `${r.cpuPerGB === undefined ? '   (kernel)' : `${r.cpuPerGB.toFixed(3)} s/GB`}  ${String(Math.round(r.rate)).padStart(6)} conn/s` +
     `${r.fails ? ` (${r.fails} failed)` : ''}${r.mem ? `  RSS ${(r.mem.rss / 1024).toFixed(1)} MB (peak ${(r.mem.hwm / 1024).toFixed(1)})` : ''}` +
     `\n${''.padEnd(26)} 4 streams: iperf3 client ${r.cli4.toFixed(0)}%, server ${r.srv4.toFixed(0)}% of a core; ` +
-    `machine ${r.busy4.toFixed(2)} cores busy, ${r.sysPerGB4.toFixed(3)} CPU s/GB`;
+    `machine ${r.busy4.toFixed(2)} cores busy, ${r.sysPerGB4.toFixed(3)} CPU s/GB`
+  );
 }
 
 function cni(plugin, cmd, conf, nsPath, ifname = 'eth0') {
@@ -170,8 +209,14 @@ function slirpApi(sock, req) {
   return new Promise((resolve, reject) => {
     const s = net.connect(sock, () => s.end(JSON.stringify(req)));
     let out = '';
-    s.on('data', (d) => { out += d; });
-    s.on('end', () => { const r = JSON.parse(out); if (r.error) reject(new Error(JSON.stringify(r.error))); else resolve(r); });
+    s.on('data', (d) => {
+      out += d;
+    });
+    s.on('end', () => {
+      const r = JSON.parse(out);
+      if (r.error) reject(new Error(JSON.stringify(r.error)));
+      else resolve(r);
+    });
     s.on('error', reject);
   });
 }
@@ -197,17 +242,24 @@ async function main() {
   if (only('direct')) paths.push({ key: 'direct', name: 'direct veth', host: '10.89.250.130', port: 5201, connPort: 8080 });
 
   // The forwarder with the client's address kept (the default) and without, in the same namespace.
-  const fwd = await PortForwarder.start({ netnsPath: ns, portMappings: [
-    { hostIP: '127.0.0.1', hostPort: 46800, containerPort: 5201 },
-    { hostIP: '127.0.0.1', hostPort: 46801, containerPort: 8080 },
-    { hostIP: '127.0.0.1', hostPort: 46808, containerPort: 8090 },
-  ] });
+  const fwd = await PortForwarder.start({
+    netnsPath: ns,
+    portMappings: [
+      { hostIP: '127.0.0.1', hostPort: 46800, containerPort: 5201 },
+      { hostIP: '127.0.0.1', hostPort: 46801, containerPort: 8080 },
+      { hostIP: '127.0.0.1', hostPort: 46808, containerPort: 8090 },
+    ],
+  });
   undo.push(() => fwd.stop());
-  const plain = await PortForwarder.start({ netnsPath: ns, keepClientAddress: false, portMappings: [
-    { hostIP: '127.0.0.1', hostPort: 46812, containerPort: 5201 },
-    { hostIP: '127.0.0.1', hostPort: 46813, containerPort: 8080 },
-    { hostIP: '127.0.0.1', hostPort: 46809, containerPort: 8090 },
-  ] });
+  const plain = await PortForwarder.start({
+    netnsPath: ns,
+    keepClientAddress: false,
+    portMappings: [
+      { hostIP: '127.0.0.1', hostPort: 46812, containerPort: 5201 },
+      { hostIP: '127.0.0.1', hostPort: 46813, containerPort: 8080 },
+      { hostIP: '127.0.0.1', hostPort: 46809, containerPort: 8090 },
+    ],
+  });
   undo.push(() => plain.stop());
   await checkSeen(ns, { 46808: '10.89.250.129', 46809: '10.89.250.130' });
   console.log(`podnet forwarder idle RSS ${fwd.rssKiB()} KiB (client address kept), ${plain.rssKiB()} KiB (not kept)`);
@@ -251,11 +303,17 @@ function keptReport(rounds, results) {
   const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
   console.log('\nclient address kept vs not kept (same namespace, same run, rounds interleaved):');
   const goals = [];
-  for (const [key, label] of [['one', '1 stream'], ['four', '4 streams'], ['rate', 'connections/s']]) {
+  for (const [key, label] of [
+    ['one', '1 stream'],
+    ['four', '4 streams'],
+    ['rate', 'connections/s'],
+  ]) {
     const per = rounds.podnet.map((r, i) => r[key] / rounds.plain[i][key]);
     // The median of the rounds' own ratios: each pair ran back to back, so it is the steadier figure here.
     goals.push(median(per) >= 0.9);
-    console.log(`  ${label.padEnd(14)} ${r2(k[key], n[key])}x best of rounds, ${median(per).toFixed(2)}x median round (${per.map((x) => x.toFixed(2)).join(' ')})`);
+    console.log(
+      `  ${label.padEnd(14)} ${r2(k[key], n[key])}x best of rounds, ${median(per).toFixed(2)}x median round (${per.map((x) => x.toFixed(2)).join(' ')})`,
+    );
   }
   // The forwarder's own CPU per GB depends little on what else the machine runs: the steadiest cost figure.
   const cpuK = median(rounds.podnet.map((r) => r.cpuPerGB));
@@ -263,8 +321,10 @@ function keptReport(rounds, results) {
   console.log(`  forwarder CPU per GB, median round: ${cpuK.toFixed(3)} s kept, ${cpuN.toFixed(3)} s not kept (${r2(cpuK, cpuN)}x)`);
   const rss = Math.max(k.mem.rss, results.unpriv?.mem.rss ?? 0) / 1024;
   goals.push(rss < 5);
-  console.log(`  RSS per sandbox after the run: ${(k.mem.rss / 1024).toFixed(1)} MB kept, ${(n.mem.rss / 1024).toFixed(1)} MB not kept` +
-    `${results.unpriv ? `, ${(results.unpriv.mem.rss / 1024).toFixed(1)} MB unprivileged (kept)` : ''}`);
+  console.log(
+    `  RSS per sandbox after the run: ${(k.mem.rss / 1024).toFixed(1)} MB kept, ${(n.mem.rss / 1024).toFixed(1)} MB not kept` +
+      `${results.unpriv ? `, ${(results.unpriv.mem.rss / 1024).toFixed(1)} MB unprivileged (kept)` : ''}`,
+  );
   if (rounds.before) {
     const vs = (key) => ['one', 'four', 'rate'].map((m) => median(rounds[key].map((r, i) => r[m] / rounds.before[i][m])).toFixed(2)).join('x / ');
     console.log(`  vs the build before, median round (1 stream / 4 streams / connections/s): not kept ${vs('plain')}x, kept ${vs('podnet')}x`);
@@ -276,8 +336,18 @@ function keptReport(rounds, results) {
 // (e.g. the previous commit's), rootful, same namespace, for before/after in one run.
 async function before(nsPath, exe) {
   const cfg = path.join(tmp, 'before.json');
-  fs.writeFileSync(cfg, JSON.stringify({ netns: nsPath, userns: '', target: '', listen: [
-    { proto: 'tcp', ip: '127.0.0.1', port: 46806, cport: 5201 }, { proto: 'tcp', ip: '127.0.0.1', port: 46807, cport: 8080 }] }));
+  fs.writeFileSync(
+    cfg,
+    JSON.stringify({
+      netns: nsPath,
+      userns: '',
+      target: '',
+      listen: [
+        { proto: 'tcp', ip: '127.0.0.1', port: 46806, cport: 5201 },
+        { proto: 'tcp', ip: '127.0.0.1', port: 46807, cport: 8080 },
+      ],
+    }),
+  );
   const stdin = fs.openSync(cfg, 'r');
   // fd 3: it exits at EOF (when this process ends or kills it); fd 4: ready.
   const p = start(exe, [], { stdio: [stdin, 'ignore', 'inherit', 'pipe', 'pipe'] });
@@ -302,28 +372,52 @@ async function splice(nsPath) {
 // podnet's forwarder started by an unprivileged user (test user pnfwd2b) for a
 // user+net namespace that user owns: the forwarder joins that user namespace.
 async function unprivileged() {
-  try { sh('userdel', ['-r', '-f', 'pnfwd2b'], { stdio: 'ignore' }); } catch { /* none */ }
+  try {
+    sh('userdel', ['-r', '-f', 'pnfwd2b'], { stdio: 'ignore' });
+  } catch {
+    /* none */
+  }
   sh('useradd', ['--create-home', '--shell', '/usr/sbin/nologin', 'pnfwd2b']);
   const procs = [];
   undo.push(async () => {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     for (let i = 0; i < 100 && procs.some((p) => p.exitCode === null && p.signalCode === null); i++) await sleep(20);
-    for (let i = 0; i < 50; i++) {  // userdel refuses while the user's forwarder is still exiting
-      try { sh('userdel', ['-r', 'pnfwd2b'], { stdio: 'ignore' }); return; } catch { await sleep(100); }
+    for (let i = 0; i < 50; i++) {
+      // userdel refuses while the user's forwarder is still exiting
+      try {
+        sh('userdel', ['-r', 'pnfwd2b'], { stdio: 'ignore' });
+        return;
+      } catch {
+        await sleep(100);
+      }
     }
     throw new Error('userdel pnfwd2b failed');
   });
   const uid = sh('id', ['-u', 'pnfwd2b']).trim();
-  const asUser = (cmd, args) => ['setpriv', ['--reuid', uid, '--regid', uid === '0' ? '0' : sh('id', ['-g', 'pnfwd2b']).trim(),
-    '--init-groups', '--', cmd, ...args]];
-  const [hc, ha] = asUser('unshare', ['--user', '--map-root-user', '--net', 'sh', '-c',
-    `${sandboxNet('10.89.249.130', '10.89.249.129')} && echo up && exec sleep infinity`]);
+  const asUser = (cmd, args) => [
+    'setpriv',
+    ['--reuid', uid, '--regid', uid === '0' ? '0' : sh('id', ['-g', 'pnfwd2b']).trim(), '--init-groups', '--', cmd, ...args],
+  ];
+  const [hc, ha] = asUser('unshare', [
+    '--user',
+    '--map-root-user',
+    '--net',
+    'sh',
+    '-c',
+    `${sandboxNet('10.89.249.130', '10.89.249.129')} && echo up && exec sleep infinity`,
+  ]);
   const holder = start(hc, ha, { stdio: ['ignore', 'pipe', 'inherit'] });
   procs.push(holder);
   await new Promise((r) => holder.stdout.once('data', r));
   servers(`/proc/${holder.pid}/ns/net`);
-  const opts = { netnsPath: `/proc/${holder.pid}/ns/net`, usernsPath: `/proc/${holder.pid}/ns/user`,
-    portMappings: [{ hostIP: '127.0.0.1', hostPort: 46802, containerPort: 5201 }, { hostIP: '127.0.0.1', hostPort: 46803, containerPort: 8080 }] };
+  const opts = {
+    netnsPath: `/proc/${holder.pid}/ns/net`,
+    usernsPath: `/proc/${holder.pid}/ns/user`,
+    portMappings: [
+      { hostIP: '127.0.0.1', hostPort: 46802, containerPort: 5201 },
+      { hostIP: '127.0.0.1', hostPort: 46803, containerPort: 8080 },
+    ],
+  };
   const owner = `const { PortForwarder } = require(process.argv[1]);
     PortForwarder.start(JSON.parse(process.argv[2])).then((h) => { console.log(h.pid); process.stdin.resume(); },
       (e) => { console.error(e.message); process.exit(1); });`;
@@ -340,11 +434,24 @@ async function dnat() {
   // CNI bridge + host-local + portmap (kernel DNAT from 127.0.0.1).
   const cns = netns('fwd-bench-cni');
   const base = { cniVersion: '1.0.0', name: 'fwd-bench-cni' };
-  const bridge = { ...base, type: 'bridge', bridge: 'fwd-br0', isGateway: true,
-    ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.248.192/26' }]], dataDir: path.join(tmp, 'ipam') } };
-  const portmap = { ...base, type: 'portmap', capabilities: { portMappings: true },
-    runtimeConfig: { portMappings: [{ hostIP: '127.0.0.1', hostPort: 46830, containerPort: 5201, protocol: 'tcp' },
-      { hostIP: '127.0.0.1', hostPort: 46831, containerPort: 8080, protocol: 'tcp' }] } };
+  const bridge = {
+    ...base,
+    type: 'bridge',
+    bridge: 'fwd-br0',
+    isGateway: true,
+    ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.248.192/26' }]], dataDir: path.join(tmp, 'ipam') },
+  };
+  const portmap = {
+    ...base,
+    type: 'portmap',
+    capabilities: { portMappings: true },
+    runtimeConfig: {
+      portMappings: [
+        { hostIP: '127.0.0.1', hostPort: 46830, containerPort: 5201, protocol: 'tcp' },
+        { hostIP: '127.0.0.1', hostPort: 46831, containerPort: 8080, protocol: 'tcp' },
+      ],
+    },
+  };
   undo.push(() => tryRun(() => sh('ip', ['link', 'del', 'fwd-br0'])));
   undo.push(() => tryRun(() => cni('bridge', 'DEL', bridge, cns)));
   const bres = JSON.parse(cni('bridge', 'ADD', bridge, cns));
@@ -361,8 +468,7 @@ async function slirp4netns() {
   // slirp4netns add_hostfwd (Podman 2.x's port_handler=slirp4netns).
   const sns = netns('fwd-bench-slirp');
   const api = path.join(tmp, 'slirp.sock');
-  const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api,
-    '--netns-type=path', sns, 'tap0']);
+  const slirp = start('slirp4netns', ['--configure', '--mtu=65520', '--disable-host-loopback', '--api-socket', api, '--netns-type=path', sns, 'tap0']);
   for (let i = 0; i < 100 && !fs.existsSync(api); i++) await sleep(20);
   servers(sns);
   await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 46810, guest_port: 5201 } });
@@ -378,10 +484,26 @@ async function rootlesskit() {
     sh('usermod', ['--add-subuids', '1100000000-1100065535', '--add-subgids', '1100000000-1100065535', 'root']);
     // usermod refuses to delete while root runs processes: remove exactly the line added.
     undo.push(() => ['/etc/subuid', '/etc/subgid'].forEach((f) => sh('sed', ['-i', '/^root:1100000000:65536$/d', f])));
-    const rk = start('unshare', ['--mount', '--propagation', 'private', 'rootlesskit', '--state-dir', path.join(tmp, 'rk'),
-      '--net=slirp4netns', '--mtu=65520', '--disable-host-loopback', '--port-driver=builtin', '--copy-up=/etc',
-      '-p', '127.0.0.1:46820:5201/tcp', '-p', '127.0.0.1:46821:8080/tcp',
-      'sh', '-c', `iperf3 -s -p 5201 & exec ${connrate} server 8080`]);
+    const rk = start('unshare', [
+      '--mount',
+      '--propagation',
+      'private',
+      'rootlesskit',
+      '--state-dir',
+      path.join(tmp, 'rk'),
+      '--net=slirp4netns',
+      '--mtu=65520',
+      '--disable-host-loopback',
+      '--port-driver=builtin',
+      '--copy-up=/etc',
+      '-p',
+      '127.0.0.1:46820:5201/tcp',
+      '-p',
+      '127.0.0.1:46821:8080/tcp',
+      'sh',
+      '-c',
+      `iperf3 -s -p 5201 & exec ${connrate} server 8080`,
+    ]);
     // Its descendants (child in the namespaces, slirp4netns, servers) die with it; kill them by PID too.
     undo.push(() => descendants(rk.pid).forEach((p) => tryRun(() => process.kill(p, 'SIGKILL'))));
     await waitPort('127.0.0.1', 46821, 10000);
@@ -405,9 +527,19 @@ function report(results) {
   }
   if (results.splice) console.log(`  CPU per GB vs plain C splice relay: ${ratio(p.cpuPerGB, results.splice.cpuPerGB)}x`);
   if (results.before) console.log(`  CPU per GB vs the build before: ${ratio(p.cpuPerGB, results.before.cpuPerGB)}x`);
-  for (const [k, label] of [['before', 'the build before'], ['splice', 'plain C splice relay'], ['unpriv', 'podnet unprivileged'], ['dnat', 'CNI portmap DNAT'], ['slirp', 'slirp4netns'], ['direct', 'direct veth']]) {
+  for (const [k, label] of [
+    ['before', 'the build before'],
+    ['splice', 'plain C splice relay'],
+    ['unpriv', 'podnet unprivileged'],
+    ['dnat', 'CNI portmap DNAT'],
+    ['slirp', 'slirp4netns'],
+    ['direct', 'direct veth'],
+  ]) {
     const r = results[k];
-    if (r) console.log(`  throughput vs ${label}: 1 stream ${ratio(p.one, r.one)}x, 4 streams ${ratio(p.four, r.four)}x; short connections ${ratio(p.rate, r.rate)}x`);
+    if (r)
+      console.log(
+        `  throughput vs ${label}: 1 stream ${ratio(p.one, r.one)}x, 4 streams ${ratio(p.four, r.four)}x; short connections ${ratio(p.rate, r.rate)}x`,
+      );
   }
   ceiling(results);
 }
@@ -422,9 +554,11 @@ function ceiling(results) {
   // forwarder, the kernel's two TCP connections): with every core busy the
   // rate cannot pass ncpu over it.
   const max = (ncpu / p.sysPerGB4) * 8;
-  console.log(`  4 streams, CPU bound: the podnet path costs the machine ${p.sysPerGB4.toFixed(3)} CPU s/GB ` +
-    `(DNAT ${d.sysPerGB4.toFixed(3)}), so on ${ncpu} cores it cannot pass ${max.toFixed(1)} Gbit/s; ` +
-    `0.9x DNAT is ${(0.9 * d.four).toFixed(1)} (DNAT's single-threaded iperf3 client was at ${d.cli4.toFixed(0)}% of a core)`);
+  console.log(
+    `  4 streams, CPU bound: the podnet path costs the machine ${p.sysPerGB4.toFixed(3)} CPU s/GB ` +
+      `(DNAT ${d.sysPerGB4.toFixed(3)}), so on ${ncpu} cores it cannot pass ${max.toFixed(1)} Gbit/s; ` +
+      `0.9x DNAT is ${(0.9 * d.four).toFixed(1)} (DNAT's single-threaded iperf3 client was at ${d.cli4.toFixed(0)}% of a core)`,
+  );
 }
 
 function descendants(pid) {
@@ -433,13 +567,24 @@ function descendants(pid) {
     for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
       kids.push(...fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
     }
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
   return kids.flatMap((k) => [...descendants(k), k]);
 }
 
-main().catch((e) => { console.error(e); process.exitCode = 1; }).finally(async () => {
-  for (const fn of undo.reverse()) {
-    try { await fn(); } catch (e) { console.error(`cleanup: ${String(e.message).split('\n')[0]}`); }
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const fn of undo.reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`cleanup: ${String(e.message).split('\n')[0]}`);
+      }
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });

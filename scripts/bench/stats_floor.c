@@ -70,16 +70,25 @@ int main(int argc, char **argv) {
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   for (int i = 0; i < n; i++) {
     nsfd[i] = open(argv[3 + i], O_RDONLY | O_CLOEXEC);
-    if (nsfd[i] < 0) { perror(argv[3 + i]); return 1; }
+    if (nsfd[i] < 0) {
+      perror(argv[3 + i]);
+      return 1;
+    }
   }
   // fresh socket per namespace per read
   double t = now_us();
   for (int r = 0; r < rounds; r++)
     for (int i = 0; i < n; i++) {
-      if (setns(nsfd[i], CLONE_NEWNET)) { perror("setns"); return 1; }
+      if (setns(nsfd[i], CLONE_NEWNET)) {
+        perror("setns");
+        return 1;
+      }
       int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
       long long v = getlink(s, ifname, 1);
-      if (v < 0) { fprintf(stderr, "getlink failed in %s\n", argv[3 + i]); return 1; }
+      if (v < 0) {
+        fprintf(stderr, "getlink failed in %s\n", argv[3 + i]);
+        return 1;
+      }
       sink += v;
       close(s);
     }

@@ -22,9 +22,23 @@ export function udpExchange(port: number, msg: Buffer, host = '127.0.0.1', ms = 
   return new Promise((resolve, reject) => {
     const u = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     let t: NodeJS.Timeout | undefined;
-    const end = setTimeout(() => { clearInterval(t); u.close(); resolve(undefined); }, ms);
-    u.on('message', (m) => { clearInterval(t); clearTimeout(end); u.close(); resolve(m); });
-    u.on('error', (e) => { clearInterval(t); clearTimeout(end); u.close(); reject(e); });
+    const end = setTimeout(() => {
+      clearInterval(t);
+      u.close();
+      resolve(undefined);
+    }, ms);
+    u.on('message', (m) => {
+      clearInterval(t);
+      clearTimeout(end);
+      u.close();
+      resolve(m);
+    });
+    u.on('error', (e) => {
+      clearInterval(t);
+      clearTimeout(end);
+      u.close();
+      reject(e);
+    });
     u.connect(port, host, () => {
       u.send(msg);
       t = setInterval(() => u.send(msg), 200);

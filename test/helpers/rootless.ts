@@ -32,7 +32,15 @@ const ROOT = path.join(__dirname, '..', '..');
  */
 export function readableCopy(): { root: string; remove(): void } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'podnet-pkg-'));
-  const parts = ['package.json', 'dist', 'prebuilds', 'build/Release/podnet.node', 'build/Release/podnet-portfwd', 'node_modules/ipaddr.js', 'node_modules/node-gyp-build'];
+  const parts = [
+    'package.json',
+    'dist',
+    'prebuilds',
+    'build/Release/podnet.node',
+    'build/Release/podnet-portfwd',
+    'node_modules/ipaddr.js',
+    'node_modules/node-gyp-build',
+  ];
   for (const rel of parts) if (existsSync(path.join(ROOT, rel))) cpSync(path.join(ROOT, rel), path.join(root, rel), { recursive: true });
   chmodSync(root, 0o755); // mkdtemp makes it 0700
   execFileSync('chmod', ['-R', 'a+rX', root]); // whatever umask the checkout was built with
@@ -58,10 +66,18 @@ function passwdHas(uid: number): boolean {
 
 /** Creates the user (removing a stale one of the same name first). Needs root. */
 export function createTestUser(name: string): TestUser {
-  try { execFileSync('userdel', ['-r', '-f', name], { stdio: 'ignore' }); } catch { /* none */ }
+  try {
+    execFileSync('userdel', ['-r', '-f', name], { stdio: 'ignore' });
+  } catch {
+    /* none */
+  }
   // A uid that no running process holds: a process left by a user deleted earlier would otherwise belong to this one
   // (useradd reuses the lowest free uid), and remove() could never succeed.
-  const busy = new Set(readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => procUid(p)));
+  const busy = new Set(
+    readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .map((p) => procUid(p)),
+  );
   let uid = 999;
   for (let attempt = 0; ; attempt++) {
     do uid++;
@@ -118,4 +134,3 @@ export function revokeTun(user: string): void {
   const acl = execFileSync('getfacl', ['-cp', '/dev/net/tun'], { encoding: 'utf8' });
   if (!/^(user|group):[^:]+:/m.test(acl)) execFileSync('setfacl', ['-b', '/dev/net/tun']); // no one else's entries: back to plain mode bits
 }
-

@@ -10,7 +10,7 @@ export function describeRoot(name: string, fn: () => void): void {
     describe(name, fn);
     return;
   }
-   
+
   console.warn(`SKIP ${name}: needs root (CI runs as root)`);
   describe.skip(name, fn);
 }

@@ -113,7 +113,11 @@ const API: Case[] = [
     INVALID,
   ]),
   ['sctp with slirp4netns', create({ network: 'slirp4netns', portMappings: [{ hostPort: 42903, containerPort: 80, protocol: 'sctp' }] }), INVALID],
-  ['an IPv6 host IP with port_handler=slirp4netns', create({ network: 'slirp4netns', networkOptions: ['port_handler=slirp4netns'], portMappings: [{ hostIP: '::1', hostPort: 42903, containerPort: 80 }] }), INVALID],
+  [
+    'an IPv6 host IP with port_handler=slirp4netns',
+    create({ network: 'slirp4netns', networkOptions: ['port_handler=slirp4netns'], portMappings: [{ hostIP: '::1', hostPort: 42903, containerPort: 80 }] }),
+    INVALID,
+  ],
   ['slirp4netns options in bridge mode', bridge({ networkOptions: ['mtu=1500'] }), INVALID],
   ['slirp4netns options in mode none', create({ network: 'none', networkOptions: ['mtu=1500'] }), INVALID],
   ...[

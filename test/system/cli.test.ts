@@ -43,7 +43,9 @@ describeRoot('podnet run as root (default network)', () => {
     ['SIGINT', 21101, 130],
     ['SIGTERM', 21102, 143],
   ] as const)('serves on the published port until %s, then exits and leaves nothing', async (signal, port, want) => {
-    const child = spawn(process.execPath, [CLI, 'run', '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)], { stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'run', '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    });
     const done = exited(child);
     try {
       expect(await httpGet(port)).toBe('pong');
@@ -56,8 +58,10 @@ describeRoot('podnet run as root (default network)', () => {
     expect(leftovers(port)).toEqual([]);
   });
 
-  it('--debug shows the helpers\' output; a --debug after -- belongs to the command', async () => {
-    const r = spawn(process.execPath, [CLI, 'run', '--debug', '--network', 'slirp4netns', '--', 'sh', '-c', 'echo "$@"', 'sh', '--debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  it("--debug shows the helpers' output; a --debug after -- belongs to the command", async () => {
+    const r = spawn(process.execPath, [CLI, 'run', '--debug', '--network', 'slirp4netns', '--', 'sh', '-c', 'echo "$@"', 'sh', '--debug'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     r.stdout!.on('data', (b) => (out += b));
     const { code, stderr } = await exited(r);
@@ -124,7 +128,9 @@ describeRoot('podnet netns, network, inspect, stats and gc (root)', () => {
       const inspect = JSON.parse(cli('inspect', name));
       expect(inspect.IPAddress).toMatch(/^10\.89\.(1[6-9]|2\d|3[01])\.\d+$/); // the native default network, 10.89.16.0/20
       expect(inspect.Ports['8000/tcp']).toEqual([{ HostIp: '', HostPort: '21120' }]);
-      const row = cli('stats', name).split('\n').find((l) => l.startsWith(name));
+      const row = cli('stats', name)
+        .split('\n')
+        .find((l) => l.startsWith(name));
       expect(row).toMatch(new RegExp(`^${name}\\s+\\d`));
       expect(cli('gc')).not.toContain(name);
       // --watch refreshes the table with rates until interrupted.
@@ -158,9 +164,26 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
     user.remove();
   });
 
-  it.each([['rootlesskit', 21110], ['slirp4netns', 21111]] as const)('run -p with port_handler=%s serves, then SIGTERM leaves nothing', async (handler, port) => {
-    const [cmd, args] = user.argv(process.execPath, [userCli(), 'run', '--network-opt', `port_handler=${handler}`, '-p', `${port}:8000`, '--', process.execPath, '-e', SERVER(8000)]);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, HOME: `/home/${user.name}`, XDG_RUNTIME_DIR: `/home/${user.name}/.run` } });
+  it.each([
+    ['rootlesskit', 21110],
+    ['slirp4netns', 21111],
+  ] as const)('run -p with port_handler=%s serves, then SIGTERM leaves nothing', async (handler, port) => {
+    const [cmd, args] = user.argv(process.execPath, [
+      userCli(),
+      'run',
+      '--network-opt',
+      `port_handler=${handler}`,
+      '-p',
+      `${port}:8000`,
+      '--',
+      process.execPath,
+      '-e',
+      SERVER(8000),
+    ]);
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'inherit', 'pipe'],
+      env: { ...process.env, HOME: `/home/${user.name}`, XDG_RUNTIME_DIR: `/home/${user.name}/.run` },
+    });
     const done = exited(child);
     try {
       expect(await httpGet(port)).toBe('pong');
@@ -170,7 +193,9 @@ describeRoot('podnet as an unprivileged user (slirp4netns and the forwarder)', (
       child.kill('SIGKILL');
     }
     expect(processesOf(user.name)).toEqual([]);
-    expect(existsSync(`/home/${user.name}/.run/podnet/sandboxes`) ? execFileSync('ls', [`/home/${user.name}/.run/podnet/sandboxes`], { encoding: 'utf8' }) : '').toBe('');
+    expect(
+      existsSync(`/home/${user.name}/.run/podnet/sandboxes`) ? execFileSync('ls', [`/home/${user.name}/.run/podnet/sandboxes`], { encoding: 'utf8' }) : '',
+    ).toBe('');
     expect(leftovers(port)).toEqual([]);
   });
 

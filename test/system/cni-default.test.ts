@@ -25,7 +25,8 @@ describeRoot('the embedded default network', () => {
     // The bridge and the lease dir are this file's to remove, unless they were there before or another
     // suite (the pod runtime's) has pods on podnet right now: leases or ports on the bridge.
     const leases = '/var/lib/cni/networks/podnet';
-    const inUse = (existsSync(leases) && readdirSync(leases).some((f) => /^\d/.test(f))) ||
+    const inUse =
+      (existsSync(leases) && readdirSync(leases).some((f) => /^\d/.test(f))) ||
       (linkExists('podnet0') && readdirSync('/sys/class/net/podnet0/brif').length > 0);
     if (!inUse) {
       if (!bridgeExisted && linkExists('podnet0')) execFileSync('ip', ['link', 'delete', 'podnet0']);
@@ -60,7 +61,11 @@ describeRoot('the embedded default network', () => {
       expect(routes).toEqual([expect.objectContaining({ dst: 'default', gateway: '10.89.0.1', dev: 'eth0' })]);
       const got = await new Promise<string>((resolve, reject) => {
         let data = '';
-        net.connect(18020, '127.0.0.1').on('data', (d) => (data += d)).on('end', () => resolve(data)).on('error', reject);
+        net
+          .connect(18020, '127.0.0.1')
+          .on('data', (d) => (data += d))
+          .on('end', () => resolve(data))
+          .on('error', reject);
       });
       expect(got).toBe('default-hello');
       expect(existsSync(confDir)).toBe(false);

@@ -52,10 +52,7 @@ const ALL_BRIDGES = ['pncni2', 'pncni3', 'pncni4', 'pncni5', 'pncni6', 'pncni7',
 const V040 = {
   cniVersion: '0.4.0',
   name: 'pn-cni-v040',
-  plugins: [
-    { type: 'bridge', bridge: 'pncni8', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.8.0/24' }]] } },
-    { type: 'firewall' },
-  ],
+  plugins: [{ type: 'bridge', bridge: 'pncni8', isGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.8.0/24' }]] } }, { type: 'firewall' }],
 };
 const V031 = { cniVersion: '0.3.1', name: 'pn-cni-v031', type: 'bridge', bridge: 'pncni9', ipam: { type: 'host-local', subnet: '10.89.9.0/24' } };
 
@@ -73,7 +70,9 @@ function podId(): string {
   return uniqueName('pn-cni-pod');
 }
 
-async function nsAddrs(ns: NetNS): Promise<{ ifname: string; address?: string; addr_info: { local: string; family: string; flags?: string[]; tentative?: boolean }[] }[]> {
+async function nsAddrs(
+  ns: NetNS,
+): Promise<{ ifname: string; address?: string; addr_info: { local: string; family: string; flags?: string[]; tentative?: boolean }[] }[]> {
   return JSON.parse((await ns.exec('ip', ['-j', 'addr', 'show'])).stdout);
 }
 
@@ -162,7 +161,10 @@ describeRoot('CniRuntime with the real plugins', () => {
     const id = podId();
     const res = await rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-a', { name: 'pn-cni-b', ips: ['10.89.4.77'], mac: '02:00:0a:59:04:4d' }] });
     try {
-      expect(res.map((r) => [r.network, r.ifname])).toEqual([['pn-cni-a', 'eth0'], ['pn-cni-b', 'eth1']]);
+      expect(res.map((r) => [r.network, r.ifname])).toEqual([
+        ['pn-cni-a', 'eth0'],
+        ['pn-cni-b', 'eth1'],
+      ]);
       expect(res[0].result.ips![0].address).toMatch(/^10\.89\.3\.\d+\/24$/);
       expect(res[1].result.ips![0].address).toBe('10.89.4.77/24');
       const links = await nsAddrs(ns);
@@ -244,7 +246,10 @@ describeRoot('CniRuntime with the real plugins', () => {
     const id = podId();
     const res = await rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-v040', 'pn-cni-v031'] });
     try {
-      expect(res.map((r) => [r.network, r.ifname, r.result.cniVersion])).toEqual([['pn-cni-v040', 'eth0', '1.0.0'], ['pn-cni-v031', 'eth1', '1.0.0']]);
+      expect(res.map((r) => [r.network, r.ifname, r.result.cniVersion])).toEqual([
+        ['pn-cni-v040', 'eth0', '1.0.0'],
+        ['pn-cni-v031', 'eth1', '1.0.0'],
+      ]);
       expect(res[0].result.ips![0]).not.toHaveProperty('version');
       expect(res[1].result.ips![0].address).toMatch(/^10\.89\.9\.\d+\/24$/);
       const cached = JSON.parse(readFileSync(path.join(cacheDir, 'results', `pn-cni-v040-${id}-eth0`), 'utf8'));
@@ -285,7 +290,9 @@ describeRoot('CniRuntime with the real plugins', () => {
     expect(JSON.parse(Buffer.from(entry.config, 'base64').toString())).toMatchObject({ name: 'pn-cni-a', cniVersion: '1.0.0' });
     expect(entry.capabilityArgs.portMappings).toEqual([{ hostPort: 18004, containerPort: 80, protocol: 'tcp' }]);
     expect(entry.result.ips[0].address).toBe(res.result.ips![0].address);
-    const r = runFresh(`await new podnet.CniRuntime(${JSON.stringify({ confDir: path.join(tmp, 'empty'), cacheDir, binDirs: [binDir] })}).tearDownPod({ id: ${JSON.stringify(id)} });`);
+    const r = runFresh(
+      `await new podnet.CniRuntime(${JSON.stringify({ confDir: path.join(tmp, 'empty'), cacheDir, binDirs: [binDir] })}).tearDownPod({ id: ${JSON.stringify(id)} });`,
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(leftovers(cacheDir, id, [ip])).toEqual([]);
@@ -327,7 +334,9 @@ describeRoot('CniRuntime with the real plugins', () => {
     }
     expect(err).toBeInstanceOf(PodnetError);
     expect(err.code).toBe('ERR_CNI_TEARDOWN');
-    expect(err.details.errors).toEqual([expect.objectContaining({ code: 'ERR_CNI_PLUGIN_FAILED', details: expect.objectContaining({ cniCode: 11, network: 'pn-cni-busy', command: 'DEL' }) })]);
+    expect(err.details.errors).toEqual([
+      expect.objectContaining({ code: 'ERR_CNI_PLUGIN_FAILED', details: expect.objectContaining({ cniCode: 11, network: 'pn-cni-busy', command: 'DEL' }) }),
+    ]);
     // pn-cni-a (torn down first, in reverse order) is gone; the failed one keeps its cache entry for a retry.
     expect(leftovers(cacheDir, id, [ip])).toEqual([`cache: pn-cni-busy-${id}-eth0`]);
     await rt.tearDownPod({ id });
@@ -362,7 +371,11 @@ describeRoot('CniRuntime with the real plugins', () => {
     }
     // A static MAC needs a plugin declaring the `mac` capability (declared false here): refused, nothing run.
     await expect(rt.setUpPod({ id, netnsPath: ns.path, networks: ['pn-cni-env'], mac: '02:00:00:00:00:01' })).rejects.toThrow(/'mac' capability/);
-    const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((c) => c.env.CNI_COMMAND !== 'VERSION');
+    const calls = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((c) => c.env.CNI_COMMAND !== 'VERSION');
     expect(calls.map((c) => c.env.CNI_COMMAND)).toEqual(['ADD', 'ADD', 'DEL', 'DEL']);
     for (const c of calls) {
       expect(c.env).toMatchObject({
@@ -443,7 +456,9 @@ describeRoot('CniRuntime with the real plugins', () => {
     });
 
     it('a missing namespace', async () => {
-      await expect(rt.setUpPod({ id: podId(), netnsPath: '/run/netns/pn-cni-nonexistent', networks: ['pn-cni-val'] })).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(rt.setUpPod({ id: podId(), netnsPath: '/run/netns/pn-cni-nonexistent', networks: ['pn-cni-val'] })).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
     });
 
     it('an unknown network, and a malformed conflist named in configErrors', async () => {
@@ -485,12 +500,16 @@ describeRoot('CniRuntime with the real plugins', () => {
       expect(err.code).toBe('ERR_CNI_PLUGIN_TIMEOUT');
       expect(Date.now() - t0).toBeLessThan(10000);
       expect(leftovers(cacheDir, id)).toEqual([]);
-      const hung = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(path.join(binDir, 'pn-cni-hang')));
+      const hung = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.includes(path.join(binDir, 'pn-cni-hang')));
       expect(hung).toEqual([]);
     });
 
     it('network management refusals', async () => {
-      await expect(rt.createNetwork({ name: 'pn-cni-a', bridge: 'pncni11', subnet: '10.89.11.0/24' })).rejects.toMatchObject({ code: 'ERR_CNI_NETWORK_EXISTS' });
+      await expect(rt.createNetwork({ name: 'pn-cni-a', bridge: 'pncni11', subnet: '10.89.11.0/24' })).rejects.toMatchObject({
+        code: 'ERR_CNI_NETWORK_EXISTS',
+      });
       await expect(rt.createNetwork({ name: 'pn-cni-x', bridge: 'pncni3', subnet: '10.89.11.0/24' })).rejects.toThrow(/bridge 'pncni3'/);
       await expect(rt.createNetwork({ name: 'pn-cni-x', bridge: 'pncni11', subnet: '10.89.3.128/25' })).rejects.toThrow(/overlaps 10.89.3.0\/24/);
       await expect(rt.removeNetwork('pn-cni-nothere')).rejects.toMatchObject({ code: 'ERR_CNI_NETWORK_NOT_FOUND' });

@@ -19,7 +19,15 @@ describeRoot('gc beside another runtime’s CNI cache entries', () => {
     const results = path.join(dir, 'cache', 'results');
     mkdirSync(results, { recursive: true, mode: 0o700 });
     const name = 'gcf-net-0123456789abcdef-eth0';
-    const entry = { kind: 'cniCacheV1', containerId: '0123456789abcdef', config: Buffer.from('{}').toString('base64'), ifName: 'eth0', networkName: 'gcf-net', cniArgs: [], result: {} };
+    const entry = {
+      kind: 'cniCacheV1',
+      containerId: '0123456789abcdef',
+      config: Buffer.from('{}').toString('base64'),
+      ifName: 'eth0',
+      networkName: 'gcf-net',
+      cniArgs: [],
+      result: {},
+    };
     writeFileSync(path.join(results, name), JSON.stringify(entry), { mode: 0o600 });
     const rt = new Runtime({ stateDir: path.join(dir, 'state'), cni: { cacheDir: path.join(dir, 'cache'), confDir: path.join(dir, 'net.d') } });
     const removed = await rt.gc();

@@ -55,7 +55,10 @@ async function until(what: string, cond: () => boolean): Promise<void> {
 }
 
 function fresh(code: string): void {
-  execFileSync(process.execPath, ['-e', `const { Runtime } = require(${JSON.stringify(DIST)}); const rt = new Runtime(${JSON.stringify(opts)}); (async () => { ${code} })().catch((e) => { console.error(e); process.exit(1); });`]);
+  execFileSync(process.execPath, [
+    '-e',
+    `const { Runtime } = require(${JSON.stringify(DIST)}); const rt = new Runtime(${JSON.stringify(opts)}); (async () => { ${code} })().catch((e) => { console.error(e); process.exit(1); });`,
+  ]);
 }
 
 describeRoot('runtime on native networks, compared with CNI', () => {
@@ -132,7 +135,10 @@ describeRoot('runtime on native networks, compared with CNI', () => {
       const ipam = path.join(opts.native.stateDir, 'networks', 'nat-rt');
       expect(readdirSync(ipam).filter((f) => net.isIP(f))).toEqual([]);
       expect(execFileSync('nft', ['list', 'map', 'inet', 'podnet', 'hp4'], { encoding: 'utf8' })).not.toContain('10.89.149.');
-      await until('no host route into 10.89.149.0/24', () => execFileSync('ip', ['-o', 'route', 'show', 'root', '10.89.149.0/24'], { encoding: 'utf8' }).trim() === '');
+      await until(
+        'no host route into 10.89.149.0/24',
+        () => execFileSync('ip', ['-o', 'route', 'show', 'root', '10.89.149.0/24'], { encoding: 'utf8' }).trim() === '',
+      );
       expect(readdirSync('/run/netns').filter((n) => n.startsWith(rt.netnsPrefix))).toEqual([]);
     }
   });

@@ -197,16 +197,25 @@ describeRoot('native networks', () => {
     const ns = await NetNS.create({ dir: nsDir, name: `nat-${process.pid}-dup` });
     namespaces.push(ns);
     await expect(
-      nets.attach({ network: 'nat-a', containerId: 'nat-dup', ifname: 'eth0', netnsPath: ns.path, ports: [{ protocol: 'tcp', hostIp: '', hostPort: 44011, containerPort: 80, range: 1 }] }),
+      nets.attach({
+        network: 'nat-a',
+        containerId: 'nat-dup',
+        ifname: 'eth0',
+        netnsPath: ns.path,
+        ports: [{ protocol: 'tcp', hostIp: '', hostPort: 44011, containerPort: 80, range: 1 }],
+      }),
     ).rejects.toMatchObject({ code: 'ERR_NATIVE_PORT_IN_USE' });
     expect(podnetLinks()).not.toContain(native.nativeHostIfname('nat-a', 'nat-dup', 'eth0'));
     expect(leases('nat-a').length).toBe(leasesBefore);
     // teardown from a fresh process removes the elements, link, route and leases
     const count = elements('10.89.144.');
-    execFileSync(process.execPath, ['-e', `
+    execFileSync(process.execPath, [
+      '-e',
+      `
       const { NativeNetworks } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
       new NativeNetworks(${JSON.stringify({ networksDir, stateDir })}).detach('nat-a', ${JSON.stringify(s.id)}, 'eth0').catch((e) => { console.error(e); process.exit(1); });
-    `]);
+    `,
+    ]);
     expect(elements('10.89.144.')).toBe(count - 6); // 6 IPv4 elements (the IPv6 ones are not counted)
     expect(podnetLinks()).not.toContain(s.a.hostIfname);
     expect(leases('nat-a')).not.toContain(s.ip);
@@ -247,9 +256,9 @@ describeRoot('native networks', () => {
     await expect(nets.attach({ ...req, mac: '01:00:00:00:00:01' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     await expect(nets.attach({ ...req, network: 'nat-none' })).rejects.toMatchObject({ code: 'ERR_NATIVE_NETWORK_NOT_FOUND' });
     await expect(nets.attach({ ...req, netnsPath: '/proc/self/ns/pid' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(
-      nets.attach({ ...req, ports: [{ protocol: 'icmp' as 'tcp', hostIp: '', hostPort: 1, containerPort: 1, range: 1 }] }),
-    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(nets.attach({ ...req, ports: [{ protocol: 'icmp' as 'tcp', hostIp: '', hostPort: 1, containerPort: 1, range: 1 }] })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
     expect(podnetLinks()).not.toContain(native.nativeHostIfname('nat-b', 'nat-st', 'eth0'));
     expect(leases('nat-b')).toEqual(expect.not.arrayContaining(['10.89.145.2', '10.89.145.3']));
   });
@@ -272,12 +281,22 @@ describeRoot('native networks', () => {
     run('ip', ['netns', 'exec', path.basename(ns.path), 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
     const before = { leases: leases('nat-a').length, elements: elements('10.89.144.'), routes: hostRoutes('10.89.144.0/24') };
     const err = await nets
-      .attach({ network: 'nat-a', containerId: 'nat-half', ifname: 'eth0', netnsPath: ns.path, ports: [{ protocol: 'tcp', hostIp: '', hostPort: 44030, containerPort: 80, range: 1 }] })
+      .attach({
+        network: 'nat-a',
+        containerId: 'nat-half',
+        ifname: 'eth0',
+        netnsPath: ns.path,
+        ports: [{ protocol: 'tcp', hostIp: '', hostPort: 44030, containerPort: 80, range: 1 }],
+      })
       .catch((e: PodnetError) => e);
     expect(err).toBeInstanceOf(PodnetError);
     expect(podnetLinks()).not.toContain(native.nativeHostIfname('nat-a', 'nat-half', 'eth0'));
     expect({ leases: leases('nat-a').length, elements: elements('10.89.144.'), routes: hostRoutes('10.89.144.0/24') }).toEqual(before);
-    expect(run('ip', ['-n', path.basename(ns.path), '-o', 'link']).split('\n').filter(Boolean)).toHaveLength(1); // lo only
+    expect(
+      run('ip', ['-n', path.basename(ns.path), '-o', 'link'])
+        .split('\n')
+        .filter(Boolean),
+    ).toHaveLength(1); // lo only
   });
 
   test('works when iptables FORWARD policy is DROP', async () => {
@@ -310,10 +329,13 @@ describeRoot('native networks', () => {
       await new Promise((r) => child.once('exit', r));
       // The runtime's gc removes dead sandboxes' namespaces; here the test does.
       for (const f of readdirSync(nsDir).filter((n) => n.startsWith(prefix))) await NetNS.removePath(path.join(nsDir, f));
-      execFileSync(process.execPath, ['-e', `
+      execFileSync(process.execPath, [
+        '-e',
+        `
         const { NativeNetworks } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
         new NativeNetworks(${JSON.stringify({ networksDir, stateDir })}).gc('nat-kill', []).catch((e) => { console.error(e); process.exit(1); });
-      `]);
+      `,
+      ]);
       expect(leases('nat-kill')).toEqual([]);
       expect(elements('10.89.152.')).toBe(0);
       expect(hostRoutes('10.89.152.0/24')).toBe(0);
@@ -342,7 +364,11 @@ describeRoot('native networks', () => {
           }),
       ),
     );
-    const ips = outs.join('').split('\n').filter(Boolean).map((l) => l.split(' ')[1]);
+    const ips = outs
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' ')[1]);
     expect(ips).toHaveLength(4 * n);
     expect(new Set(ips).size).toBe(4 * n);
     for (const a of await nets.attachments('nat-par')) await nets.detach('nat-par', a.containerId, a.ifname);
@@ -351,11 +377,18 @@ describeRoot('native networks', () => {
   });
 
   test('without libnftables the addon still loads and the driver says which package is missing', () => {
-    const out = execFileSync(process.execPath, ['-e', `
+    const out = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        `
       const { NativeNetworks } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist'))});
       const nets = new NativeNetworks(${JSON.stringify({ networksDir: path.join(tmp, 'nolib'), stateDir })});
       nets.create({ name: 'nat-nolib', subnet: '10.89.155.0/24' }).then(() => console.log('created'), (e) => console.log(e.code, e.message, nets.list().length));
-    `], { encoding: 'utf8', env: { ...process.env, PODNET_LIBNFTABLES: '/nonexistent/libnftables.so.1' } });
+    `,
+      ],
+      { encoding: 'utf8', env: { ...process.env, PODNET_LIBNFTABLES: '/nonexistent/libnftables.so.1' } },
+    );
     expect(out).toMatch(/^ERR_NATIVE_NO_LIBRARY .*libnftables1.* 0\n$/);
   });
 

@@ -109,7 +109,11 @@ describeRoot('NetNS on the real kernel', () => {
       await NetNS.removePath(`/run/netns/${name}`);
       expect(ipNetnsList()).not.toContain(name);
     } finally {
-      try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); } catch { /* already removed by the test */ }
+      try {
+        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+      } catch {
+        /* already removed by the test */
+      }
     }
   });
 
@@ -267,7 +271,9 @@ describeRoot('NetNS on the real kernel', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
     // Async child: a sync one would block the event loop this server needs.
-    const { stdout: got } = await promisify(execFile)(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').pipe(process.stdout)`], { encoding: 'utf8' });
+    const { stdout: got } = await promisify(execFile)(process.execPath, ['-e', `require('net').connect(${port},'127.0.0.1').pipe(process.stdout)`], {
+      encoding: 'utf8',
+    });
     server.close();
     expect(got).toBe('host');
   });

@@ -82,13 +82,24 @@ describe('npm pack, then install in an empty folder without compilers', () => {
 
   it('loads with require() and import, with typings', () => {
     const app = path.join(dir, 'app');
-    const cjs = execFileSync('node', ['-e', "const p=require('podnet');console.log(typeof p.NetNS.create, typeof p.PodnetError)"], { cwd: app, encoding: 'utf8' });
+    const cjs = execFileSync('node', ['-e', "const p=require('podnet');console.log(typeof p.NetNS.create, typeof p.PodnetError)"], {
+      cwd: app,
+      encoding: 'utf8',
+    });
     expect(cjs.trim()).toBe('function function');
-    const esm = execFileSync('node', ['--input-type=module', '-e', "import { NetNS } from 'podnet'; import d from 'podnet'; console.log(typeof NetNS.open, d.NetNS === NetNS)"], { cwd: app, encoding: 'utf8' });
+    const esm = execFileSync(
+      'node',
+      ['--input-type=module', '-e', "import { NetNS } from 'podnet'; import d from 'podnet'; console.log(typeof NetNS.open, d.NetNS === NetNS)"],
+      { cwd: app, encoding: 'utf8' },
+    );
     expect(esm.trim()).toBe('function true');
     expect(readdirSync(path.join(app, 'node_modules/podnet/dist'))).toContain('index.d.ts');
     // The port forwarder executable ships prebuilt too, and is the one podnet starts.
-    const fwd = execFileSync('node', ['-e', "const p=require('path');console.log(require(p.join(p.dirname(require.resolve('podnet')),'portfwd/forwarder')).forwarderPath())"], { cwd: app, encoding: 'utf8' }).trim();
+    const fwd = execFileSync(
+      'node',
+      ['-e', "const p=require('path');console.log(require(p.join(p.dirname(require.resolve('podnet')),'portfwd/forwarder')).forwarderPath())"],
+      { cwd: app, encoding: 'utf8' },
+    ).trim();
     expect(fwd).toBe(path.join(app, 'node_modules/podnet/prebuilds/linux-x64/podnet-portfwd'));
   });
 });

@@ -86,7 +86,9 @@ function fromLoopback(port: number, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, host);
     let d = '';
-    s.on('data', (c) => { d += c; });
+    s.on('data', (c) => {
+      d += c;
+    });
     s.on('end', () => resolve(d));
     s.on('error', reject);
   });
@@ -95,7 +97,9 @@ function fromLoopback(port: number, host = '127.0.0.1'): Promise<string> {
 function startServer(netnsPath: string): Promise<ChildProcess> {
   const proc = spawn('nsenter', [`--net=${netnsPath}`, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
-    createInterface({ input: proc.stdout! }).on('line', (l) => { if (l === 'listening') resolve(proc); });
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      if (l === 'listening') resolve(proc);
+    });
     proc.once('exit', (c) => reject(new Error(`server exited ${c}`)));
   });
 }
@@ -115,22 +119,31 @@ beforeAll(async () => {
   execFileSync('ip', ['addr', 'add', `${HOST_SIDE}/24`, 'dev', hostIf]);
   execFileSync('ip', ['addr', 'add', `${HOST_SIDE6}/64`, 'dev', hostIf, 'nodad']);
   execFileSync('ip', ['link', 'set', hostIf, 'up']);
-  execFileSync('nsenter', [`--net=${client.path}`, 'sh', '-c',
-    `ip link set lo up && ip addr add ${REMOTE}/24 dev eth0 && ip addr add ${REMOTE6}/64 dev eth0 nodad && ip link set eth0 up`]);
+  execFileSync('nsenter', [
+    `--net=${client.path}`,
+    'sh',
+    '-c',
+    `ip link set lo up && ip addr add ${REMOTE}/24 dev eth0 && ip addr add ${REMOTE6}/64 dev eth0 nodad && ip link set eth0 up`,
+  ]);
 });
 afterAll(async () => {
-  await client?.remove();  // the veth pair goes with it
+  await client?.remove(); // the veth pair goes with it
 });
 
-interface Mode { start(m: PortMapping[], keepClientAddress?: boolean): Promise<{ pid: number; stop(): Promise<void> }> }
+interface Mode {
+  start(m: PortMapping[], keepClientAddress?: boolean): Promise<{ pid: number; stop(): Promise<void> }>;
+}
 
 /** What both callers must show; `base` is the first of 20 host ports. */
 function clientAddressSuite(ctx: () => { mode: Mode; ip: string; gw: string; netnsPath: string }, base: number) {
   const stops: (() => Promise<void>)[] = [];
   beforeAll(async () => {
     const { mode } = ctx();
-    const kept = await mode.start([{ hostPort: base, containerPort: 8100, protocol: 'tcp,udp' }, { hostPort: base + 1, containerPort: 8000 },
-      { hostPort: base + 2, containerPort: 8101 }]);
+    const kept = await mode.start([
+      { hostPort: base, containerPort: 8100, protocol: 'tcp,udp' },
+      { hostPort: base + 1, containerPort: 8000 },
+      { hostPort: base + 2, containerPort: 8101 },
+    ]);
     stops.push(kept.stop);
     const plain = await mode.start([{ hostPort: base + 10, containerPort: 8100, protocol: 'tcp,udp' }], false);
     stops.push(plain.stop);
@@ -168,11 +181,11 @@ function clientAddressSuite(ctx: () => { mode: Mode; ip: string; gw: string; net
     expect(execFileSync('nsenter', [`--net=${ctx().netnsPath}`, 'cat', '/proc/sys/net/ipv4/tcp_fwmark_accept'], { encoding: 'utf8' }).trim()).toBe('1');
   });
 
-  it('UDP reaches the server from the namespace\'s own address (not kept)', async () => {
+  it("UDP reaches the server from the namespace's own address (not kept)", async () => {
     expect(await fromRemote('udp', base)).toBe(ctx().ip);
   });
 
-  it('with keepClientAddress false, remote and loopback clients come from the namespace\'s own address', async () => {
+  it("with keepClientAddress false, remote and loopback clients come from the namespace's own address", async () => {
     expect(await fromRemote('tcp', base + 10)).toBe(ctx().ip);
     expect(await fromLoopback(base + 10)).toBe(ctx().ip);
     expect((await udpExchange(base + 10, Buffer.from('x')))?.toString()).toBe(ctx().ip);
@@ -202,9 +215,13 @@ describeRoot('client address through the forwarder, as root', () => {
 
   clientAddressSuite(() => ({ mode, ip, gw, netnsPath: ns!.path }), 46500);
 
-  it('keeps an IPv6 client\'s address; a ::1 client is seen as the IPv6 gateway', async () => {
+  it("keeps an IPv6 client's address; a ::1 client is seen as the IPv6 gateway", async () => {
     execFileSync('nsenter', [`--net=${ns!.path}`, 'sh', '-c', 'ip addr add fd89:248::2/64 dev eth0 nodad && ip -6 route add default via fd89:248::1']);
-    const h = await PortForwarder.start({ netnsPath: ns!.path, containerIP: 'fd89:248::2', portMappings: [{ hostIP: '::', hostPort: 46541, containerPort: 8102 }] });
+    const h = await PortForwarder.start({
+      netnsPath: ns!.path,
+      containerIP: 'fd89:248::2',
+      portMappings: [{ hostIP: '::', hostPort: 46541, containerPort: 8102 }],
+    });
     try {
       expect(await fromRemote('tcp', 46541, HOST_SIDE6)).toBe(REMOTE6);
       expect(await fromLoopback(46541, '::1')).toBe('fd89:248::1');
@@ -241,7 +258,11 @@ PortForwarder.start(JSON.parse(process.argv[2])).then((h) => {
 `;
 
 function alive(pid: number): boolean {
-  try { return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -270,7 +291,13 @@ describeRoot('client address through the forwarder, as an unprivileged user', ()
           const r = JSON.parse(l);
           if (r.error) return reject(new PodnetError(r.error.code, r.error.message));
           forwarders.add(r.pid);
-          resolve({ pid: r.pid, async stop() { proc.stdin!.end(); await waitGone(r.pid, 2000); } });
+          resolve({
+            pid: r.pid,
+            async stop() {
+              proc.stdin!.end();
+              await waitGone(r.pid, 2000);
+            },
+          });
         });
         proc.once('exit', (c) => reject(new Error(`owner exited ${c}`)));
       });
@@ -315,10 +342,13 @@ describeRoot('client address in a slirp4netns sandbox (runtime, port_handler=roo
   async function seenFromRemote(port: number, networkOptions: string[]): Promise<string> {
     const id = uniqueName('fwd-rt');
     await rt.createSandbox({ id, network: 'slirp4netns', networkOptions, portMappings: [{ hostPort: port, containerPort: 8100 }] });
-    const server = await rt.spawn(id, process.execPath, ['-e', "require('net').createServer((s) => s.end(s.remoteAddress)).listen(8100, '0.0.0.0')"], { stdio: 'ignore' });
+    const server = await rt.spawn(id, process.execPath, ['-e', "require('net').createServer((s) => s.end(s.remoteAddress)).listen(8100, '0.0.0.0')"], {
+      stdio: 'ignore',
+    });
     try {
       const end = Date.now() + 10000;
-      for (;;) {  // until the server listens
+      for (;;) {
+        // until the server listens
         const got = await fromRemote('tcp', port);
         if ((got && !got.startsWith('error')) || Date.now() > end) return got;
         await new Promise((r) => setTimeout(r, 50));

@@ -33,18 +33,30 @@ class Client {
     // A nonce per question: a late answer to an earlier resend is not taken for this one's.
     const nonce = `${process.pid}.${++this.#seq}`;
     return new Promise((resolve, reject) => {
-      const resend = setInterval(() => this.sock.send(nonce), 200);  // UDP may drop
-      const done = () => { clearInterval(resend); clearTimeout(end); this.sock.off('message', onMessage); };
-      const end = setTimeout(() => { done(); reject(new Error('no reply within 3 s')); }, 3000);
+      const resend = setInterval(() => this.sock.send(nonce), 200); // UDP may drop
+      const done = () => {
+        clearInterval(resend);
+        clearTimeout(end);
+        this.sock.off('message', onMessage);
+      };
+      const end = setTimeout(() => {
+        done();
+        reject(new Error('no reply within 3 s'));
+      }, 3000);
       const onMessage = (m: Buffer) => {
         const [n, port] = String(m).split(' ');
-        if (n === nonce) { done(); resolve(port); }
+        if (n === nonce) {
+          done();
+          resolve(port);
+        }
       };
       this.sock.on('message', onMessage);
       this.sock.send(nonce);
     });
   }
-  close(): void { this.sock.close(); }
+  close(): void {
+    this.sock.close();
+  }
 }
 
 describeRoot('UDP flows through the forwarder', () => {
@@ -53,9 +65,15 @@ describeRoot('UDP flows through the forwarder', () => {
   let fwd: PortForwarderHandle | undefined;
   const clients: Client[] = [];
   /** Flow sockets in the namespace: connected UDP sockets towards the server's port. */
-  const flows = () => execFileSync('nsenter', [`--net=${ns!.path}`, 'ss', '-Hun', 'dport = :8000'], { encoding: 'utf8' })
-    .split('\n').filter(Boolean).length;
-  const client = async () => { const c = await new Client().open(); clients.push(c); return c; };
+  const flows = () =>
+    execFileSync('nsenter', [`--net=${ns!.path}`, 'ss', '-Hun', 'dport = :8000'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean).length;
+  const client = async () => {
+    const c = await new Client().open();
+    clients.push(c);
+    return c;
+  };
 
   beforeAll(async () => {
     ns = await NetNS.create({ name: uniqueName('fwd-udp') });
@@ -65,8 +83,12 @@ describeRoot('UDP flows through the forwarder', () => {
       createInterface({ input: server!.stdout! }).once('line', resolve);
       server!.once('exit', (c) => reject(new Error(`server exited ${c}`)));
     });
-    fwd = await PortForwarder.start({ netnsPath: ns.path, udpMaxFlows: 4, udpIdleTimeoutMs: 1500,
-      portMappings: [{ hostIP: '127.0.0.1', hostPort: PORT, containerPort: 8000, protocol: 'udp' }] });
+    fwd = await PortForwarder.start({
+      netnsPath: ns.path,
+      udpMaxFlows: 4,
+      udpIdleTimeoutMs: 1500,
+      portMappings: [{ hostIP: '127.0.0.1', hostPort: PORT, containerPort: 8000, protocol: 'udp' }],
+    });
   });
   afterAll(async () => {
     for (const c of clients) c.close();
@@ -78,9 +100,9 @@ describeRoot('UDP flows through the forwarder', () => {
   it('holds at most udpMaxFlows; a new client ends the least recently used flow', async () => {
     const [a, b, c, d] = [await client(), await client(), await client(), await client()];
     const first = { a: await a.ask(), b: await b.ask(), c: await c.ask(), d: await d.ask() };
-    expect(new Set(Object.values(first)).size).toBe(4);  // four flows, four sockets
+    expect(new Set(Object.values(first)).size).toBe(4); // four flows, four sockets
     expect(flows()).toBe(4);
-    expect(await a.ask()).toBe(first.a);  // a is now the most recent; b the least
+    expect(await a.ask()).toBe(first.a); // a is now the most recent; b the least
     const e = await client();
     await e.ask();
     expect(flows()).toBe(4);
@@ -98,7 +120,7 @@ describeRoot('UDP flows through the forwarder', () => {
     expect(flows()).toBeGreaterThan(0);
     while (flows() > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
     expect(flows()).toBe(0);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);  // the last answer came just before t0
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000); // the last answer came just before t0
     // A client that comes back gets a new flow.
     expect(Number(await c.ask())).toBeGreaterThan(0);
     expect(flows()).toBe(1);

@@ -42,15 +42,23 @@ describe('expandPortMappings', () => {
     ['hostIP', [{ hostIP: 'localhost', hostPort: 1000, containerPort: 80 }]],
     ['hostIP', [{ hostIP: '10.1', hostPort: 1000, containerPort: 80 }]],
     ['hostIP', [{ hostIP: '1.2.3.256', hostPort: 1000, containerPort: 80 }]],
-    ['is also in portMappings[0]', [{ hostPort: 1000, containerPort: 80 }, { hostPort: 999, containerPort: 80, range: 2 }]],
+    [
+      'is also in portMappings[0]',
+      [
+        { hostPort: 1000, containerPort: 80 },
+        { hostPort: 999, containerPort: 80, range: 2 },
+      ],
+    ],
   ])('refuses bad %s', (what, m) => {
     expect(() => expandPortMappings(m)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining(what) }));
   });
   it('refuses bad options before starting anything', async () => {
-    await expect(PortForwarder.start({ netnsPath: 'relative', portMappings: [{ hostPort: 1, containerPort: 1 }] }))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
-    await expect(PortForwarder.start({ netnsPath: '/proc/self/ns/net', containerIP: '127.0.0.1x', portMappings: [{ hostPort: 1, containerPort: 1 }] }))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('containerIP') });
+    await expect(PortForwarder.start({ netnsPath: 'relative', portMappings: [{ hostPort: 1, containerPort: 1 }] })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
+    await expect(
+      PortForwarder.start({ netnsPath: '/proc/self/ns/net', containerIP: '127.0.0.1x', portMappings: [{ hostPort: 1, containerPort: 1 }] }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('containerIP') });
   });
 });
 
@@ -69,14 +77,19 @@ const u = dgram.createSocket('udp4'); u.on('message', (m, r) => u.send(m, r.port
 setTimeout(() => console.log('listening'), 200);
 `;
 
-interface Started { pid: number; stop(): Promise<void> }
+interface Started {
+  pid: number;
+  stop(): Promise<void>;
+}
 
 /** Resident memory of a process and any children it has (the forwarder has none), KiB. */
 function treeRssKiB(pid: number): number {
   const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
   return [pid, ...kids].reduce((sum, p) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]), 0);
 }
-interface Mode { start(m: PortMapping[]): Promise<Started> }
+interface Mode {
+  start(m: PortMapping[]): Promise<Started>;
+}
 
 function startServer(netnsPath: string): Promise<{ proc: ChildProcess; lines: string[] }> {
   const proc = spawn('nsenter', [`--net=${netnsPath}`, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -91,7 +104,11 @@ function startServer(netnsPath: string): Promise<{ proc: ChildProcess; lines: st
 }
 
 function alive(pid: number): boolean {
-  try { return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
@@ -110,7 +127,10 @@ function exchange(port: number, data: Buffer, host = '127.0.0.1'): Promise<Buffe
     const got: Buffer[] = [];
     s.on('connect', () => s.end(data));
     s.on('data', (d) => got.push(d));
-    s.on('end', () => { s.destroy(); resolve(Buffer.concat(got)); });
+    s.on('end', () => {
+      s.destroy();
+      resolve(Buffer.concat(got));
+    });
     s.on('error', reject);
   });
 }
@@ -123,8 +143,12 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
     { hostIP: '127.0.0.1', hostPort: base + 1, containerPort: 8001 },
     { hostIP: '127.0.0.1', hostPort: base + 10, containerPort: 8100, range: 3 },
   ];
-  beforeAll(async () => { fwd = await ctx().mode.start(mappings); });
-  afterAll(async () => { await fwd?.stop(); });
+  beforeAll(async () => {
+    fwd = await ctx().mode.start(mappings);
+  });
+  afterAll(async () => {
+    await fwd?.stop();
+  });
 
   it('echoes 1 MiB exactly through TCP with the client half-closed', async () => {
     const data = randomBytes(1 << 20);
@@ -164,7 +188,7 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
     const s = net.connect({ port: base, host: '127.0.0.1' });
     s.on('error', () => {});
     await new Promise((r) => s.once('connect', r));
-    s.write(randomBytes(8 << 20));  // never read back: the echo fills every buffer on the way
+    s.write(randomBytes(8 << 20)); // never read back: the echo fills every buffer on the way
     for (let i = 0; i < 100 && threads() < idle + 2; i++) await new Promise((r) => setTimeout(r, 20));
     expect(threads()).toBe(idle + 2);
     s.resetAndDestroy();
@@ -181,7 +205,7 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
 
   it('stays under 5 MB RSS after the traffic above', () => {
     const rss = treeRssKiB(fwd!.pid);
-     
+
     console.log(`forwarder RSS: ${rss} KiB`);
     expect(rss).toBeGreaterThan(0);
     expect(rss).toBeLessThan(5 * 1024);
@@ -191,15 +215,23 @@ function forwarderSuite(ctx: () => { mode: Mode; ip: string; server: { lines: st
     const busy = net.createServer().listen(base + 20, '127.0.0.1');
     await new Promise((r) => busy.once('listening', r));
     try {
-      const err = await ctx().mode.start([
-        { hostIP: '127.0.0.1', hostPort: base + 21, containerPort: 8000 },
-        { hostIP: '127.0.0.1', hostPort: base + 20, containerPort: 8000 },
-      ]).then(() => undefined, (e) => e);
+      const err = await ctx()
+        .mode.start([
+          { hostIP: '127.0.0.1', hostPort: base + 21, containerPort: 8000 },
+          { hostIP: '127.0.0.1', hostPort: base + 20, containerPort: 8000 },
+        ])
+        .then(
+          () => undefined,
+          (e) => e,
+        );
       expect(err).toMatchObject({ code: 'EADDRINUSE', details: { hostIP: '127.0.0.1', hostPort: base + 20, protocol: 'tcp' } });
       expect(err.message).toContain(`tcp 127.0.0.1:${base + 20}`);
       // The port bound before the failure is free again.
       const probe = net.createServer().listen(base + 21, '127.0.0.1');
-      await new Promise((r, j) => { probe.once('listening', r); probe.once('error', j); });
+      await new Promise((r, j) => {
+        probe.once('listening', r);
+        probe.once('error', j);
+      });
       probe.close();
     } finally {
       busy.close();
@@ -224,7 +256,7 @@ describeRoot('PortForwarder as root', () => {
   const mode: Mode = {
     async start(portMappings) {
       const h = await PortForwarder.start({ netnsPath: ns!.path, portMappings });
-      expect(Math.abs(h.rssKiB()! - treeRssKiB(h.pid))).toBeLessThan(256);  // the handle reports the same
+      expect(Math.abs(h.rssKiB()! - treeRssKiB(h.pid))).toBeLessThan(256); // the handle reports the same
       return { pid: h.pid, stop: () => h.stop() };
     },
   };
@@ -262,22 +294,27 @@ describeRoot('PortForwarder as root', () => {
     const s = net.connect({ port: 19543, host: '127.0.0.1', allowHalfOpen: true });
     try {
       await new Promise((r) => s.once('connect', r));
-      s.pause();  // the echo comes back to a reader that does not read
+      s.pause(); // the echo comes back to a reader that does not read
       const rss0 = h.rssKiB()!;
       const chunk = randomBytes(1 << 20);
       let sent = 0;
       // Write until the whole path (socket buffers, forwarder pipes, echo server) is full.
-      for (let stalled = 0; stalled < 10 && sent < (256 << 20);) {
-        if (s.write(chunk)) { sent += chunk.length; continue; }
+      for (let stalled = 0; stalled < 10 && sent < 256 << 20;) {
+        if (s.write(chunk)) {
+          sent += chunk.length;
+          continue;
+        }
         sent += chunk.length;
         const drained = await Promise.race([new Promise((r) => s.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 100))]);
         stalled = drained ? 0 : stalled + 1;
       }
-      expect(sent).toBeLessThan(256 << 20);  // the writer was stopped, not buffered without bound
+      expect(sent).toBeLessThan(256 << 20); // the writer was stopped, not buffered without bound
       expect(h.rssKiB()! - rss0).toBeLessThan(1024);
       // Reading again lets everything through, intact in length.
       let got = 0;
-      s.on('data', (d: Buffer) => { got += d.length; });
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+      });
       s.resume();
       s.end();
       await new Promise((r) => s.once('end', r));
@@ -288,14 +325,17 @@ describeRoot('PortForwarder as root', () => {
     }
   });
 
-  it('reports a host address that is not the host\'s as a typed error naming it', async () => {
-    await expect(PortForwarder.start({ netnsPath: ns!.path, portMappings: [{ hostIP: '10.89.111.1', hostPort: 19545, containerPort: 8000, protocol: 'udp' }] }))
-      .rejects.toMatchObject({ code: 'EADDRNOTAVAIL', details: { hostIP: '10.89.111.1', hostPort: 19545, protocol: 'udp' } });
+  it("reports a host address that is not the host's as a typed error naming it", async () => {
+    await expect(
+      PortForwarder.start({ netnsPath: ns!.path, portMappings: [{ hostIP: '10.89.111.1', hostPort: 19545, containerPort: 8000, protocol: 'udp' }] }),
+    ).rejects.toMatchObject({ code: 'EADDRNOTAVAIL', details: { hostIP: '10.89.111.1', hostPort: 19545, protocol: 'udp' } });
   });
 
   it('exits within a second when its owner is killed with SIGKILL', async () => {
     const opts = { netnsPath: ns!.path, portMappings: [{ hostIP: '127.0.0.1', hostPort: 19544, containerPort: 8000 }] };
-    const o = spawn(process.execPath, ['-e', OWNER, path.resolve(__dirname, '../../dist/api/portfwd'), JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const o = spawn(process.execPath, ['-e', OWNER, path.resolve(__dirname, '../../dist/api/portfwd'), JSON.stringify(opts)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     try {
       const line = await new Promise<string>((r) => createInterface({ input: o.stdout! }).once('line', r));
       const { pid } = JSON.parse(line);
@@ -310,8 +350,9 @@ describeRoot('PortForwarder as root', () => {
   it('reports a namespace without a global address', async () => {
     const bare = await NetNS.create({ name: uniqueName('pn-fwd') });
     try {
-      await expect(PortForwarder.start({ netnsPath: bare.path, portMappings: [{ hostPort: 19541, containerPort: 8000 }] }))
-        .rejects.toMatchObject({ code: 'ERR_PORTFWD_NO_ADDRESS' });
+      await expect(PortForwarder.start({ netnsPath: bare.path, portMappings: [{ hostPort: 19541, containerPort: 8000 }] })).rejects.toMatchObject({
+        code: 'ERR_PORTFWD_NO_ADDRESS',
+      });
     } finally {
       await bare.remove();
     }
@@ -337,7 +378,10 @@ describeRoot('PortForwarder as an unprivileged user', () => {
       createInterface({ input: proc.stdout! }).once('line', (l) => {
         const r = JSON.parse(l);
         if (r.error) reject(new PodnetError(r.error.code, r.error.message, { details: r.error.details }));
-        else { forwarders.add(r.pid); resolve({ proc, pid: r.pid, rss: r.rss }); }
+        else {
+          forwarders.add(r.pid);
+          resolve({ proc, pid: r.pid, rss: r.rss });
+        }
       });
       proc.once('exit', (c) => reject(new Error(`owner exited ${c}`)));
     });
@@ -348,7 +392,10 @@ describeRoot('PortForwarder as an unprivileged user', () => {
       const o = await owner(portMappings);
       return {
         pid: o.pid,
-        async stop() { o.proc.stdin!.end(); await waitGone(o.pid, 2000); },
+        async stop() {
+          o.proc.stdin!.end();
+          await waitGone(o.pid, 2000);
+        },
       };
     },
   };
@@ -356,8 +403,14 @@ describeRoot('PortForwarder as an unprivileged user', () => {
   beforeAll(async () => {
     if (!existsSync(path.resolve(__dirname, '../../dist/portfwd/forwarder.js'))) throw new Error('dist/ is not built: run npx tsc -p tsconfig.json');
     user = createTestUser('pnfwd2c');
-    const [cmd, args] = user.argv('unshare', ['--user', '--map-root-user', '--net', 'sh', '-c',
-      `ip link set lo up && ip addr add ${ip}/32 dev lo && echo up && exec sleep infinity`]);
+    const [cmd, args] = user.argv('unshare', [
+      '--user',
+      '--map-root-user',
+      '--net',
+      'sh',
+      '-c',
+      `ip link set lo up && ip addr add ${ip}/32 dev lo && echo up && exec sleep infinity`,
+    ]);
     holder = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise((resolve, reject) => {
       holder!.stdout!.once('data', resolve);
@@ -376,16 +429,18 @@ describeRoot('PortForwarder as an unprivileged user', () => {
 
   forwarderSuite(() => ({ mode, ip, server: server! }), 19550);
 
-  it('runs as the user, itself inside the sandbox\'s user namespace, with no other process', async () => {
+  it("runs as the user, itself inside the sandbox's user namespace, with no other process", async () => {
     const o = await owner([{ hostIP: '127.0.0.1', hostPort: 19590, containerPort: 8000 }]);
     try {
       expect(readFileSync(`/proc/${o.pid}/status`, 'utf8')).toMatch(new RegExp(`Uid:\\s+${user!.uid}\\s`));
       expect(readFileSync(`/proc/${o.pid}/task/${o.pid}/children`, 'utf8').trim()).toBe('');
-      expect(execFileSync('readlink', [`/proc/${o.pid}/ns/user`], { encoding: 'utf8' }))
-        .toBe(execFileSync('readlink', [`/proc/${holder!.pid}/ns/user`], { encoding: 'utf8' }));
+      expect(execFileSync('readlink', [`/proc/${o.pid}/ns/user`], { encoding: 'utf8' })).toBe(
+        execFileSync('readlink', [`/proc/${holder!.pid}/ns/user`], { encoding: 'utf8' }),
+      );
       // Its own network namespace is still the host's: it listens there.
-      expect(execFileSync('readlink', [`/proc/${o.pid}/ns/net`], { encoding: 'utf8' }))
-        .toBe(execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }));
+      expect(execFileSync('readlink', [`/proc/${o.pid}/ns/net`], { encoding: 'utf8' })).toBe(
+        execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }),
+      );
     } finally {
       o.proc.stdin!.end();
       await waitGone(o.pid, 2000);
@@ -395,12 +450,13 @@ describeRoot('PortForwarder as an unprivileged user', () => {
   it('reports a privileged host port as EACCES', async () => {
     const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
     if (start <= 1023) {
-       
       console.warn(`SKIP privileged port: ip_unprivileged_port_start is ${start}`);
       return;
     }
-    await expect(mode.start([{ hostIP: '127.0.0.1', hostPort: 1023, containerPort: 8000 }]))
-      .rejects.toMatchObject({ code: 'EACCES', details: { hostIP: '127.0.0.1', hostPort: 1023, protocol: 'tcp' } });
+    await expect(mode.start([{ hostIP: '127.0.0.1', hostPort: 1023, containerPort: 8000 }])).rejects.toMatchObject({
+      code: 'EACCES',
+      details: { hostIP: '127.0.0.1', hostPort: 1023, protocol: 'tcp' },
+    });
   });
 
   it('exits within a second when its owner is killed with SIGKILL', async () => {

@@ -23,7 +23,9 @@ describe('spawnHelper', () => {
       expect(link(3)).toMatch(/^pipe:/);
       expect(link(4)).toMatch(/^pipe:/);
       expect(link(1)).toMatch(/^\/memfd:cat-log/);
-      const stat = readFileSync(`/proc/${h.pid}/stat`, 'utf8').replace(/\(.*\)/, '').split(/\s+/);
+      const stat = readFileSync(`/proc/${h.pid}/stat`, 'utf8')
+        .replace(/\(.*\)/, '')
+        .split(/\s+/);
       expect(Number(stat[3])).toBe(h.pid); // process group id
       expect(fds(h.pid)).toBe('cat\0');
       // Node ignores SIGPIPE and the spawn blocks signals around fork: the helper starts with neither.

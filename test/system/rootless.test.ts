@@ -98,8 +98,18 @@ const { Slirp4netns } = require(${JSON.stringify(api + '/slirp4netns')});
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.uid).toBe(user!.uid);
     expect(r.idMap).toBe('subid'); // useradd gave the user a subordinate range
-    expect(r.uidMap.trim().split('\n').map((l: string) => l.trim().split(/\s+/).map(Number))).toEqual([[0, user!.uid, 1], [1, expect.any(Number), 65536]]);
-    expect(r.args).toEqual(expect.arrayContaining([`--userns-path=/proc/${r.holder}/ns/user`, '--netns-type=path', `/proc/${r.holder}/ns/net`, '--enable-sandbox']));
+    expect(
+      r.uidMap
+        .trim()
+        .split('\n')
+        .map((l: string) => l.trim().split(/\s+/).map(Number)),
+    ).toEqual([
+      [0, user!.uid, 1],
+      [1, expect.any(Number), 65536],
+    ]);
+    expect(r.args).toEqual(
+      expect.arrayContaining([`--userns-path=/proc/${r.holder}/ns/user`, '--netns-type=path', `/proc/${r.holder}/ns/net`, '--enable-sandbox']),
+    );
     expect(r.insideUid).toBe('0');
     expect(r.addr).toContain('inet 10.0.2.100/24');
     expect(r.link).toContain(' mtu 1500 ');

@@ -72,7 +72,10 @@ describeRoot('runtime reliability', () => {
 
   test('gc removes the temp files of state and cache writes whose writer is gone', async () => {
     await rt.list();
-    const stale = [path.join(dir, 'state', 'sandboxes', '.rel-x.json.4194999-0a0b0c0d.tmp'), path.join(cni.cacheDir, 'results', '.rel-x-eth0.4194999-0a0b0c0d.tmp')];
+    const stale = [
+      path.join(dir, 'state', 'sandboxes', '.rel-x.json.4194999-0a0b0c0d.tmp'),
+      path.join(cni.cacheDir, 'results', '.rel-x-eth0.4194999-0a0b0c0d.tmp'),
+    ];
     for (const f of stale) {
       mkdirSync(path.dirname(f), { recursive: true });
       writeFileSync(f, '{');

@@ -35,7 +35,11 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
   afterAll(async () => {
     for (const s of await rt.list()) await rt.teardown(s.id).catch(() => {});
     await rt.cni.removeNetwork(NET).catch(() => {});
-    try { execFileSync('ip', ['link', 'del', 'pnrt0'], { stdio: 'ignore' }); } catch { /* not there */ }
+    try {
+      execFileSync('ip', ['link', 'del', 'pnrt0'], { stdio: 'ignore' });
+    } catch {
+      /* not there */
+    }
     rmSync(`/var/lib/cni/networks/${NET}`, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
@@ -69,7 +73,12 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
 
   it.each(['rootlesskit', 'slirp4netns'])('slirp4netns as root, port_handler=%s: hostPort 0 gets a free port that reaches the server', async (handler) => {
     const id = uniqueName('rt-slirp');
-    const sb = await rt.createSandbox({ id, network: 'slirp4netns', networkOptions: [`port_handler=${handler}`], portMappings: [{ hostPort: 0, containerPort: 8000 }] });
+    const sb = await rt.createSandbox({
+      id,
+      network: 'slirp4netns',
+      networkOptions: [`port_handler=${handler}`],
+      portMappings: [{ hostPort: 0, containerPort: 8000 }],
+    });
     const port = sb.portMappings[0].hostPort;
     expect(port).toBeGreaterThan(0);
     const server = await rt.spawn(id, process.execPath, ['-e', SERVER(8000)], { stdio: 'ignore' });
@@ -133,7 +142,9 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     const own = await NetNS.create({ name: uniqueName('podnet-rt-own') });
     try {
       const byPath = await rt.createSandbox({ id: uniqueName('rt-ns'), network: `ns:${own.path}` });
-      const links = execFileSync('ip', ['-n', path.basename(none.netnsPath!), '-o', 'link'], { encoding: 'utf8' }).trim().split('\n');
+      const links = execFileSync('ip', ['-n', path.basename(none.netnsPath!), '-o', 'link'], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
       expect(links).toHaveLength(1);
       expect(links[0]).toMatch(/^1: lo: <LOOPBACK,UP,LOWER_UP>/);
       expect(joiner.netnsPath).toBe(none.netnsPath);
@@ -224,11 +235,26 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     await fresh.cni.setUpPod({ id: `${prefix}-orphan`, netnsPath: orphan.path, networks: [NET] });
     const half = await NetNS.create({ name: `${fresh.netnsPrefix}${prefix}-half` });
     half.close();
-    writeFileSync(path.join(opts().stateDir, 'sandboxes', `${prefix}-half.json`), JSON.stringify({
-      version: 1, id: `${prefix}-half`, name: `${prefix}-half`, cniPodName: `${prefix}-half`, mode: 'none', status: 'creating',
-      netnsPath: half.path, ownsNetns: true, networks: [], portMappings: [], networkOptions: [], results: [],
-      owner: { pid: child.pid, start: 1 }, helpers: {}, createdAt: new Date().toISOString(),
-    }));
+    writeFileSync(
+      path.join(opts().stateDir, 'sandboxes', `${prefix}-half.json`),
+      JSON.stringify({
+        version: 1,
+        id: `${prefix}-half`,
+        name: `${prefix}-half`,
+        cniPodName: `${prefix}-half`,
+        mode: 'none',
+        status: 'creating',
+        netnsPath: half.path,
+        ownsNetns: true,
+        networks: [],
+        portMappings: [],
+        networkOptions: [],
+        results: [],
+        owner: { pid: child.pid, start: 1 },
+        helpers: {},
+        createdAt: new Date().toISOString(),
+      }),
+    );
     const removed = await fresh.gc();
     expect(removed.sandboxes).toEqual([`${prefix}-half`]);
     expect(removed.cniAttachments).toEqual([`${NET}/${prefix}-orphan/eth0`]);

@@ -26,7 +26,6 @@ export function startServer(spawn: (cmd: string, args: string[]) => ChildProcess
   });
 }
 
-
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
 
 describeRoot('Slirp4netns (root)', () => {
@@ -69,9 +68,7 @@ describeRoot('Slirp4netns (root)', () => {
       server = await startServer((c, a) => ns.spawn(c, a, { stdio: ['ignore', 'pipe', 'inherit'] }));
       const id = await s.addHostForward({ hostAddr: '127.0.0.1', hostPort: 19001, guestPort: 8080 });
       expect(await tcpRead(19001)).toBe('hello from 10.0.2.100');
-      expect(await s.listHostForwards()).toEqual([
-        { id, proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 19001, guestAddr: '10.0.2.100', guestPort: 8080 },
-      ]);
+      expect(await s.listHostForwards()).toEqual([{ id, proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 19001, guestAddr: '10.0.2.100', guestPort: 8080 }]);
       // the same port twice: slirp4netns's error, naming the mapping
       await expect(s.addHostForward({ hostAddr: '127.0.0.1', hostPort: 19001, guestPort: 8080 })).rejects.toMatchObject({
         code: 'ERR_SLIRP_API',
@@ -91,7 +88,7 @@ describeRoot('Slirp4netns (root)', () => {
     expect(spawnFdCount()).toBe(fdsBefore);
   });
 
-  test('the sandbox does not take the host\'s /run/netns bind mounts with it', async () => {
+  test("the sandbox does not take the host's /run/netns bind mounts with it", async () => {
     const other = await NetNS.create({ name: uniqueName('pn-sl-keep') });
     try {
       const hostForwards = hostForwardsFromPortMappings([{ hostIP: '127.0.0.1', hostPort: 19003, containerPort: 8080, protocol: 'tcp,udp' }]);
@@ -153,7 +150,7 @@ describeRoot('Slirp4netns (root)', () => {
     });
 
     test('a binary that exits at once is reported within 50 ms of its exit', async () => {
-      let err: Error & { code?: string; details?: { output?: string; pid?: number } } | undefined;
+      let err: (Error & { code?: string; details?: { output?: string; pid?: number } }) | undefined;
       try {
         await Slirp4netns.start({ netns: ns.path, binary: path.join(fakes, 'exits') });
       } catch (e) {
@@ -167,9 +164,9 @@ describeRoot('Slirp4netns (root)', () => {
       expect(alive(err!.details!.pid!)).toBe(false);
     });
 
-    test('a bad namespace path: slirp4netns\'s own message, within 50 ms of its exit', async () => {
+    test("a bad namespace path: slirp4netns's own message, within 50 ms of its exit", async () => {
       const bad = '/run/netns/pn-sl-does-not-exist';
-      let err: Error & { code?: string; details?: { output?: string; pid?: number } } | undefined;
+      let err: (Error & { code?: string; details?: { output?: string; pid?: number } }) | undefined;
       await Slirp4netns.start({ netns: bad, binary: path.join(fakes, 'timed') }).catch((e) => (err = e));
       const reportedAt = Date.now();
       expect(err).toMatchObject({ code: 'ERR_HELPER_EXITED', message: expect.stringContaining(bad) });

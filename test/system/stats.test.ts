@@ -266,7 +266,8 @@ describeRoot('linkStats of a rootless (slirp4netns) sandbox', () => {
     await releaseStats(nsPath);
 
     // The user's own podnet process cannot setns there directly; it reads through a forked helper.
-    const script = `require(${JSON.stringify(`${user.pkg}/dist`)}).linkStats(${JSON.stringify(nsPath)}, 'tap0')` +
+    const script =
+      `require(${JSON.stringify(`${user.pkg}/dist`)}).linkStats(${JSON.stringify(nsPath)}, 'tap0')` +
       '.then((s) => console.log(JSON.stringify(s)), (e) => { console.error(e.code, e.message); process.exit(1); })';
     const out = await user.run(process.execPath, ['-e', script]);
     const mine = JSON.parse(out.stdout) as LinkStats;

@@ -13,7 +13,10 @@ import { ResultFormatError, convertResult, normalizeResult, parseResult } from '
 describe('CNI results', () => {
   const v031 = {
     cniVersion: '0.3.1',
-    interfaces: [{ name: 'br0', mac: '0a:00:00:00:00:01' }, { name: 'eth0', mac: '0a:00:00:00:00:02', sandbox: '/run/netns/x' }],
+    interfaces: [
+      { name: 'br0', mac: '0a:00:00:00:00:01' },
+      { name: 'eth0', mac: '0a:00:00:00:00:02', sandbox: '/run/netns/x' },
+    ],
     ips: [
       { version: '4', address: '10.1.0.5/24', gateway: '10.1.0.1', interface: 1 },
       { version: '6', address: 'fd00::5/64', gateway: 'fd00::1', interface: 1 },
@@ -177,8 +180,18 @@ describe('port mappings', () => {
   });
 
   it('refuses the same host port twice, allows it on different protocols', () => {
-    expect(() => checkPortMappings([{ hostPort: 18000, containerPort: 1 }, { hostPort: 18000, containerPort: 2 }])).toThrow(/also in portMappings\[0\]/);
-    expect(checkPortMappings([{ hostPort: 18000, containerPort: 1 }, { hostPort: 18000, containerPort: 2, protocol: 'udp' }])).toHaveLength(2);
+    expect(() =>
+      checkPortMappings([
+        { hostPort: 18000, containerPort: 1 },
+        { hostPort: 18000, containerPort: 2 },
+      ]),
+    ).toThrow(/also in portMappings\[0\]/);
+    expect(
+      checkPortMappings([
+        { hostPort: 18000, containerPort: 1 },
+        { hostPort: 18000, containerPort: 2, protocol: 'udp' },
+      ]),
+    ).toHaveLength(2);
   });
 });
 

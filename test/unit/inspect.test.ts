@@ -22,12 +22,7 @@ const ctrIf = [
 describe('resultToBasicNetworkConfig with results captured from the real bridge + host-local plugins', () => {
   const files = readdirSync(fixtures).filter((f) => f.startsWith('bridge-'));
   it('has 0.4.0 and 1.0.0, IPv4 and dual-stack captures', () => {
-    expect(files.sort()).toEqual([
-      'bridge-0.4.0-dualstack.json',
-      'bridge-0.4.0-ipv4.json',
-      'bridge-1.0.0-dualstack.json',
-      'bridge-1.0.0-ipv4.json',
-    ]);
+    expect(files.sort()).toEqual(['bridge-0.4.0-dualstack.json', 'bridge-0.4.0-ipv4.json', 'bridge-1.0.0-dualstack.json', 'bridge-1.0.0-ipv4.json']);
   });
 
   it.each(files)('%s: addresses, gateways and the sandbox MAC', (file) => {
@@ -148,7 +143,13 @@ describe('resultToBasicNetworkConfig vectors', () => {
 });
 
 describe('toNetworkSettings', () => {
-  const res = r([{ address: '10.89.64.5/24', gateway: '10.89.64.1', interface: 0 }, { address: 'fd00::5/64', gateway: 'fd00::1', interface: 0 }], ctrIf);
+  const res = r(
+    [
+      { address: '10.89.64.5/24', gateway: '10.89.64.1', interface: 0 },
+      { address: 'fd00::5/64', gateway: 'fd00::1', interface: 0 },
+    ],
+    ctrIf,
+  );
 
   it('serializes exactly as podman inspect prints NetworkSettings (field order, empty values)', () => {
     const s = toNetworkSettings({
@@ -166,7 +167,12 @@ describe('toNetworkSettings', () => {
   });
 
   it('named networks: sorted entries with NetworkID and null Docker-only fields; top level empty', () => {
-    const s = toNetworkSettings({ netnsPath: '/run/netns/n', networks: ['zeta', 'alpha'], results: [res, r([{ address: '10.89.65.9/24' }])], aliases: { zeta: ['web'] } });
+    const s = toNetworkSettings({
+      netnsPath: '/run/netns/n',
+      networks: ['zeta', 'alpha'],
+      results: [res, r([{ address: '10.89.65.9/24' }])],
+      aliases: { zeta: ['web'] },
+    });
     expect(Object.keys(s.Networks!)).toEqual(['alpha', 'zeta']);
     expect(s.Networks!.alpha.IPAddress).toBe('10.89.65.9');
     expect(JSON.stringify(s.Networks!.zeta)).toBe(
@@ -213,7 +219,9 @@ describe('toNetworkSettings', () => {
     expect(() => toNetworkSettings({ netnsPath: '/x', networks: ['a'], results: [res, res] })).toThrow(
       expect.objectContaining({ code: 'ERR_INSPECT_MISMATCH', message: expect.stringMatching(/1 network\(s\) \[a\] but have 2/) }),
     );
-    expect(() => toNetworkSettings({ netnsPath: '/x', networks: ['a', 'b'], results: [res] })).toThrow(expect.objectContaining({ code: 'ERR_INSPECT_MISMATCH' }));
+    expect(() => toNetworkSettings({ netnsPath: '/x', networks: ['a', 'b'], results: [res] })).toThrow(
+      expect.objectContaining({ code: 'ERR_INSPECT_MISMATCH' }),
+    );
     expect(() => toNetworkSettings({ netnsPath: '/x', networks: [], results: [res, res] })).toThrow(expect.objectContaining({ code: 'ERR_INSPECT_MISMATCH' }));
   });
 
@@ -251,12 +259,16 @@ describe('resolveNetnsPath (container:<id> chains)', () => {
   });
 
   it('a cycle is ERR_NETNS_CYCLE naming the chain, not a hang', () => {
-    expect(() => resolveNetnsPath('a', lookup)).toThrow(expect.objectContaining({ code: 'ERR_NETNS_CYCLE', message: expect.stringContaining('a -> b -> c -> a') }));
+    expect(() => resolveNetnsPath('a', lookup)).toThrow(
+      expect.objectContaining({ code: 'ERR_NETNS_CYCLE', message: expect.stringContaining('a -> b -> c -> a') }),
+    );
     expect(() => resolveNetnsPath('self', lookup)).toThrow(expect.objectContaining({ code: 'ERR_NETNS_CYCLE' }));
   });
 
   it('an unknown sandbox in the chain is ERR_NO_SUCH_SANDBOX', () => {
-    expect(() => resolveNetnsPath('orphan', lookup)).toThrow(expect.objectContaining({ code: 'ERR_NO_SUCH_SANDBOX', message: expect.stringMatching(/'gone' \(joined by orphan\)/) }));
+    expect(() => resolveNetnsPath('orphan', lookup)).toThrow(
+      expect.objectContaining({ code: 'ERR_NO_SUCH_SANDBOX', message: expect.stringMatching(/'gone' \(joined by orphan\)/) }),
+    );
     expect(() => resolveNetnsPath('', lookup)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
   });
 });

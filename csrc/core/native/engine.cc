@@ -2,6 +2,7 @@
 // the topology).
 #include "engine.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
@@ -11,7 +12,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -64,16 +64,19 @@ std::string RecordPath(const Config& cfg, const std::string& network, const std:
 }
 
 json ToJson(const Attachment& a) {
-  json j = {{"network", a.network}, {"containerId", a.containerId}, {"ifname", a.ifname},
-            {"hostIfname", a.hostIfname}, {"mac", a.mac}, {"hostMac", a.hostMac}, {"mtu", a.mtu}};
+  json j = {{"network", a.network}, {"containerId", a.containerId}, {"ifname", a.ifname}, {"hostIfname", a.hostIfname},
+            {"mac", a.mac},         {"hostMac", a.hostMac},         {"mtu", a.mtu}};
   j["ips"] = json::array();
   for (const auto& ip : a.ips) j["ips"].push_back({{"address", ip.address}, {"gateway", ip.gateway}});
   j["routes"] = json::array();
   for (const auto& r : a.routes) j["routes"].push_back({{"dst", r.dst}, {"gw", r.gw}});
   j["ports"] = json::array();
   for (const auto& p : a.ports)
-    j["ports"].push_back({{"protocol", p.protocol}, {"hostIp", p.hostIp}, {"hostPort", p.hostPort},
-                          {"containerPort", p.containerPort}, {"range", p.range}});
+    j["ports"].push_back({{"protocol", p.protocol},
+                          {"hostIp", p.hostIp},
+                          {"hostPort", p.hostPort},
+                          {"containerPort", p.containerPort},
+                          {"range", p.range}});
   return j;
 }
 
@@ -107,8 +110,7 @@ bool FromJson(const std::string& text, Attachment* a) {
 // The nftables elements of a sandbox's port mappings, keyed by map name:
 // "key : address . port" strings (keys alone when `keysOnly`).
 std::vector<std::pair<std::string, std::string>> PortElements(const std::vector<PortMapping>& ports,
-                                                              const std::vector<IpAddr>& ips,
-                                                              bool keysOnly) {
+                                                              const std::vector<IpAddr>& ips, bool keysOnly) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& m : ports) {
     IpAddr hostIp;
@@ -124,17 +126,15 @@ std::vector<std::pair<std::string, std::string>> PortElements(const std::vector<
           key = FormatIp(hostIp) + " . " + key;
           map = "hpa" + sfx;
         }
-        out.emplace_back(map, keysOnly ? key
-                                       : key + " : " + FormatIp(ip) + " . " +
-                                             std::to_string(m.containerPort + i));
+        out.emplace_back(map,
+                         keysOnly ? key : key + " : " + FormatIp(ip) + " . " + std::to_string(m.containerPort + i));
       }
     }
   }
   return out;
 }
 
-std::string ElementCommands(const char* verb,
-                            const std::vector<std::pair<std::string, std::string>>& elems) {
+std::string ElementCommands(const char* verb, const std::vector<std::pair<std::string, std::string>>& elems) {
   std::string s;
   for (const char* map : {"hp4", "hp6", "hpa4", "hpa6"}) {
     std::string list;
@@ -174,8 +174,7 @@ void AddNeigh(NlBatch& b, int ifindex, const IpAddr& ip, const uint8_t mac[6]) {
   b.Put(NDA_LLADDR, mac, 6);
 }
 
-void AddRoute(NlBatch& b, int ifindex, const IpAddr& dst, int dstLen, const IpAddr* gw,
-              const IpAddr* src) {
+void AddRoute(NlBatch& b, int ifindex, const IpAddr& dst, int dstLen, const IpAddr* gw, const IpAddr* src) {
   rtmsg rt{};
   rt.rtm_family = dst.family;
   rt.rtm_dst_len = dstLen;
@@ -194,8 +193,10 @@ void AddRoute(NlBatch& b, int ifindex, const IpAddr& dst, int dstLen, const IpAd
 
 int ValidateRequest(const AttachRequest& r, Error* err) {
   if (!ValidName(r.network)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network name '" + r.network + "'");
-  if (!ValidName(r.containerId)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid container id '" + r.containerId + "'");
-  if (!ValidIfname(r.ifname)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid interface name '" + r.ifname + "'");
+  if (!ValidName(r.containerId))
+    return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid container id '" + r.containerId + "'");
+  if (!ValidIfname(r.ifname))
+    return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid interface name '" + r.ifname + "'");
   if (r.netnsPath.empty()) return Fail(err, ErrorKind::kInvalid, -EINVAL, "no network namespace path");
   uint8_t mac[6];
   if (!r.mac.empty() && (!ParseMac(r.mac, mac) || (mac[0] & 1)))
@@ -206,12 +207,12 @@ int ValidateRequest(const AttachRequest& r, Error* err) {
   }
   std::set<std::string> seen;
   for (const auto& p : r.ports) {
-    const std::string what = "port mapping " + p.protocol + " " + std::to_string(p.hostPort) + ":" +
-                             std::to_string(p.containerPort);
+    const std::string what =
+        "port mapping " + p.protocol + " " + std::to_string(p.hostPort) + ":" + std::to_string(p.containerPort);
     if (p.protocol != "tcp" && p.protocol != "udp" && p.protocol != "sctp")
       return Fail(err, ErrorKind::kInvalid, -EINVAL, what + ": protocol must be tcp, udp or sctp");
-    if (p.hostPort == 0 || p.containerPort == 0 || p.range == 0 ||
-        p.hostPort + p.range - 1 > 65535 || p.containerPort + p.range - 1 > 65535)
+    if (p.hostPort == 0 || p.containerPort == 0 || p.range == 0 || p.hostPort + p.range - 1 > 65535 ||
+        p.containerPort + p.range - 1 > 65535)
       return Fail(err, ErrorKind::kInvalid, -EINVAL, what + ": ports must be within 1-65535");
     IpAddr h;
     if (!p.hostIp.empty() && !ParseIp(p.hostIp, &h))
@@ -225,8 +226,7 @@ int ValidateRequest(const AttachRequest& r, Error* err) {
 
 }  // namespace
 
-std::string HostIfname(const std::string& network, const std::string& containerId,
-                       const std::string& ifname) {
+std::string HostIfname(const std::string& network, const std::string& containerId, const std::string& ifname) {
   // FNV-1a, 64 bits; 13 hex digits fit IFNAMSIZ after the "pn" prefix.
   uint64_t h = 1469598103934665603ull;
   for (const std::string* s : {&network, &containerId, &ifname}) {
@@ -255,7 +255,8 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
       bool has = false;
       for (const auto& pr : net.prefixes) has = has || pr.base.family == h.family;
       if (!has)
-        return Fail(err, ErrorKind::kInvalid, -EINVAL, "host IP " + p.hostIp + " has no subnet of its family on network " + net.def.name);
+        return Fail(err, ErrorKind::kInvalid, -EINVAL,
+                    "host IP " + p.hostIp + " has no subnet of its family on network " + net.def.name);
     }
   }
   const std::string recordPath = RecordPath(cfg, req.network, req.containerId, req.ifname);
@@ -266,8 +267,8 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
   Fd nsfd(OpenNetnsFd(req.netnsPath.c_str(), &st));
   if (!nsfd) {
     int e = nsfd.get();
-    return Fail(err, e == -kNotNetns ? ErrorKind::kInvalid : ErrorKind::kSystem,
-                e == -kNotNetns ? -EINVAL : e, req.netnsPath + " is not a network namespace");
+    return Fail(err, e == -kNotNetns ? ErrorKind::kInvalid : ErrorKind::kSystem, e == -kNotNetns ? -EINVAL : e,
+                req.netnsPath + " is not a network namespace");
   }
   if ((rc = EnsureOnce(cfg, net, false, err)) < 0) return rc;
 
@@ -360,7 +361,8 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
       rc = host.Run(b);
     }
     if (rc == -EEXIST)
-      return undo(Fail(err, ErrorKind::kAlreadyAttached, rc, "interface " + hostIf + " or " + req.ifname + " in " + req.netnsPath + " already exists"));
+      return undo(Fail(err, ErrorKind::kAlreadyAttached, rc,
+                       "interface " + hostIf + " or " + req.ifname + " in " + req.netnsPath + " already exists"));
     if (rc < 0) return undo(Fail(err, ErrorKind::kSystem, rc, "cannot create veth pair " + hostIf + "/" + req.ifname));
     linkAdded = true;
   }
@@ -431,8 +433,7 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
   size_t failed = 0;
   if ((rc = ns.Run(in, &failed)) < 0)
     return undo(Fail(err, ErrorKind::kSystem, rc, "cannot configure " + req.ifname + " in " + req.netnsPath));
-  if ((rc = host.Run(out2, &failed)) < 0)
-    return undo(Fail(err, ErrorKind::kSystem, rc, "cannot route to " + hostIf));
+  if ((rc = host.Run(out2, &failed)) < 0) return undo(Fail(err, ErrorKind::kSystem, rc, "cannot route to " + hostIf));
   if (v4ports) {
     // 127.0.0.1:hostPort is DNATed to the sandbox: the kernel routes a
     // loopback source out of this link only with route_localnet.
@@ -444,8 +445,7 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
   }
 
   // The record lets Detach and Check work from another process.
-  if ((rc = MkdirP(RecordDir(cfg, req.network), 0700)) < 0 ||
-      (rc = WriteFileAtomic(recordPath, ToJson(a).dump())) < 0)
+  if ((rc = MkdirP(RecordDir(cfg, req.network), 0700)) < 0 || (rc = WriteFileAtomic(recordPath, ToJson(a).dump())) < 0)
     return undo(Fail(err, ErrorKind::kSystem, rc, "cannot write " + recordPath));
   *out = std::move(a);
   return 0;
@@ -465,8 +465,7 @@ int GetAttachment(const Config& cfg, const std::string& network, const std::stri
   return 0;
 }
 
-int ListAttachments(const Config& cfg, const std::string& network, std::vector<Attachment>* out,
-                    Error* err) {
+int ListAttachments(const Config& cfg, const std::string& network, std::vector<Attachment>* out, Error* err) {
   if (!ValidName(network)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network name '" + network + "'");
   const std::string dir = RecordDir(cfg, network);
   DIR* d = opendir(dir.c_str());
@@ -495,8 +494,8 @@ std::vector<IpAddr> RecordIps(const Attachment& a) {
 
 }  // namespace
 
-int Detach(const Config& cfg, const std::string& network, const std::string& containerId,
-           const std::string& ifname, const std::string& netnsPath, Error* err, bool keepLink) {
+int Detach(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
+           const std::string& netnsPath, Error* err, bool keepLink) {
   if (!ValidName(network) || !ValidName(containerId) || !ValidIfname(ifname))
     return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network, container id or interface name");
   const std::string owner = OwnerText(containerId, ifname);
@@ -528,8 +527,8 @@ int Detach(const Config& cfg, const std::string& network, const std::string& con
   return 0;
 }
 
-int Check(const Config& cfg, const std::string& network, const std::string& containerId,
-          const std::string& ifname, const std::string& netnsPath, Error* err) {
+int Check(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
+          const std::string& netnsPath, Error* err) {
   Attachment a;
   int rc = GetAttachment(cfg, network, containerId, ifname, &a, err);
   if (rc < 0) return rc;
@@ -554,24 +553,27 @@ int Check(const Config& cfg, const std::string& network, const std::string& cont
     int index = ns.IfIndex(ifname);
     if (index < 0) return Fail(err, ErrorKind::kInvalid, index, ifname + " is missing in " + netnsPath);
     std::vector<IpAddr> have;
-    if ((rc = ns.Addresses(index, &have)) < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot list addresses of " + ifname);
+    if ((rc = ns.Addresses(index, &have)) < 0)
+      return Fail(err, ErrorKind::kSystem, rc, "cannot list addresses of " + ifname);
     for (const auto& ip : ips) {
       bool found = false;
       for (const auto& h : have) found = found || (h.family == ip.family && ToU128(h) == ToU128(ip));
-      if (!found) return Fail(err, ErrorKind::kInvalid, -ENOENT, FormatIp(ip) + " is missing on " + ifname + " in " + netnsPath);
+      if (!found)
+        return Fail(err, ErrorKind::kInvalid, -ENOENT, FormatIp(ip) + " is missing on " + ifname + " in " + netnsPath);
     }
   }
   auto keys = PortElements(a.ports, ips, true);
   if (!keys.empty()) {
     std::string errText;
     rc = NftRun(ElementCommands("get", keys), &errText);
-    if (rc < 0) return Fail(err, ErrorKind::kInvalid, rc, "published ports of " + containerId + " are missing: " + errText);
+    if (rc < 0)
+      return Fail(err, ErrorKind::kInvalid, rc, "published ports of " + containerId + " are missing: " + errText);
   }
   return 0;
 }
 
-int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& live,
-       GcStats* stats, Error* err, const std::string& onlyPrefix) {
+int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& live, GcStats* stats, Error* err,
+       const std::string& onlyPrefix) {
   if (!ValidName(network)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network name '" + network + "'");
   GcStats st;
   std::set<std::string> liveOwners;
@@ -643,7 +645,8 @@ int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& 
           }
         }
       } catch (const std::exception& e) {
-        return Fail(err, ErrorKind::kNftables, -EINVAL, std::string("cannot read podnet's port map ") + map + ": " + e.what());
+        return Fail(err, ErrorKind::kNftables, -EINVAL,
+                    std::string("cannot read podnet's port map ") + map + ": " + e.what());
       }
     }
     for (const auto& k : stale)

@@ -32,16 +32,16 @@ namespace native {
 // What went wrong, for the caller to map onto its own error types.
 enum class ErrorKind {
   kNone = 0,
-  kSystem,          // a system call failed: code = -errno
-  kInvalid,         // bad input (name, address, port, MAC, JSON), nothing was changed
-  kNoNetwork,       // no definition file for the network
-  kPoolExhausted,   // no free address left in a subnet
-  kAddressInUse,    // a requested static address is leased to another container
-  kPortInUse,       // a host port (protocol, host IP, port) is published by another sandbox
-  kAlreadyAttached, // this container + interface is already attached to the network
-  kNoLibrary,       // libnftables cannot be loaded (message names the Debian package)
-  kNftables,        // nftables refused a command (message has its error text)
-  kUnsupported,     // a kernel feature is missing
+  kSystem,           // a system call failed: code = -errno
+  kInvalid,          // bad input (name, address, port, MAC, JSON), nothing was changed
+  kNoNetwork,        // no definition file for the network
+  kPoolExhausted,    // no free address left in a subnet
+  kAddressInUse,     // a requested static address is leased to another container
+  kPortInUse,        // a host port (protocol, host IP, port) is published by another sandbox
+  kAlreadyAttached,  // this container + interface is already attached to the network
+  kNoLibrary,        // libnftables cannot be loaded (message names the Debian package)
+  kNftables,         // nftables refused a command (message has its error text)
+  kUnsupported,      // a kernel feature is missing
 };
 
 struct Error {
@@ -78,7 +78,7 @@ struct PortMapping {
 
 struct AttachRequest {
   std::string network;
-  std::string containerId;     // ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$
+  std::string containerId;  // ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$
   std::string ifname = "eth0";
   std::string netnsPath;
   std::vector<std::string> staticIps;  // plain addresses, each inside one subnet
@@ -99,10 +99,10 @@ struct Route {
 struct Attachment {
   std::string network;
   std::string containerId;
-  std::string ifname;     // inside the sandbox
-  std::string hostIfname; // host end of the veth pair
-  std::string mac;        // sandbox end
-  std::string hostMac;    // host end
+  std::string ifname;      // inside the sandbox
+  std::string hostIfname;  // host end of the veth pair
+  std::string mac;         // sandbox end
+  std::string hostMac;     // host end
   std::vector<IpConfig> ips;
   std::vector<Route> routes;
   std::vector<PortMapping> ports;
@@ -149,36 +149,33 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
 // next, and the veth pair (with the host route) goes with it in the kernel's
 // namespace cleanup, off the caller's time: deleting a link waits for an RCU
 // grace period (synchronize_net), 10-30 ms on a loaded machine.
-int Detach(const Config& cfg, const std::string& network, const std::string& containerId,
-           const std::string& ifname, const std::string& netnsPath, Error* err,
-           bool keepLink = false);
+int Detach(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
+           const std::string& netnsPath, Error* err, bool keepLink = false);
 
 // Verifies that the attachment is whole (lease, record, host link, sandbox
 // link with its addresses, published ports); kInvalid/kSystem naming what is
 // missing.
-int Check(const Config& cfg, const std::string& network, const std::string& containerId,
-          const std::string& ifname, const std::string& netnsPath, Error* err);
+int Check(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
+          const std::string& netnsPath, Error* err);
 
 // The attachment record written by Attach (-ENOENT when there is none).
 int GetAttachment(const Config& cfg, const std::string& network, const std::string& containerId,
                   const std::string& ifname, Attachment* out, Error* err);
 
 // Every attachment record of the network.
-int ListAttachments(const Config& cfg, const std::string& network, std::vector<Attachment>* out,
-                    Error* err);
+int ListAttachments(const Config& cfg, const std::string& network, std::vector<Attachment>* out, Error* err);
 
 // Releases what owners not in `live` hold on the network: leases, records,
 // published-port elements (also elements whose address has no live lease,
 // left by an owner killed half-way) and host links. With `onlyPrefix`, only
 // owners whose container id starts with it are candidates (several runtimes
 // sharing one network each collect their own).
-int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& live,
-       GcStats* stats, Error* err, const std::string& onlyPrefix = "");
+int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& live, GcStats* stats, Error* err,
+       const std::string& onlyPrefix = "");
 
 // The host end's name for an attachment: "pn" + 13 hex digits of a hash of
 // network, container id and interface (stable, so another process finds it).
-std::string HostIfname(const std::string& network, const std::string& containerId,
-                       const std::string& ifname);
+std::string HostIfname(const std::string& network, const std::string& containerId, const std::string& ifname);
 
 }  // namespace native
 }  // namespace podnet

@@ -32,9 +32,8 @@ std::string Token(const Config& cfg, const Net& net) {
   if (ReadFile("/proc/sys/kernel/random/boot_id", &boot) < 0) return "";
   struct stat st;
   if (stat((cfg.networksDir + "/" + net.def.name + ".json").c_str(), &st) != 0) return "";
-  return boot + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
-         std::to_string(st.st_size) + "\n";
+  return boot + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_mtim.tv_sec) +
+         "." + std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_size) + "\n";
 }
 
 void PutAttr(char* buf, size_t* len, uint16_t type, const std::string& s) {
@@ -92,8 +91,7 @@ bool EnsureMarked(const Config& cfg, const Net& net) {
 
 void MarkEnsured(const Config& cfg, const Net& net) {
   std::string token = Token(cfg, net);
-  if (!token.empty() && MkdirP(NetStateDir(cfg, net.def.name), 0700) == 0)
-    WriteFileAtomic(MarkPath(cfg, net), token);
+  if (!token.empty() && MkdirP(NetStateDir(cfg, net.def.name), 0700) == 0) WriteFileAtomic(MarkPath(cfg, net), token);
 }
 
 }  // namespace native

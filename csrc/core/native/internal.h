@@ -33,7 +33,7 @@ struct Net {
 
 int LoadNet(const Config& cfg, const std::string& name, Net* out, Error* err);
 
-bool ValidName(const std::string& s);    // network name / container id
+bool ValidName(const std::string& s);  // network name / container id
 bool ValidIfname(const std::string& s);
 
 int Fail(Error* err, ErrorKind kind, int code, const std::string& message);
@@ -52,14 +52,12 @@ void MarkEnsured(const Config& cfg, const Net& net);
 std::string NetStateDir(const Config& cfg, const std::string& network);
 // Leases one address per subnet (the static ones asked for, else the next free).
 // `owner` is the lease file's content. On failure leases nothing.
-int Allocate(const Config& cfg, const Net& net, const std::vector<IpAddr>& statics,
-             const std::string& owner, std::vector<IpAddr>* out, Error* err);
+int Allocate(const Config& cfg, const Net& net, const std::vector<IpAddr>& statics, const std::string& owner,
+             std::vector<IpAddr>* out, Error* err);
 // Removes the lease of `ip` if `owner` holds it (or always when owner is empty).
-int Release(const Config& cfg, const std::string& network, const IpAddr& ip,
-            const std::string& owner);
+int Release(const Config& cfg, const std::string& network, const IpAddr& ip, const std::string& owner);
 // Every lease: address -> owner text.
-int ListLeases(const Config& cfg, const std::string& network,
-               std::vector<std::pair<IpAddr, std::string>>* out);
+int ListLeases(const Config& cfg, const std::string& network, std::vector<std::pair<IpAddr, std::string>>* out);
 std::string OwnerText(const std::string& containerId, const std::string& ifname);
 
 // Writes `data` to `path` atomically (temporary file + rename).

@@ -17,9 +17,7 @@
 namespace podnet {
 namespace native {
 
-std::string NetStateDir(const Config& cfg, const std::string& network) {
-  return cfg.stateDir + "/networks/" + network;
-}
+std::string NetStateDir(const Config& cfg, const std::string& network) { return cfg.stateDir + "/networks/" + network; }
 
 std::string OwnerText(const std::string& containerId, const std::string& ifname) {
   return containerId + "\n" + ifname + "\n";
@@ -42,8 +40,8 @@ int Take(const std::string& dir, const std::string& tmp, const IpAddr& ip) {
 
 }  // namespace
 
-int Allocate(const Config& cfg, const Net& net, const std::vector<IpAddr>& statics,
-             const std::string& owner, std::vector<IpAddr>* out, Error* err) {
+int Allocate(const Config& cfg, const Net& net, const std::vector<IpAddr>& statics, const std::string& owner,
+             std::vector<IpAddr>* out, Error* err) {
   const std::string dir = NetStateDir(cfg, net.def.name);
   int rc = MkdirP(dir, 0700);
   if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot create IPAM directory " + dir);
@@ -104,8 +102,7 @@ int Allocate(const Config& cfg, const Net& net, const std::vector<IpAddr>& stati
     unsigned __int128 start = 0;  // offset from base+1
     std::string hint;
     IpAddr last;
-    if (ReadFile(HintPath(dir, p.base.family), &hint) == 0 && ParseIp(hint, &last) &&
-        Contains(p, last)) {
+    if (ReadFile(HintPath(dir, p.base.family), &hint) == 0 && ParseIp(hint, &last) && Contains(p, last)) {
       unsigned __int128 off = ToU128(last) - base;  // 1-based
       start = off >= hosts ? 0 : off;               // the one after the hint
     }
@@ -139,8 +136,7 @@ int Allocate(const Config& cfg, const Net& net, const std::vector<IpAddr>& stati
   return 0;
 }
 
-int Release(const Config& cfg, const std::string& network, const IpAddr& ip,
-            const std::string& owner) {
+int Release(const Config& cfg, const std::string& network, const IpAddr& ip, const std::string& owner) {
   const std::string path = NetStateDir(cfg, network) + "/" + FormatIp(ip);
   if (!owner.empty()) {
     std::string held;
@@ -152,8 +148,7 @@ int Release(const Config& cfg, const std::string& network, const IpAddr& ip,
   return unlink(path.c_str()) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
-int ListLeases(const Config& cfg, const std::string& network,
-               std::vector<std::pair<IpAddr, std::string>>* out) {
+int ListLeases(const Config& cfg, const std::string& network, std::vector<std::pair<IpAddr, std::string>>* out) {
   const std::string dir = NetStateDir(cfg, network);
   DIR* d = opendir(dir.c_str());
   if (!d) return errno == ENOENT ? 0 : -errno;

@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <net/if.h>
 #include <linux/if_addr.h>
+#include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -49,9 +49,7 @@ size_t NlBatch::NestBegin(uint16_t type) {
   return at;
 }
 
-void NlBatch::NestEnd(size_t at) {
-  reinterpret_cast<rtattr*>(&buf_[at])->rta_len = buf_.size() - at;
-}
+void NlBatch::NestEnd(size_t at) { reinterpret_cast<rtattr*>(&buf_[at])->rta_len = buf_.size() - at; }
 
 int Netlink::Open(Netlink* out) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -65,8 +63,7 @@ namespace {
 // Reads replies until `pending` sequence numbers got their ACK or error.
 // Calls `onData` for data messages.
 template <typename F>
-int ReadReplies(int fd, uint32_t first, size_t n, size_t* failed, const std::vector<int>& ignore,
-                F onData) {
+int ReadReplies(int fd, uint32_t first, size_t n, size_t* failed, const std::vector<int>& ignore, F onData) {
   std::vector<char> buf(32768);
   size_t done = 0;
   int rc = 0;
@@ -76,14 +73,12 @@ int ReadReplies(int fd, uint32_t first, size_t n, size_t* failed, const std::vec
       if (errno == EINTR) continue;
       return -errno;
     }
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, got);
-         h = NLMSG_NEXT(h, got)) {
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, got); h = NLMSG_NEXT(h, got)) {
       if (h->nlmsg_seq < first || h->nlmsg_seq >= first + n) continue;
       if (h->nlmsg_type == NLMSG_ERROR) {
         auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
         int err = -e->error;
-        if (err != 0 && rc == 0 &&
-            std::find(ignore.begin(), ignore.end(), err) == ignore.end()) {
+        if (err != 0 && rc == 0 && std::find(ignore.begin(), ignore.end(), err) == ignore.end()) {
           rc = -err;
           if (failed) *failed = h->nlmsg_seq - first;
         }
@@ -109,8 +104,7 @@ int Netlink::Run(NlBatch& b, size_t* failed, std::vector<int> ignore) {
   sa.nl_family = AF_NETLINK;
   ssize_t sent;
   do {
-    sent = sendto(fd_.get(), b.buf_.data(), b.buf_.size(), 0, reinterpret_cast<sockaddr*>(&sa),
-                  sizeof sa);
+    sent = sendto(fd_.get(), b.buf_.data(), b.buf_.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return -errno;
   return ReadReplies(fd_.get(), first, b.count(), failed, ignore, [](nlmsghdr*) {});
@@ -132,8 +126,7 @@ int Netlink::IfIndex(const std::string& name) {
   if (send(fd_.get(), b.buf_.data(), b.buf_.size(), 0) < 0) return -errno;
   int index = -ENODEV;
   int rc = ReadReplies(fd_.get(), seq, 1, nullptr, {}, [&](nlmsghdr* h) {
-    if (h->nlmsg_type == RTM_NEWLINK)
-      index = static_cast<ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
+    if (h->nlmsg_type == RTM_NEWLINK) index = static_cast<ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
   });
   return rc < 0 ? rc : index;
 }

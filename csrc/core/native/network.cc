@@ -4,9 +4,9 @@
 // on the host, and an accept for podnet's interfaces in iptables' filter
 // FORWARD chain when that chain exists (Docker sets its policy to DROP).
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_addr.h>
 #include <net/if.h>
-#include <fcntl.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -55,8 +55,7 @@ int LoadNet(const Config& cfg, const std::string& name, Net* out, Error* err) {
   std::set<int> families;
   for (const auto& s : net.def.subnets) {
     Prefix p;
-    if (!ParsePrefix(s.subnet, &p))
-      return Fail(err, ErrorKind::kInvalid, -EINVAL, path + ": bad subnet " + s.subnet);
+    if (!ParsePrefix(s.subnet, &p)) return Fail(err, ErrorKind::kInvalid, -EINVAL, path + ": bad subnet " + s.subnet);
     // Room for a gateway and at least one sandbox.
     if (p.bits > (p.base.family == AF_INET ? 30 : 126))
       return Fail(err, ErrorKind::kInvalid, -EINVAL, path + ": subnet " + s.subnet + " is too small");
@@ -178,10 +177,10 @@ std::string NetworkElements(const Net& net) {
     const std::string sfx = p.base.family == AF_INET ? "4" : "6", cidr = FormatPrefix(p);
     s += "add element inet podnet nets" + sfx + " { " + cidr + " }\n";
     s += "add element inet podnet from" + sfx + " { " + cidr + " : jump " + chain + " }\n";
-    s += "add element inet podnet gw" + sfx + " { " + cidr + " : " + FormatIp(net.gateways[&p - &net.prefixes[0]]) + " }\n";
+    s += "add element inet podnet gw" + sfx + " { " + cidr + " : " + FormatIp(net.gateways[&p - &net.prefixes[0]]) +
+         " }\n";
     if (!net.def.internal) s += "add element inet podnet masq" + sfx + " { " + cidr + " }\n";
-    if (!net.def.isolate && !net.def.internal)
-      s += "add element inet podnet open" + sfx + " { " + cidr + " }\n";
+    if (!net.def.isolate && !net.def.internal) s += "add element inet podnet open" + sfx + " { " + cidr + " }\n";
   }
   return s;
 }
@@ -219,8 +218,8 @@ int EnsureIptablesAccept(bool v6, bool remove) {
   const bool present = out.find("\"pn*\"") != std::string::npos;
   if (present == !remove) return 0;
   for (const char* dir : {"-i", "-o"}) {
-    int rc = RunProgram({tool, "-w", remove ? "-D" : "-I", "FORWARD", dir, "pn+", "-m", "comment",
-                         "--comment", "podnet native networks", "-j", "ACCEPT"});
+    int rc = RunProgram({tool, "-w", remove ? "-D" : "-I", "FORWARD", dir, "pn+", "-m", "comment", "--comment",
+                         "podnet native networks", "-j", "ACCEPT"});
     if (rc < 0 && !remove) return rc;
   }
   return 0;
@@ -240,8 +239,7 @@ int GatewayAddresses(const Net& net, bool remove) {
     ifa.ifa_prefixlen = gw.len() * 8;
     ifa.ifa_scope = RT_SCOPE_UNIVERSE;
     ifa.ifa_index = if_nametoindex("lo");
-    b.Begin(remove ? RTM_DELADDR : RTM_NEWADDR, remove ? 0 : NLM_F_CREATE | NLM_F_REPLACE, &ifa,
-            sizeof ifa);
+    b.Begin(remove ? RTM_DELADDR : RTM_NEWADDR, remove ? 0 : NLM_F_CREATE | NLM_F_REPLACE, &ifa, sizeof ifa);
     b.PutAddr(IFA_LOCAL, gw);
     b.PutAddr(IFA_ADDRESS, gw);
     b.PutU32(IFA_FLAGS, IFA_F_NODAD);
@@ -303,7 +301,8 @@ int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
   if (rc == 0 && v6) rc = WriteSysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
   if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot enable IP forwarding");
   rc = GatewayAddresses(net, false);
-  if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot add the gateway addresses of " + net.def.name + " to lo");
+  if (rc < 0)
+    return Fail(err, ErrorKind::kSystem, rc, "cannot add the gateway addresses of " + net.def.name + " to lo");
   rc = EnsureIptablesAccept(false, false);
   if (rc == 0 && v6) rc = EnsureIptablesAccept(true, false);
   if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot add podnet's accept to iptables' FORWARD chain");

@@ -53,12 +53,10 @@ Lib* Load(std::string* err) {
   }
   auto* l = new Lib();
   if (!Sym(h, "nft_ctx_new", &l->ctx_new) || !Sym(h, "nft_ctx_buffer_output", &l->buffer_output) ||
-      !Sym(h, "nft_ctx_buffer_error", &l->buffer_error) ||
-      !Sym(h, "nft_ctx_get_output_buffer", &l->get_output) ||
-      !Sym(h, "nft_ctx_get_error_buffer", &l->get_error) ||
-      !Sym(h, "nft_ctx_output_get_flags", &l->get_flags) ||
-      !Sym(h, "nft_ctx_output_set_flags", &l->set_flags) ||
-      !Sym(h, "nft_run_cmd_from_buffer", &l->run) || !(l->ctx = l->ctx_new(0))) {
+      !Sym(h, "nft_ctx_buffer_error", &l->buffer_error) || !Sym(h, "nft_ctx_get_output_buffer", &l->get_output) ||
+      !Sym(h, "nft_ctx_get_error_buffer", &l->get_error) || !Sym(h, "nft_ctx_output_get_flags", &l->get_flags) ||
+      !Sym(h, "nft_ctx_output_set_flags", &l->set_flags) || !Sym(h, "nft_run_cmd_from_buffer", &l->run) ||
+      !(l->ctx = l->ctx_new(0))) {
     *err = "libnftables.so.1 lacks the nft_ctx API (install the Debian package libnftables1)";
     delete l;
     return nullptr;

@@ -17,8 +17,7 @@ namespace native {
 // message (-EEXIST, -ENOENT, else -EINVAL); `errText` gets nft's message.
 // `output` (optional) gets what list commands print (JSON when `json`).
 // One context per process, used under a mutex (a context is not thread-safe).
-int NftRun(const std::string& commands, std::string* errText, std::string* output = nullptr,
-           bool json = false);
+int NftRun(const std::string& commands, std::string* errText, std::string* output = nullptr, bool json = false);
 
 }  // namespace native
 }  // namespace podnet

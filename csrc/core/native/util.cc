@@ -33,8 +33,8 @@ IpAddr FromU128(int family, unsigned __int128 v) {
 static unsigned __int128 Mask(int family, int bits) {
   int width = family == AF_INET ? 32 : 128;
   if (bits == 0) return 0;
-  unsigned __int128 all = width == 128 ? ~static_cast<unsigned __int128>(0)
-                                       : ((static_cast<unsigned __int128>(1) << 32) - 1);
+  unsigned __int128 all =
+      width == 128 ? ~static_cast<unsigned __int128>(0) : ((static_cast<unsigned __int128>(1) << 32) - 1);
   return all & ~((static_cast<unsigned __int128>(1) << (width - bits)) - 1);
 }
 
@@ -44,8 +44,7 @@ bool ParsePrefix(const std::string& s, Prefix* out) {
   Prefix p;
   if (!ParseIp(s.substr(0, slash), &p.base)) return false;
   const std::string bits = s.substr(slash + 1);
-  if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos)
-    return false;
+  if (bits.empty() || bits.size() > 3 || bits.find_first_not_of("0123456789") != std::string::npos) return false;
   p.bits = std::atoi(bits.c_str());
   if (p.bits > p.base.len() * 8) return false;
   if ((ToU128(p.base) & ~Mask(p.base.family, p.bits)) != 0) return false;
@@ -116,8 +115,7 @@ static int WriteAll(int fd, const std::string& data) {
 
 std::string TempName(const std::string& dir) {
   static std::atomic<unsigned> counter{0};
-  return dir + "/.tmp-" + std::to_string(getpid()) + "-" + std::to_string(gettid()) + "-" +
-         std::to_string(counter++);
+  return dir + "/.tmp-" + std::to_string(getpid()) + "-" + std::to_string(gettid()) + "-" + std::to_string(counter++);
 }
 
 int WriteFileAtomic(const std::string& path, const std::string& data) {

@@ -45,10 +45,7 @@ const port = fc.integer({ min: 1, max: 65535 });
 
 describe('parsePortSpec on generated specs', () => {
   test('arbitrary text: a mapping that passes checkPortMappings, or ERR_INVALID_ARGUMENT', () => {
-    const spec = fc.oneof(
-      fc.string(),
-      fc.stringMatching(/^(\[[0-9a-f:]{0,12}\]:|[0-9.]{0,16}:)?[0-9-]{0,12}:[0-9-]{0,12}(\/[a-z,]{0,10})?$/),
-    );
+    const spec = fc.oneof(fc.string(), fc.stringMatching(/^(\[[0-9a-f:]{0,12}\]:|[0-9.]{0,16}:)?[0-9-]{0,12}:[0-9-]{0,12}(\/[a-z,]{0,10})?$/));
     fc.assert(
       fc.property(spec, (s) => {
         let m;

@@ -14,7 +14,9 @@ describe('PortForwarder.start refuses bad options', () => {
     ['udpIdleTimeoutMs', { udpIdleTimeoutMs: 86400001 }],
     ['timeoutMs', { timeoutMs: 0 }],
   ])('%s: %p', async (name, bad) => {
-    await expect(PortForwarder.start({ ...base, ...bad } as PortForwarderOptions))
-      .rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining(name) });
+    await expect(PortForwarder.start({ ...base, ...bad } as PortForwarderOptions)).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: expect.stringContaining(name),
+    });
   });
 });

@@ -39,8 +39,25 @@ describe('parseSlirpOptions', () => {
 
   test('every option, later ones override earlier ones', () => {
     expect(
-      parseSlirpOptions(['port_handler=slirp4netns', 'keep_client_address=false', 'allow_host_loopback=true', 'mtu=1500', 'cidr=10.5.0.0/16', 'enable_ipv6=true', 'outbound_addr=192.0.2.1', 'mtu=9000']),
-    ).toEqual({ portHandler: 'slirp4netns', keepClientAddress: false, allowHostLoopback: true, mtu: 9000, cidr: '10.5.0.0/16', enableIPv6: true, outboundAddr: '192.0.2.1' });
+      parseSlirpOptions([
+        'port_handler=slirp4netns',
+        'keep_client_address=false',
+        'allow_host_loopback=true',
+        'mtu=1500',
+        'cidr=10.5.0.0/16',
+        'enable_ipv6=true',
+        'outbound_addr=192.0.2.1',
+        'mtu=9000',
+      ]),
+    ).toEqual({
+      portHandler: 'slirp4netns',
+      keepClientAddress: false,
+      allowHostLoopback: true,
+      mtu: 9000,
+      cidr: '10.5.0.0/16',
+      enableIPv6: true,
+      outboundAddr: '192.0.2.1',
+    });
     expect(parseSlirpOptions(['outbound_addr=2001:db8::1']).outboundAddr).toBe('2001:db8::1');
   });
 
@@ -60,9 +77,7 @@ describe('parseSlirpOptions', () => {
     ['outbound_addr=eth0', 'IP address'],
     ['dns=1.1.1.1', "unknown option 'dns'"],
   ])('%s is refused: %s', (opt, why) => {
-    expect(() => parseSlirpOptions([opt])).toThrow(
-      expect.objectContaining({ code: 'ERR_SLIRP_OPTION', message: expect.stringContaining(why) }),
-    );
+    expect(() => parseSlirpOptions([opt])).toThrow(expect.objectContaining({ code: 'ERR_SLIRP_OPTION', message: expect.stringContaining(why) }));
     // the message lists the valid options
     expect(() => parseSlirpOptions([opt])).toThrow(/valid: port_handler=slirp4netns\|rootlesskit/);
   });
@@ -72,8 +87,21 @@ describe('parseSlirpHelp', () => {
   test('slirp4netns 1.2 has everything', () => {
     const f = parseSlirpHelp('/usr/bin/slirp4netns', HELP_1_2, 'slirp4netns version 1.2.0\ncommit: 656041d');
     expect(f).toEqual({
-      binary: '/usr/bin/slirp4netns', version: '1.2.0', sandbox: true, seccomp: true, disableHostLoopback: true, mtu: true, ipv6: true,
-      cidr: true, outboundAddr: true, outboundAddr6: true, disableDns: true, macAddress: true, apiSocket: true, netnsTypePath: true, usernsPath: true,
+      binary: '/usr/bin/slirp4netns',
+      version: '1.2.0',
+      sandbox: true,
+      seccomp: true,
+      disableHostLoopback: true,
+      mtu: true,
+      ipv6: true,
+      cidr: true,
+      outboundAddr: true,
+      outboundAddr6: true,
+      disableDns: true,
+      macAddress: true,
+      apiSocket: true,
+      netnsTypePath: true,
+      usernsPath: true,
     });
   });
 
@@ -86,22 +114,66 @@ describe('parseSlirpHelp', () => {
 
 describe('slirpArgs', () => {
   const f = parseSlirpHelp('/usr/bin/slirp4netns', HELP_1_2);
-  test('Podman 2.x\'s command line for a persistent namespace, with an API socket', () => {
-    expect(slirpArgs(f, parseSlirpOptions(['port_handler=slirp4netns']), { netns: '/run/netns/x', ifname: 'tap0', apiSocket: '/tmp/a.sock', sandbox: true, seccomp: true }))
-      .toEqual(['--disable-host-loopback', '--mtu', '65520', '--enable-sandbox', '--enable-seccomp', '--api-socket', '/tmp/a.sock', '-c', '-e', '3', '-r', '4', '--netns-type=path', '/run/netns/x', 'tap0']);
+  test("Podman 2.x's command line for a persistent namespace, with an API socket", () => {
+    expect(
+      slirpArgs(f, parseSlirpOptions(['port_handler=slirp4netns']), {
+        netns: '/run/netns/x',
+        ifname: 'tap0',
+        apiSocket: '/tmp/a.sock',
+        sandbox: true,
+        seccomp: true,
+      }),
+    ).toEqual([
+      '--disable-host-loopback',
+      '--mtu',
+      '65520',
+      '--enable-sandbox',
+      '--enable-seccomp',
+      '--api-socket',
+      '/tmp/a.sock',
+      '-c',
+      '-e',
+      '3',
+      '-r',
+      '4',
+      '--netns-type=path',
+      '/run/netns/x',
+      'tap0',
+    ]);
   });
 
   test('post-configure mode by pid, user namespace, loopback allowed, cidr, ipv6, outbound v6', () => {
-    expect(slirpArgs(f, parseSlirpOptions(['allow_host_loopback=true', 'cidr=10.9.0.0/24', 'enable_ipv6=true', 'outbound_addr=2001:db8::1']), { pid: 42, userns: '/proc/42/ns/user', ifname: 'tap1', sandbox: false, seccomp: false }))
-      .toEqual(['--mtu', '65520', '--cidr=10.9.0.0/24', '--enable-ipv6', '--outbound-addr6=2001:db8::1', '--userns-path=/proc/42/ns/user', '-c', '-e', '3', '-r', '4', '42', 'tap1']);
+    expect(
+      slirpArgs(f, parseSlirpOptions(['allow_host_loopback=true', 'cidr=10.9.0.0/24', 'enable_ipv6=true', 'outbound_addr=2001:db8::1']), {
+        pid: 42,
+        userns: '/proc/42/ns/user',
+        ifname: 'tap1',
+        sandbox: false,
+        seccomp: false,
+      }),
+    ).toEqual([
+      '--mtu',
+      '65520',
+      '--cidr=10.9.0.0/24',
+      '--enable-ipv6',
+      '--outbound-addr6=2001:db8::1',
+      '--userns-path=/proc/42/ns/user',
+      '-c',
+      '-e',
+      '3',
+      '-r',
+      '4',
+      '42',
+      'tap1',
+    ]);
   });
 
   test('asking an old binary for what it lacks is a typed error', () => {
     const old = parseSlirpHelp('/old/slirp4netns', HELP_0_4);
-    expect(() => slirpArgs(old, parseSlirpOptions(['cidr=10.9.0.0/24']), { pid: 1, ifname: 'tap0', sandbox: false, seccomp: false }))
-      .toThrow(expect.objectContaining({ code: 'ERR_SLIRP_OPTION', message: expect.stringContaining('--cidr') }));
-    expect(() => slirpArgs(old, parseSlirpOptions([]), { netns: '/run/netns/x', ifname: 'tap0', sandbox: false, seccomp: false }))
-      .toThrow(/--netns-type/);
+    expect(() => slirpArgs(old, parseSlirpOptions(['cidr=10.9.0.0/24']), { pid: 1, ifname: 'tap0', sandbox: false, seccomp: false })).toThrow(
+      expect.objectContaining({ code: 'ERR_SLIRP_OPTION', message: expect.stringContaining('--cidr') }),
+    );
+    expect(() => slirpArgs(old, parseSlirpOptions([]), { netns: '/run/netns/x', ifname: 'tap0', sandbox: false, seccomp: false })).toThrow(/--netns-type/);
   });
 });
 
@@ -120,10 +192,12 @@ describe('findSubIdRange', () => {
 
 describe('hostForwardsFromPortMappings', () => {
   test('ranges, protocol lists and the default host address', () => {
-    expect(hostForwardsFromPortMappings([
-      { hostPort: 8080, containerPort: 80 },
-      { hostIP: '127.0.0.1', hostPort: 5000, containerPort: 6000, protocol: 'tcp,udp', range: 2 },
-    ])).toEqual([
+    expect(
+      hostForwardsFromPortMappings([
+        { hostPort: 8080, containerPort: 80 },
+        { hostIP: '127.0.0.1', hostPort: 5000, containerPort: 6000, protocol: 'tcp,udp', range: 2 },
+      ]),
+    ).toEqual([
       { proto: 'tcp', hostAddr: '0.0.0.0', hostPort: 8080, guestPort: 80 },
       { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 5000, guestPort: 6000 },
       { proto: 'tcp', hostAddr: '127.0.0.1', hostPort: 5001, guestPort: 6001 },
@@ -147,8 +221,15 @@ const KEYS = ['port_handler', 'allow_host_loopback', 'enable_ipv6', 'mtu', 'cidr
 
 describe('parseSlirpOptions', () => {
   test('arbitrary key=value lists: options within their documented ranges, or ERR_SLIRP_OPTION', () => {
-    const opt = fc.oneof(fc.string(), fc.tuple(fc.constantFrom(...KEYS), fc.oneof(fc.string(), fc.integer().map(String), fc.constantFrom('true', 'false', 'slirp4netns', '10.0.2.0/24', '10.0.2.1/24', '::1')))
-      .map(([k, v]) => `${k}=${v}`));
+    const opt = fc.oneof(
+      fc.string(),
+      fc
+        .tuple(
+          fc.constantFrom(...KEYS),
+          fc.oneof(fc.string(), fc.integer().map(String), fc.constantFrom('true', 'false', 'slirp4netns', '10.0.2.0/24', '10.0.2.1/24', '::1')),
+        )
+        .map(([k, v]) => `${k}=${v}`),
+    );
     fc.assert(
       fc.property(fc.array(opt, { maxLength: 4 }), (list) => {
         try {

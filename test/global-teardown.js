@@ -7,6 +7,8 @@ const IPAM = '/var/lib/cni/networks/podnet';
 
 module.exports = async () => {
   if (process.getuid() !== 0) return;
+  // The ports global-setup reserved for the suites.
+  if (globalThis.__podnetReservedPorts !== undefined) fs.writeFileSync('/proc/sys/net/ipv4/ip_local_reserved_ports', globalThis.__podnetReservedPorts);
   await removeDefaultNative();
   if (globalThis.__podnetDefaultBridgeExisted) return;
   const leases = fs.existsSync(IPAM) ? fs.readdirSync(IPAM).filter((f) => /^[0-9a-f.:]+$/.test(f)) : [];

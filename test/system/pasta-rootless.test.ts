@@ -13,14 +13,13 @@ import path from 'node:path';
 import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from '../helpers/rootless';
 import { describeRoot } from '../helpers/system';
 
-const DIST = path.resolve(__dirname, '..', '..', 'dist', 'index.js');
-const API = path.resolve(__dirname, '..', '..', 'dist', 'api');
+// The scripts run as the user, who may not read the checkout: they load podnet from the user's readable copy (PODNET_DIST).
 
 // Runs as the user: a sandbox with published ports, a server inside, requests through them, inspect, stats, teardown.
 const SCRIPT = `
-const { Runtime } = require(${JSON.stringify(DIST)});
-const { Pasta } = require(${JSON.stringify(`${API}/pasta`)});
-const { UserNetns } = require(${JSON.stringify(`${API}/rootless`)});
+const { Runtime } = require(process.env.PODNET_DIST + '/index.js');
+const { Pasta } = require(process.env.PODNET_DIST + '/api/pasta');
+const { UserNetns } = require(process.env.PODNET_DIST + '/api/rootless');
 const net = require('net');
 const os = require('os');
 const ask = (port) => new Promise((resolve) => {
@@ -67,19 +66,19 @@ const SERVER = "require('net').createServer((c) => c.once('data', () => c.end('h
 
 // Runs as the user: an ephemeral sandbox whose owner (this process) is then SIGKILLed by the test.
 const OWNER = `
-const { Runtime } = require(${JSON.stringify(DIST)});
+const { Runtime } = require(process.env.PODNET_DIST + '/index.js');
 new Runtime({ stateDir: require('os').homedir() + '/state' })
   .createSandbox({ id: 'pasta-u2', network: 'pasta', ephemeral: true, portMappings: [{ hostPort: 43042, containerPort: 80 }] })
   .then((s) => { console.log(JSON.stringify(s.helpers)); setInterval(() => {}, 1000); }, (e) => { console.error(e); process.exit(1); });
 `;
 const NO_TUN = `
-const { Runtime } = require(${JSON.stringify(DIST)});
+const { Runtime } = require(process.env.PODNET_DIST + '/index.js');
 const rt = new Runtime({ stateDir: require('os').homedir() + '/state' });
 rt.createSandbox({ id: 'pasta-u0', network: 'pasta' }).then(() => console.log('started'),
   async (e) => console.log(JSON.stringify({ code: e.code, message: e.message, left: await rt.list() })));
 `;
 const GC = `
-const { Runtime } = require(${JSON.stringify(DIST)});
+const { Runtime } = require(process.env.PODNET_DIST + '/index.js');
 new Runtime({ stateDir: require('os').homedir() + '/state' }).gc().then((r) => console.log(JSON.stringify({ sandboxes: r.sandboxes, errors: r.errors.map(String) })));
 `;
 
@@ -108,6 +107,7 @@ const gone = async (pid: number, ms = 5000) => {
 
 describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta1)", () => {
   let user: TestUser | undefined;
+  const distEnv = () => ({ PODNET_DIST: path.join(user!.pkg, 'dist') });
   let granted = false;
 
   beforeAll(() => {
@@ -128,13 +128,13 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
       console.warn('SKIP tun access check: /dev/net/tun is mode 0666 here');
       return;
     }
-    const { stdout } = await user!.run(process.execPath, ['-e', NO_TUN], { timeout: 30000 });
+    const { stdout } = await user!.run(process.execPath, ['-e', NO_TUN], { timeout: 30000, env: distEnv() });
     expect(JSON.parse(stdout)).toEqual({ code: 'EACCES', message: expect.stringContaining('pasta needs read-write access to /dev/net/tun'), left: [] });
   });
 
   test('pasta in the holder: published port, nothing forwarded unasked, death reported, teardown', async () => {
     granted ||= grantTun(user!.name); // pasta opens /dev/net/tun as the caller (0600 here: no udev)
-    const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT], { timeout: 60000 });
+    const { stdout } = await user!.run(process.execPath, ['-e', SCRIPT], { timeout: 60000, env: distEnv() });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(r.helpers).toEqual(['holder', 'pasta']);
     expect(r.args).toEqual(
@@ -163,7 +163,7 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
   test('gc after the owner is SIGKILLed ends pasta and the holder', async () => {
     granted ||= grantTun(user!.name);
     const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER]);
-    const owner = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH, HOME: `/home/${user!.name}` } });
+    const owner = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { PATH: process.env.PATH, HOME: `/home/${user!.name}`, ...distEnv() } });
     let helpers: { pasta: { pid: number }; holder: { pid: number } };
     try {
       helpers = await new Promise((resolve, reject) => {
@@ -178,7 +178,7 @@ describeRoot("network mode 'pasta' for an unprivileged caller (test user pnpasta
       // The holder leaves with its owner (its exit pipe closes); pasta keeps the namespaces open until gc ends it.
       expect(await gone(helpers.holder.pid)).toBe(true);
       expect(existsSync(`/proc/${helpers.pasta.pid}`)).toBe(true);
-      const { stdout } = await user!.run(process.execPath, ['-e', GC], { timeout: 30000 });
+      const { stdout } = await user!.run(process.execPath, ['-e', GC], { timeout: 30000, env: distEnv() });
       expect(JSON.parse(stdout)).toEqual({ sandboxes: ['pasta-u2'], errors: [] });
       expect(await gone(helpers.pasta.pid)).toBe(true);
     } finally {

@@ -29,7 +29,6 @@ const HOST_SIDE = '10.89.249.1';
 const REMOTE = '10.89.249.2';
 const HOST_SIDE6 = 'fd89:249::1';
 const REMOTE6 = 'fd89:249::2';
-const dist = path.resolve(__dirname, '../../dist');
 
 // In the sandbox: 8100 tcp and udp answer with the peer address they see, 8101 with address and port,
 // 8102 (IPv6) with the address; 8000 echoes tcp.
@@ -283,7 +282,8 @@ describeRoot('client address through the forwarder, as an unprivileged user', ()
   const mode: Mode = {
     start(portMappings, keepClientAddress) {
       const opts = { netnsPath: netnsPath(), usernsPath: `/proc/${holder!.pid}/ns/user`, portMappings, keepClientAddress };
-      const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, path.join(dist, 'api/portfwd'), JSON.stringify(opts)]);
+      // The user may not read the checkout: podnet from the user's readable copy.
+      const [cmd, args] = user!.argv(process.execPath, ['-e', OWNER, path.join(user!.pkg, 'dist', 'api/portfwd'), JSON.stringify(opts)]);
       const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
       owners.add(proc);
       return new Promise((resolve, reject) => {

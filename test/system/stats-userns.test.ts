@@ -12,8 +12,6 @@ import path from 'node:path';
 import { createTestUser, type TestUser } from '../helpers/rootless';
 import { describeRoot } from '../helpers/system';
 
-const DIST = path.join(__dirname, '..', '..', 'dist');
-
 describeRoot('linkStats through a user namespace the caller cannot join', () => {
   let user: TestUser;
   let dir = '';
@@ -47,7 +45,7 @@ describeRoot('linkStats through a user namespace the caller cannot join', () => 
 
   it('fails with the errno and the step of the forked child (setns(CLONE_NEWUSER), EPERM)', async () => {
     const script =
-      `require(${JSON.stringify(DIST)}).linkStats(${JSON.stringify(nsFile)})` +
+      `require(${JSON.stringify(path.join(user.pkg, 'dist'))}).linkStats(${JSON.stringify(nsFile)})` + // the user may not read the checkout
       '.then(() => console.log("{}"), (e) => console.log(JSON.stringify({ code: e.code, syscall: e.syscall, errno: e.errno })))';
     const out = JSON.parse((await user.run(process.execPath, ['-e', script])).stdout);
     expect(out).toEqual({ code: 'EPERM', syscall: 'setns(CLONE_NEWUSER)', errno: -1 });

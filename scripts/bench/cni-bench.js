@@ -30,7 +30,7 @@ exec.execPlugin = async (call) => {
 };
 const { NetNS } = require(path.join(root, 'dist'));
 const { CniRuntime } = require(path.join(root, 'dist/api/cni'));
-const { pluginStdin } = require(path.join(root, 'dist/cni/runtime'));
+const { pluginStdin } = require(path.join(root, 'dist/cni/libcni'));
 const { toCapabilityEntries, checkPortMappings } = require(path.join(root, 'dist/ports'));
 
 const QUICK = Boolean(process.env.QUICK); // CI: a few iterations so the benchmark cannot rot; no goal checked

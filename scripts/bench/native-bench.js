@@ -22,7 +22,7 @@ const { monitorEventLoopDelay } = require('node:perf_hooks');
 const root = path.join(__dirname, '..', '..');
 const { NetNS, NativeNetworks } = require(path.join(root, 'dist'));
 const { buildBridgeNetwork } = require(path.join(root, 'dist/cni/config'));
-const { pluginStdin } = require(path.join(root, 'dist/cni/runtime'));
+const { pluginStdin } = require(path.join(root, 'dist/cni/libcni'));
 const { toCapabilityEntries, checkPortMappings } = require(path.join(root, 'dist/ports'));
 const { median } = require('./common');
 

@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -345,6 +345,24 @@ describeRoot('native networks', () => {
     // Other files' links come and go meanwhile: a link gone before its routes are listed has none.
     const routesOf = (l: string) => spawnSync('ip', ['-o', 'route', 'show', 'dev', l], { encoding: 'utf8' }).stdout ?? '';
     expect(podnetLinks().filter((l) => routesOf(l).includes('10.89.152.'))).toEqual([]);
+  });
+
+  test("gc removes the temporary files of a writer killed between create and rename, and keeps a live writer's", async () => {
+    await nets.create({ name: 'nat-tmp', subnet: '10.89.156.0/24' });
+    try {
+      const dead = spawnSync('true').pid!; // exited and reaped: its pid names no process
+      const dirs = [path.join(stateDir, 'networks', 'nat-tmp'), path.join(stateDir, 'networks', 'nat-tmp', 'attachments')];
+      for (const d of dirs) {
+        mkdirSync(d, { recursive: true });
+        writeFileSync(path.join(d, `.tmp-${dead}-${dead}-0`), 'half written');
+        writeFileSync(path.join(d, `.tmp-${process.pid}-${process.pid}-0`), 'being written');
+      }
+      await nets.gc('nat-tmp', []);
+      for (const d of dirs) expect(readdirSync(d).filter((f) => f.startsWith('.tmp-'))).toEqual([`.tmp-${process.pid}-${process.pid}-0`]);
+      for (const d of dirs) rmSync(path.join(d, `.tmp-${process.pid}-${process.pid}-0`));
+    } finally {
+      await nets.remove('nat-tmp');
+    }
   });
 
   test('4 processes attaching at once get distinct addresses', async () => {

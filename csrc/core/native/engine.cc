@@ -603,6 +603,9 @@ int GC(const Config& cfg, const std::string& network, const std::vector<Owner>& 
     dead.insert(l.second);
     if (Release(cfg, network, l.first, l.second) == 0) st.leases++;
   }
+  // Temporary files of writers killed between create and rename (leases, hints, records).
+  SweepDeadTemps(NetStateDir(cfg, network));
+  SweepDeadTemps(RecordDir(cfg, network));
   // Records of dead owners (a record without a lease, too).
   std::vector<Attachment> records;
   ListAttachments(cfg, network, &records, nullptr);

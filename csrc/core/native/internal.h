@@ -64,6 +64,9 @@ std::string OwnerText(const std::string& containerId, const std::string& ifname)
 // A unique temporary file name in `dir`.
 std::string TempName(const std::string& dir);
 int WriteFileAtomic(const std::string& path, const std::string& data);
+// Removes the temporary files in `dir` whose writer (the pid in their name) is
+// gone: a writer killed between create and rename leaves one. Returns how many.
+int SweepDeadTemps(const std::string& dir);
 int ReadFile(const std::string& path, std::string* out);
 int MkdirP(const std::string& path, mode_t mode);
 

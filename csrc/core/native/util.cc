@@ -1,6 +1,8 @@
 // Address arithmetic, names and files for the engine.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -116,6 +118,20 @@ static int WriteAll(int fd, const std::string& data) {
 std::string TempName(const std::string& dir) {
   static std::atomic<unsigned> counter{0};
   return dir + "/.tmp-" + std::to_string(getpid()) + "-" + std::to_string(gettid()) + "-" + std::to_string(counter++);
+}
+
+int SweepDeadTemps(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (!d) return 0;
+  int removed = 0;
+  while (dirent* e = readdir(d)) {
+    if (strncmp(e->d_name, ".tmp-", 5) != 0) continue;
+    const long pid = strtol(e->d_name + 5, nullptr, 10);
+    if (pid <= 0 || kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    if (unlink((dir + "/" + e->d_name).c_str()) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
 }
 
 int WriteFileAtomic(const std::string& path, const std::string& data) {

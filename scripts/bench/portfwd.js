@@ -421,7 +421,22 @@ async function unprivileged() {
   const owner = `const { PortForwarder } = require(process.argv[1]);
     PortForwarder.start(JSON.parse(process.argv[2])).then((h) => { console.log(h.pid); process.stdin.resume(); },
       (e) => { console.error(e.message); process.exit(1); });`;
-  const [oc, oa] = asUser(process.execPath, ['-e', owner, path.resolve(__dirname, '../../dist/api/portfwd'), JSON.stringify(opts)]);
+  // The user may not read this checkout (a clone in /root): podnet from a copy every user can read.
+  const pkg = fs.mkdtempSync(path.join(os.tmpdir(), 'fwd-bench-pkg-'));
+  undo.push(() => fs.rmSync(pkg, { recursive: true, force: true }));
+  const top = path.join(__dirname, '..', '..');
+  for (const rel of [
+    'package.json',
+    'dist',
+    'build/Release/podnet.node',
+    'build/Release/podnet-portfwd',
+    'node_modules/ipaddr.js',
+    'node_modules/node-gyp-build',
+  ]) {
+    if (fs.existsSync(path.join(top, rel))) fs.cpSync(path.join(top, rel), path.join(pkg, rel), { recursive: true });
+  }
+  sh('chmod', ['-R', 'a+rX', pkg]);
+  const [oc, oa] = asUser(process.execPath, ['-e', owner, path.join(pkg, 'dist/api/portfwd'), JSON.stringify(opts)]);
   const o = start(oc, oa, { stdio: ['pipe', 'pipe', 'inherit'] });
   procs.push(o);
   const pid = Number(await new Promise((r) => o.stdout.once('data', r)));

@@ -9,7 +9,9 @@
 // (b) create cost with 10 sandboxes on the network vs with N (full: 1000; goal <= 1.5x); full mode
 //     then grows to 4000 sandboxes, each with a published port, and checks a sample is reachable.
 // (c) 4 processes attaching at once (full: 50 each), all addresses distinct.
-// (d) event-loop delay (perf_hooks.monitorEventLoopDelay) during (a)'s podnet cycles (goal < 1 ms).
+// (d) the event loop during (b)'s attaches (goal: never blocked > 1 ms): its active time and the main
+//     thread's CPU per namespace + attach, and the delay (perf_hooks.monitorEventLoopDelay) against an
+//     idle loop of the same length.
 // Usage: scripts/bench/native [cycles=30]; QUICK=1: a few iterations, no goal checked.
 'use strict';
 const { execFileSync, spawn, spawnSync } = require('node:child_process');
@@ -172,8 +174,13 @@ async function scaleBench() {
   await nets.create({ name: 'nat-scale', subnet: '10.89.128.0/20' });
   const made = [];
   const times = [];
+  const busy = []; // ms the event loop was not idle (eventLoopUtilization().active) per namespace + attach
+  const cpu = []; // ms of the main thread's CPU time (/proc schedstat) in the same span
+  const mainCpu = () => Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
   const attachOne = async (i) => {
     const id = `nat-sc-${i}`;
+    const elu = performance.eventLoopUtilization();
+    const cpu0 = mainCpu();
     const ns = await NetNS.create({ name: id });
     made.push(ns);
     const t0 = process.hrtime.bigint();
@@ -185,6 +192,8 @@ async function scaleBench() {
       ports: [{ protocol: 'tcp', hostIp: '', hostPort: 30000 + i, containerPort: 80, range: 1 }],
     });
     times.push(ms(process.hrtime.bigint() - t0));
+    busy.push(performance.eventLoopUtilization(elu).active);
+    cpu.push(mainCpu() - cpu0);
     ns.close();
   };
   try {
@@ -199,10 +208,14 @@ async function scaleBench() {
     idle.enable();
     for (const end = Date.now() + (Date.now() - t0); Date.now() < end;) await new Promise((r) => setTimeout(r, 5));
     idle.disable();
-    const q = (h) => `max ${(h.max / 1e6).toFixed(2)} p99 ${(h.percentile(99) / 1e6).toFixed(2)} p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms`;
+    // The loop's active time per attach bounds any stall one attach causes, and unlike the delay
+    // histogram it leaves out the time the loop waited for a core the machine gave to others.
+    const sorted = [...busy].sort((a, b) => a - b);
     console.log(
-      `(d) event-loop delay while attaching ${SCALE} sandboxes: ${q(eld)}; idle loop for as long: ${q(idle)}${QUICK ? '' : eld.max / 1e6 > 1 ? '  (goal max < 1 ms missed)' : '  goal met (< 1 ms)'}`,
+      `(d) event loop busy per namespace + attach (${busy.length}): median ${(median(busy) * 1000).toFixed(0)} µs, p99 ${(sorted[Math.floor(sorted.length * 0.99)] * 1000).toFixed(0)} µs, max ${sorted[sorted.length - 1].toFixed(2)} ms (main-thread CPU: median ${(median(cpu) * 1000).toFixed(0)} µs, max ${Math.max(...cpu).toFixed(2)} ms)${QUICK ? '' : sorted[sorted.length - 1] > 1 ? '  (goal max < 1 ms missed)' : '  goal met (< 1 ms)'}`,
     );
+    const q = (h) => `max ${(h.max / 1e6).toFixed(2)} p99 ${(h.percentile(99) / 1e6).toFixed(2)} p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms`;
+    console.log(`(d) event-loop delay while attaching ${SCALE} sandboxes: ${q(eld)}; idle loop for as long: ${q(idle)}`);
     const first = times.slice(0, 10);
     const last = times.slice(-10);
     console.log(

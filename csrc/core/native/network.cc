@@ -258,12 +258,33 @@ int WriteSysctl(const char* path, const char* value) {
   return e;
 }
 
+// A network's IPv6 subnet needs IPv6 on the host's new links (they take the
+// `default` devconf): refused before anything is made, instead of the kernel's
+// EACCES half-way through an attach ("IPv6 is disabled on this device").
+int CheckIpv6(const Net& net, Error* err) {
+  bool v6 = false;
+  for (const auto& p : net.prefixes) v6 = v6 || p.base.family == AF_INET6;
+  if (!v6) return 0;
+  std::string off;
+  if (ReadFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", &off) < 0)
+    return Fail(
+        err, ErrorKind::kUnsupported, -EAFNOSUPPORT,
+        "network " + net.def.name + " has an IPv6 subnet, but this kernel has no IPv6 (booted with ipv6.disable=1)");
+  if (off.compare(0, 1, "1") == 0)
+    return Fail(err, ErrorKind::kUnsupported, -EAFNOSUPPORT,
+                "network " + net.def.name +
+                    " has an IPv6 subnet, but IPv6 is disabled on this host (net.ipv6.conf.default.disable_ipv6=1)");
+  return 0;
+}
+
 std::mutex ensuredMu;
 std::set<std::string> ensured;
 
 }  // namespace
 
 int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
+  int rc = CheckIpv6(net, err);
+  if (rc < 0) return rc;
   const std::string key = cfg.networksDir + "\n" + net.def.name;
   {
     std::lock_guard<std::mutex> g(ensuredMu);
@@ -275,7 +296,6 @@ int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
     return 0;
   }
   std::string errText;
-  int rc;
   // Another process may drop the table between the two transactions (its
   // last network went): write everything again then.
   for (int attempt = 0; attempt < 3; attempt++) {
@@ -345,7 +365,6 @@ int RemoveNetwork(const Config& cfg, const std::string& name, Error* err) {
     cmds += "delete element inet podnet gw" + sfx + " { " + cidr + " }\n";
   }
   // Element by element: any of them may be absent (a network created internal).
-  std::string line;
   for (size_t at = 0, nl; at < cmds.size(); at = nl + 1) {
     nl = cmds.find('\n', at);
     NftRun(cmds.substr(at, nl - at), &errText);
@@ -354,9 +373,12 @@ int RemoveNetwork(const Config& cfg, const std::string& name, Error* err) {
   if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
   GatewayAddresses(net, true);
   // The table goes with the last network: no element left in nets4/nets6.
-  std::string out;
-  if (NftRun("list set inet podnet nets4\nlist set inet podnet nets6", &errText, &out) == 0 &&
-      out.find("elements") == std::string::npos) {
+  // One list per call: nft 1.0.6 fails a second `list set` in the same run
+  // with ENOENT (its cache), which kept the table forever.
+  std::string out4, out6;
+  if (NftRun("list set inet podnet nets4", &errText, &out4) == 0 &&
+      NftRun("list set inet podnet nets6", &errText, &out6) == 0 &&
+      (out4 + out6).find("elements") == std::string::npos) {
     NftRun("delete table inet podnet", &errText);
     EnsureIptablesAccept(false, true);
     EnsureIptablesAccept(true, true);

@@ -234,6 +234,7 @@ export class Runtime {
         state.netnsOwner = owner.id;
         state.netnsPath = owner.netnsPath;
         state.usernsPath = owner.usernsPath;
+        await this.state.markJoiner(state.joins, id);
         await this.state.create(state);
       });
     }
@@ -295,7 +296,7 @@ export class Runtime {
     this.#live.delete(state.id);
     try {
       await this.#tearDown(call);
-      await this.state.remove(state.id);
+      await this.state.remove(state.id, state.joins);
     } catch (undo) {
       // Keep the state (now 'removing', owner this process) so teardown() or gc() can finish the job.
       state.status = 'removing';
@@ -395,7 +396,7 @@ export class Runtime {
       if (s.status === 'removing' && s.remover && s.remover.pid !== process.pid && isAlive(s.remover)) {
         throw new PodnetError('EBUSY', `sandbox '${id}' is being torn down by process ${s.remover.pid}`);
       }
-      const joiners = (await this.state.list()).filter((j) => j.joins === id).map((j) => j.id);
+      const joiners = await this.state.joinersOf(id);
       if (joiners.length) throw new PodnetError('EBUSY', `sandbox '${id}' shares its namespace with ${joiners.join(', ')}: tear those down first`);
       s.status = 'removing';
       s.remover = procRef(process.pid);
@@ -412,7 +413,7 @@ export class Runtime {
       if (!opts.force) throw err;
       notUndone.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.TEARDOWN, String(err), { cause: err }));
     }
-    await this.state.remove(id);
+    await this.state.remove(id, state.joins);
     return { notUndone };
   }
 

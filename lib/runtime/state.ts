@@ -4,7 +4,7 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
-import { lstat, mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { sweepTemp, writeFileAtomic } from '../atomic';
@@ -147,8 +147,43 @@ export class StateStore {
     writeFileAtomic(this.file(state.id), JSON.stringify(state, null, 2));
   }
 
-  async remove(id: string): Promise<void> {
+  /** Removes a sandbox's state, its (empty) joiners' directory, and its mark under the sandbox it joined. */
+  async remove(id: string, joins?: string): Promise<void> {
     await rm(this.file(id), { force: true });
+    await rm(this.#joinersDir(id), { recursive: true, force: true });
+    if (joins !== undefined) await rm(path.join(this.#joinersDir(joins), id), { force: true });
+  }
+
+  #joinersDir(target: string): string {
+    return path.join(this.dir, 'joiners', target);
+  }
+
+  /**
+   * Marks `joiner` as sharing `target`'s namespace, before the joiner's state
+   * is written (under the lock), so that `target`'s teardown finds its joiners
+   * by one readdir instead of reading every sandbox's state.
+   */
+  async markJoiner(target: string, joiner: string): Promise<void> {
+    await mkdir(this.#joinersDir(target), { recursive: true, mode: 0o700 });
+    await writeFile(path.join(this.#joinersDir(target), joiner), '', { mode: 0o600 });
+  }
+
+  /** The sandboxes sharing `target`'s namespace (call under the lock); a mark whose joiner is gone (a crash) is dropped. */
+  async joinersOf(target: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#joinersDir(target));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const joiners: string[] = [];
+    for (const n of names) {
+      const s = await this.read(n).catch(() => undefined);
+      if (s?.joins === target) joiners.push(n);
+      else if (!n.startsWith('.')) await rm(path.join(this.#joinersDir(target), n), { force: true });
+    }
+    return joiners;
   }
 
   /** Removes what writes interrupted by a crash left (older than a minute): temp files, empty states. */

@@ -135,6 +135,19 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     }
   });
 
+  it('a joiner whose state is gone (its owner crashed) does not keep the joined sandbox from going', async () => {
+    const none = await rt.createSandbox({ id: uniqueName('rt-none2'), network: 'none' });
+    try {
+      const joiner = await rt.createSandbox({ id: uniqueName('rt-join2'), network: `container:${none.id}` });
+      rmSync(path.join(dir, 'state', 'sandboxes', `${joiner.id}.json`));
+      await rt.teardown(none.id);
+      expect(await rt.list()).not.toContainEqual(expect.objectContaining({ id: none.id }));
+      expect(existsSync(none.netnsPath!)).toBe(false);
+    } finally {
+      await rt.teardown(none.id).catch(() => {});
+    }
+  });
+
   it('none, host, ns:<path> and container:<id> modes', async () => {
     const none = await rt.createSandbox({ id: uniqueName('rt-none'), network: 'none' });
     const joiner = await rt.createSandbox({ id: uniqueName('rt-join'), network: `container:${none.id}` });

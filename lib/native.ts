@@ -65,6 +65,10 @@ export interface NativeAddon {
   // native networks (csrc/native_net.cc over csrc/core/native/engine.h)
   nativeAttach(config: NativeEngineConfig, request: NativeAttachRequest): Promise<NativeAttachment>;
   nativeDetach(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string, keepLink?: boolean): Promise<void>;
+  /** Publishes more ports for an existing attachment (same checks and errors as nativeAttach's); Detach removes them too. */
+  nativeAddPorts(config: NativeEngineConfig, network: string, containerId: string, ifname: string, ports: NativePortMapping[]): Promise<NativeAttachment>;
+  /** Every owner holding a lease or an attachment record on the network. */
+  nativeOwners(config: NativeEngineConfig, network: string): Promise<{ containerId: string; ifname: string }[]>;
   nativeCheck(config: NativeEngineConfig, network: string, containerId: string, ifname: string, netnsPath?: string): Promise<void>;
   nativeEnsureNetwork(config: NativeEngineConfig, name: string): Promise<void>;
   nativeRemoveNetwork(config: NativeEngineConfig, name: string): Promise<void>;
@@ -141,6 +145,8 @@ export const NATIVE_EXPORTS = [
   'statsCacheInfo',
   'nativeAttach',
   'nativeDetach',
+  'nativeAddPorts',
+  'nativeOwners',
   'nativeCheck',
   'nativeEnsureNetwork',
   'nativeRemoveNetwork',

@@ -113,6 +113,23 @@ Napi::Object ToJs(Napi::Env env, const nn::Attachment& a) {
   return o;
 }
 
+std::vector<nn::PortMapping> PortsOf(const Napi::Value& v) {
+  std::vector<nn::PortMapping> out;
+  if (!v.IsArray()) return out;
+  auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    auto p = a.Get(i).As<Napi::Object>();
+    nn::PortMapping m;
+    m.protocol = Str(p, "protocol", "tcp");
+    m.hostIp = Str(p, "hostIp");
+    m.hostPort = Port(p, "hostPort", 0);
+    m.containerPort = Port(p, "containerPort", 0);
+    m.range = Port(p, "range", 1);
+    out.push_back(m);
+  }
+  return out;
+}
+
 // nativeAttach(config, request): Promise<Attachment>
 Napi::Value Attach(const Napi::CallbackInfo& info) {
   auto cfg = ConfigOf(info[0]);
@@ -127,25 +144,29 @@ Napi::Value Attach(const Napi::CallbackInfo& info) {
     auto a = r.Get("staticIps").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) req.staticIps.push_back(a.Get(i).ToString().Utf8Value());
   }
-  if (r.Get("ports").IsArray()) {
-    auto a = r.Get("ports").As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); i++) {
-      auto p = a.Get(i).As<Napi::Object>();
-      nn::PortMapping m;
-      m.protocol = Str(p, "protocol", "tcp");
-      m.hostIp = Str(p, "hostIp");
-      m.hostPort = Port(p, "hostPort", 0);
-      m.containerPort = Port(p, "containerPort", 0);
-      m.range = Port(p, "range", 1);
-      req.ports.push_back(m);
-    }
-  }
+  req.ports = PortsOf(r.Get("ports"));
   auto out = std::make_shared<nn::Attachment>();
   return RunAsync(
       info.Env(),
       [=] {
         nn::Error e;
         if (nn::Attach(cfg, req, out.get(), &e) < 0) Throw(e);
+      },
+      [=](Napi::Env env) { return ToJs(env, *out); });
+}
+
+// nativeAddPorts(config, network, containerId, ifname, ports): Promise<Attachment>
+Napi::Value AddPorts(const Napi::CallbackInfo& info) {
+  auto cfg = ConfigOf(info[0]);
+  std::string network = info[1].ToString().Utf8Value(), cid = info[2].ToString().Utf8Value();
+  std::string ifname = info[3].ToString().Utf8Value();
+  auto ports = PortsOf(info[4]);
+  auto out = std::make_shared<nn::Attachment>();
+  return RunAsync(
+      info.Env(),
+      [=] {
+        nn::Error e;
+        if (nn::AddPorts(cfg, network, cid, ifname, ports, out.get(), &e) < 0) Throw(e);
       },
       [=](Napi::Env env) { return ToJs(env, *out); });
 }
@@ -215,6 +236,29 @@ Napi::Value Attachments(const Napi::CallbackInfo& info) {
       });
 }
 
+// nativeOwners(config, network): Promise<{containerId, ifname}[]>
+Napi::Value Owners(const Napi::CallbackInfo& info) {
+  auto cfg = ConfigOf(info[0]);
+  std::string name = info[1].ToString().Utf8Value();
+  auto out = std::make_shared<std::vector<nn::Owner>>();
+  return RunAsync(
+      info.Env(),
+      [=] {
+        nn::Error e;
+        if (nn::ListOwners(cfg, name, out.get(), &e) < 0) Throw(e);
+      },
+      [=](Napi::Env env) {
+        auto a = Napi::Array::New(env, out->size());
+        for (size_t i = 0; i < out->size(); i++) {
+          auto o = Napi::Object::New(env);
+          o.Set("containerId", (*out)[i].containerId);
+          o.Set("ifname", (*out)[i].ifname);
+          a.Set(i, o);
+        }
+        return a;
+      });
+}
+
 // nativeGc(config, network, live: {containerId, ifname}[], onlyPrefix?): Promise<{leases, elements, links}>
 Napi::Value Gc(const Napi::CallbackInfo& info) {
   auto cfg = ConfigOf(info[0]);
@@ -264,6 +308,8 @@ Napi::Value HostIfname(const Napi::CallbackInfo& info) {
 void InitNativeNet(Napi::Env env, Napi::Object exports) {
   exports.Set("nativeAttach", Napi::Function::New(env, Attach, "nativeAttach"));
   exports.Set("nativeDetach", Napi::Function::New(env, Detach, "nativeDetach"));
+  exports.Set("nativeAddPorts", Napi::Function::New(env, AddPorts, "nativeAddPorts"));
+  exports.Set("nativeOwners", Napi::Function::New(env, Owners, "nativeOwners"));
   exports.Set("nativeCheck", Napi::Function::New(env, ByOwner<nn::Check>, "nativeCheck"));
   exports.Set("nativeEnsureNetwork", Napi::Function::New(env, ByNetwork<nn::EnsureNetwork>, "nativeEnsureNetwork"));
   exports.Set("nativeRemoveNetwork", Napi::Function::New(env, ByNetwork<nn::RemoveNetwork>, "nativeRemoveNetwork"));

@@ -90,7 +90,8 @@ ${COMMON}`,
 
 Tears down sandboxes whose owner crashed half-way or whose helpers died, and
 removes podnet namespaces that no sandbox names, and the pool status of
-processes that are gone (their warm namespaces went with them). On native
+processes that are gone (their warm namespaces went with them; the addresses
+of their warm native-network entries are released). On native
 networks (defaults /etc/podnet/networks and /var/lib/podnet) it also releases
 the addresses and published ports of containers attached through podnet's CNI
 plugin whose namespace is gone.

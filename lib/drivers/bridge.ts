@@ -8,6 +8,7 @@
 import { loadConfigDir } from '../cni/config';
 import type { CniRuntime } from '../cni/runtime';
 import { invalidArgument } from '../errors';
+import type { NativeAttachment } from '../native';
 import type { NativeNetworks } from '../native/networks';
 import type { SandboxState } from '../runtime/state';
 import type { CniDriver } from './cni';
@@ -54,6 +55,10 @@ export class BridgeDriver implements NetworkDriver {
 
   setUp(call: DriverCall): Promise<void> {
     return this.#pick(call.state).setUp(call);
+  }
+
+  setUpWarm(call: DriverCall, attachment: NativeAttachment): Promise<void> {
+    return this.#native.setUpWarm(call, attachment);
   }
 
   tearDown(call: DriverCall): Promise<void> {

@@ -10,6 +10,7 @@
  * it after a crash.
  */
 import type { PodnetError } from '../errors';
+import type { NativeAttachment } from '../native';
 import type { NetNS } from '../netns';
 import type { HelperName, SandboxState } from '../runtime/state';
 
@@ -57,6 +58,11 @@ export interface NetworkDriver {
    * lib/runtime/pool): the namespace is all the set-up needs ahead of time.
    */
   readonly poolable?: boolean;
+  /**
+   * Set-up from a warm entry whose attachment the pool made ahead (native
+   * networks): only what is the request's own (its ports). Absent: `setUp`.
+   */
+  setUpWarm?(call: DriverCall, attachment: NativeAttachment): Promise<void>;
   /**
    * Mode-specific checks of a new sandbox, before anything is created; may
    * normalise `state` (resolve host ports, parse options). Throws PodnetError.

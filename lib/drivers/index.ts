@@ -24,21 +24,21 @@ export interface DriverOptions {
 }
 
 export class Drivers {
-  readonly #bridge: BridgeDriver;
+  readonly bridge: BridgeDriver;
   readonly native: NativeDriver;
   readonly #slirp: Slirp4netnsDriver;
   readonly #pasta: PastaDriver;
 
   constructor(opts: DriverOptions) {
     this.native = new NativeDriver(opts.native, opts.nativeIdPrefix, opts.cni.defaultNetwork);
-    this.#bridge = new BridgeDriver(new CniDriver(opts.cni), this.native, opts.cni, opts.native);
+    this.bridge = new BridgeDriver(new CniDriver(opts.cni), this.native, opts.cni, opts.native);
     this.#slirp = new Slirp4netnsDriver(opts.slirpBinary);
     this.#pasta = new PastaDriver(opts.pastaBinary);
   }
 
   /** The driver of a (checked) network mode. */
   forMode(mode: NetworkMode): NetworkDriver {
-    if (mode === 'bridge') return this.#bridge;
+    if (mode === 'bridge') return this.bridge;
     if (mode === 'slirp4netns') return this.#slirp;
     if (mode === 'pasta') return this.#pasta;
     if (mode === 'none') return noneDriver;

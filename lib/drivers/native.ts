@@ -71,7 +71,7 @@ export class NativeDriver implements NetworkDriver {
       const first = i === 0;
       const a = await this.#nets.attach({
         network,
-        containerId: this.#idPrefix + state.id,
+        containerId: this.containerId(state),
         ifname: `eth${i}`,
         netnsPath: state.netnsPath!,
         staticIps: first && requested.ip ? [requested.ip] : [],
@@ -81,6 +81,24 @@ export class NativeDriver implements NetworkDriver {
       state.results.push({ network, ifname: a.ifname, result: toCniResult(a, state.netnsPath!), ...(first ? { portMappings: state.portMappings } : {}) });
       await call.save();
     }
+  }
+
+  /**
+   * A sandbox from a warm entry of the pool of its one network: the
+   * attachment exists (made with no ports, under the entry's id, which the
+   * state keeps); only the request's ports are published.
+   */
+  async setUpWarm(call: DriverCall, a: NativeAttachment): Promise<void> {
+    const { state } = call;
+    const ports = toNativePorts(state.portMappings);
+    const got = ports.length ? await this.#nets.addPorts(a.network, a.containerId, a.ifname, ports) : a;
+    state.results = [{ network: a.network, ifname: a.ifname, result: toCniResult(got, state.netnsPath!), portMappings: state.portMappings }];
+    await call.save();
+  }
+
+  /** The engine's container id of a sandbox's attachments. */
+  containerId(state: SandboxState): string {
+    return state.nativeContainerId ?? this.#idPrefix + state.id;
   }
 
   async tearDown({ state }: DriverCall): Promise<void> {
@@ -93,7 +111,7 @@ export class NativeDriver implements NetworkDriver {
   async #detachAll(state: SandboxState, namespaceGoes: boolean): Promise<void> {
     const errors: Error[] = [];
     for (const [i, network] of this.networksOf(state).entries()) {
-      await this.#nets.detach(network, this.#idPrefix + state.id, `eth${i}`, state.netnsPath, { namespaceGoes }).catch((e: Error) => errors.push(e));
+      await this.#nets.detach(network, this.containerId(state), `eth${i}`, state.netnsPath, { namespaceGoes }).catch((e: Error) => errors.push(e));
     }
     if (errors.length) throw errors[0];
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 
 import { ErrorCode, PodnetError, fromNative } from '../errors';
 import { writeFileAtomic } from '../atomic';
-import { native, type NativeAttachRequest, type NativeAttachment, type NativeEngineConfig } from '../native';
+import { native, type NativeAttachRequest, type NativeAttachment, type NativeEngineConfig, type NativePortMapping } from '../native';
 import { checkName } from '../validate';
 import { buildNativeNetwork, checkNoOverlap, type NativeNetworkDef, type NativeNetworkOptions } from './network';
 
@@ -132,6 +132,24 @@ export class NativeNetworks {
       return await native.nativeAttach(this.config, req);
     } catch (e) {
       throw fromNative(e, `attach ${req.containerId} to network '${req.network}'`);
+    }
+  }
+
+  /** Publishes more ports for an existing attachment (ERR_NATIVE_PORT_IN_USE as attach); detach removes them with the rest. */
+  async addPorts(network: string, containerId: string, ifname: string, ports: NativePortMapping[]): Promise<NativeAttachment> {
+    try {
+      return await native.nativeAddPorts(this.config, network, containerId, ifname, ports);
+    } catch (e) {
+      throw fromNative(e, `publish ports of ${containerId} on network '${network}'`);
+    }
+  }
+
+  /** Every owner holding an address or an attachment record on `network`. */
+  async owners(network: string): Promise<{ containerId: string; ifname: string }[]> {
+    try {
+      return await native.nativeOwners(this.config, network);
+    } catch (e) {
+      throw fromNative(e, `list owners on network '${network}'`);
     }
   }
 

@@ -2,7 +2,8 @@
  * Warm sandboxes: network namespaces made ahead of time, so that
  * `createSandbox` hands one out instead of making one, as BuildBuddy's netns
  * pool (buildbuddy#7359), e2b's network slots (e2b-dev/infra pool.go) and
- * BuildKit's `netNSPoolSize` hide the kernel's creation cost.
+ * BuildKit's `netNSPoolSize` hide the kernel's creation cost. For a native
+ * network an entry also holds its attachment (lib/runtime/pool-native).
  *
  * An entry is only ever fresh: made for the pool, handed out once, never
  * taken back after use (a used namespace keeps addresses, routes, neighbours,
@@ -14,10 +15,10 @@
  */
 import { debug } from '../debug';
 import { invalidArgument } from '../errors';
-import type { NsHandleInfo } from '../native';
+import type { NativeAttachment, NsHandleInfo } from '../native';
 
 export interface PoolOptions {
-  /** The network mode whose sandboxes it serves (today 'none'). */
+  /** The network mode whose sandboxes it serves ('none'), or the name of a native network (the default network is one). */
   network: string;
   /** Entries kept ready. */
   size: number;
@@ -40,10 +41,16 @@ export interface PoolStatus {
   lastError?: string;
 }
 
-/** What a pool needs from its surroundings: make an entry, throw one away. */
-export interface PoolBackend {
-  make(): Promise<NsHandleInfo>;
-  discard(entry: NsHandleInfo): void;
+/** A warm namespace, held by its fd; for a native network, with its attachment (no ports) already made. */
+export interface WarmEntry {
+  ns: NsHandleInfo;
+  attachment?: NativeAttachment;
+}
+
+/** What a pool needs from its surroundings: make an entry, throw one away (at once, or by a promise). */
+export interface PoolBackend<E = WarmEntry> {
+  make(): Promise<E>;
+  discard(entry: E): void | Promise<void>;
 }
 
 /** After a failed refill, wait this long before the next try (a failing kernel call is not retried in a loop). */
@@ -61,13 +68,15 @@ export function checkPoolOptions(o: unknown): Required<PoolOptions> {
   return { network, size, concurrency };
 }
 
-export class WarmPool {
+export class WarmPool<E = WarmEntry> {
   readonly network: string;
   #size: number;
   #concurrency: number;
-  readonly #backend: PoolBackend;
+  readonly #backend: PoolBackend<E>;
   readonly #onChange: () => void;
-  readonly #entries: NsHandleInfo[] = [];
+  readonly #entries: E[] = [];
+  readonly #discarding = new Set<Promise<void>>();
+  #made: (() => void)[] = [];
   #making = 0;
   #hits = 0;
   #misses = 0;
@@ -77,7 +86,7 @@ export class WarmPool {
   #idle: (() => void)[] = [];
   #kicked = false;
 
-  constructor(opts: Required<PoolOptions>, backend: PoolBackend, onChange: () => void = () => {}) {
+  constructor(opts: Required<PoolOptions>, backend: PoolBackend<E>, onChange: () => void = () => {}) {
     this.network = opts.network;
     this.#size = opts.size;
     this.#concurrency = opts.concurrency;
@@ -87,7 +96,7 @@ export class WarmPool {
   }
 
   /** A fresh entry, or undefined when the pool is empty (the caller makes one cold). Never the same entry twice. */
-  take(): NsHandleInfo | undefined {
+  take(): E | undefined {
     const e = this.#entries.pop();
     if (e) this.#hits++;
     else this.#misses++;
@@ -105,9 +114,9 @@ export class WarmPool {
   }
 
   /** An entry taken but never used (its create failed before anything touched it) goes back. */
-  giveBack(e: NsHandleInfo): void {
+  giveBack(e: E): void {
     this.#hits--;
-    if (this.#closed || this.#entries.length >= this.#size) this.#backend.discard(e);
+    if (this.#closed || this.#entries.length >= this.#size) this.#discard(e);
     else this.#entries.push(e);
     this.#onChange();
   }
@@ -116,7 +125,7 @@ export class WarmPool {
   resize(size: number, concurrency = this.#concurrency): void {
     this.#size = size;
     this.#concurrency = concurrency;
-    while (this.#entries.length > size) this.#backend.discard(this.#entries.shift()!);
+    while (this.#entries.length > size) this.#discard(this.#entries.shift()!);
     this.#refill();
     this.#onChange();
   }
@@ -127,13 +136,32 @@ export class WarmPool {
     return new Promise((r) => this.#idle.push(r));
   }
 
-  /** Stops refilling and discards every entry; entries still being made are discarded when done. */
-  close(): void {
+  /**
+   * Stops refilling and discards every entry; entries still being made are
+   * discarded when done. Resolves once every discard has finished.
+   */
+  async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
-    while (this.#entries.length) this.#backend.discard(this.#entries.pop()!);
+    while (this.#entries.length) this.#discard(this.#entries.pop()!);
     this.#wake();
     this.#onChange();
+    while (this.#making > 0 || this.#discarding.size > 0) {
+      if (this.#making > 0) await new Promise<void>((r) => this.#made.push(r));
+      await Promise.all(this.#discarding);
+    }
+  }
+
+  /** A discard that fails (an entry whose release a gc finishes) is logged, not thrown: it is the pool's own clean-up. */
+  #discard(e: E): void {
+    let p: Promise<void>;
+    try {
+      p = Promise.resolve(this.#backend.discard(e));
+    } catch (err) {
+      p = Promise.reject(err as Error);
+    }
+    const tracked = p.catch((err: Error) => debug('pool %s: discard failed: %s', this.network, err.message)).finally(() => this.#discarding.delete(tracked));
+    this.#discarding.add(tracked);
   }
 
   get closed(): boolean {
@@ -162,14 +190,16 @@ export class WarmPool {
         (e) => {
           this.#making--;
           this.#lastError = undefined;
-          if (this.#closed || this.#entries.length >= this.#size) this.#backend.discard(e);
+          if (this.#closed || this.#entries.length >= this.#size) this.#discard(e);
           else this.#entries.push(e);
+          for (const r of this.#made.splice(0)) r();
           this.#refill();
           this.#wake();
           this.#onChange();
         },
         (err: Error) => {
           this.#making--;
+          for (const r of this.#made.splice(0)) r();
           this.#lastError = err.message;
           debug('pool %s: refill failed: %s', this.network, err.message);
           if (!this.#closed && !this.#retry) {

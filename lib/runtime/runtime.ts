@@ -20,7 +20,7 @@ import { Drivers, type DriverCall, type LiveHandles, type NetworkDriver } from '
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
-import { native, type NsHandleInfo, type NativeEngineConfig } from '../native';
+import { native, type NativeEngineConfig } from '../native';
 import { NativeNetworks } from '../native/networks';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, toPortMappings } from '../ports';
@@ -28,7 +28,8 @@ import type { PortMapping } from '../types';
 import { checkPid } from '../validate';
 import { spawnIn } from './spawn-in-sandbox';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
-import { WarmPool, checkPoolOptions, type PoolOptions, type PoolStatus } from './pool';
+import { WarmPool, checkPoolOptions, type PoolBackend, type PoolOptions, type PoolStatus, type WarmEntry } from './pool';
+import { nativePoolBackend, notNative, poolEntryOwner } from './pool-native';
 import { PoolStatusFile, readPoolStatus, removePoolStatus, type ProcessPools } from './pool-status';
 import { isAlive, procRef, selfRef } from './proc';
 import { makeSandboxNetns, removeSandboxNetns } from './sandbox-netns';
@@ -84,6 +85,9 @@ export interface SandboxInfo {
   ownerAlive: boolean;
 }
 
+/** Network modes by name: a pool of one of these names serves that mode, any other name a native network. */
+const MODE_NAMES = new Set(['bridge', 'slirp4netns', 'pasta', 'none', 'host']);
+
 export class Runtime {
   readonly state: StateStore;
   readonly cni: CniRuntime;
@@ -111,26 +115,42 @@ export class Runtime {
   }
 
   /**
-   * Starts a pool of warm sandboxes for a network mode (or resizes the one it
-   * has): `size` entries are made in the background, and `createSandbox` for
-   * that mode takes one when it can (no `pid`, no static address), else makes
-   * its sandbox as usual. Root only (entries become bind mounts).
+   * Starts a pool of warm sandboxes (or resizes the one it has) for a network
+   * mode ('none') or a native network (by name; the default network is
+   * native unless a CNI list has its name): `size` entries are made in the
+   * background, and `createSandbox` for that mode, or on that one network,
+   * takes one when it can (no `pid`, no static address or MAC), else makes its
+   * sandbox as usual. A native entry comes with its attachment made (no
+   * ports): the create publishes only its ports. Root only (entries become
+   * bind mounts).
    */
   startPool(opts: PoolOptions): PoolStatus {
     const o = checkPoolOptions(opts);
-    const mode = parseMode(o.network);
-    const driver = this.#drivers.forMode(mode);
-    if (!driver.poolable) throw invalidArgument('pool network', `network mode '${mode}' has no pool (pools serve: none)`);
-    if (!isRoot()) throw new PodnetError(ErrorCode.NOT_ROOT, `pool '${mode}': warm sandboxes need root`);
-    const existing = this.#pools.get(mode);
+    const isMode = MODE_NAMES.has(o.network);
+    if (isMode) {
+      const mode = parseMode(o.network);
+      if (!this.#drivers.forMode(mode).poolable)
+        throw invalidArgument('pool network', `network mode '${mode}' has no pool (pools serve: none, native networks)`);
+    } else {
+      checkId('pool network', o.network);
+      if (o.network !== this.cni.defaultNetwork && !this.native.has(o.network)) {
+        throw invalidArgument('pool network', `no native network '${o.network}' (pools serve: none, native networks)`);
+      }
+    }
+    if (!isRoot()) throw new PodnetError(ErrorCode.NOT_ROOT, `pool '${o.network}': warm sandboxes need root`);
+    const existing = this.#pools.get(o.network);
     if (existing) {
       existing.resize(o.size, o.concurrency);
       return existing.status();
     }
-    const pool = new WarmPool({ ...o, network: mode }, { make: () => native.netnsUnshare(), discard: (e) => native.closeFd(e.fd) }, () =>
-      this.#poolStatus.changed(),
-    );
-    this.#pools.set(mode, pool);
+    const backend: PoolBackend = isMode
+      ? { make: async () => ({ ns: await native.netnsUnshare() }), discard: (e) => native.closeFd(e.ns.fd) }
+      : nativePoolBackend(this.native, o.network, this.netnsPrefix, async () => {
+          if ((await this.#drivers.bridge.kindOf(o.network)) !== 'native') throw notNative(o.network);
+          if (o.network === this.cni.defaultNetwork) await this.native.ensureDefault(o.network);
+        });
+    const pool = new WarmPool(o, backend, () => this.#poolStatus.changed());
+    this.#pools.set(o.network, pool);
     this.#poolStatus.changed();
     return pool.status();
   }
@@ -142,13 +162,19 @@ export class Runtime {
     return pool.status();
   }
 
-  /** Removes a pool (every pool without an argument), releasing its entries. */
-  drainPool(network?: string): void {
+  /**
+   * Removes a pool (every pool without an argument): its entries are taken
+   * out at once; resolves once they are released (a native entry's
+   * attachment detached).
+   */
+  async drainPool(network?: string): Promise<void> {
+    const closing: Promise<void>[] = [];
     for (const pool of network === undefined ? [...this.#pools.values()] : [this.#pool(network)]) {
-      pool.close();
+      closing.push(pool.close());
       this.#pools.delete(pool.network);
     }
     this.#poolStatus.changed();
+    await Promise.all(closing);
   }
 
   /** Resolves once every pool of this process is full (or cannot fill: see its lastError). */
@@ -167,7 +193,7 @@ export class Runtime {
   }
 
   #pool(network: string): WarmPool {
-    const pool = this.#pools.get(parseMode(network));
+    const pool = this.#pools.get(network);
     if (!pool) throw new PodnetError(ErrorCode.NO_SUCH_POOL, `no pool for network '${network}' in this process`);
     return pool;
   }
@@ -197,7 +223,7 @@ export class Runtime {
     }
     if (opts.podName !== undefined) checkId('pod name', opts.podName);
     // A warm namespace fits when nothing about the namespace itself is asked for.
-    const pool = opts.pid === undefined && !opts.staticIP && !opts.staticMAC && !opts.requestedIP && !opts.requestedMAC ? this.#pools.get(mode) : undefined;
+    const fits = opts.pid === undefined && !opts.staticIP && !opts.staticMAC && !opts.requestedIP && !opts.requestedMAC;
     const state: SandboxState = {
       version: 1,
       id,
@@ -220,6 +246,7 @@ export class Runtime {
     };
     const requested = { ip: opts.requestedIP ?? opts.staticIP, mac: opts.requestedMAC ?? opts.staticMAC };
     await driver.validate(state, requested);
+    const pool = fits ? this.#poolFor(state) : undefined;
     const warm = pool?.take();
     if (warm) return this.#createWarm(state, driver, pool!, warm);
     // The exclusive create of the state claims the id; joining needs the lock (teardown checks joiners under it).
@@ -253,18 +280,31 @@ export class Runtime {
     }
   }
 
+  /** The pool a validated sandbox can come from: its mode's ('none'), or its one native network's. */
+  #poolFor(state: SandboxState): WarmPool | undefined {
+    if (MODE_NAMES.has(state.mode)) return state.mode === 'bridge' ? undefined : this.#pools.get(state.mode);
+    if (state.mode !== 'bridge' || state.driver !== 'native') return undefined;
+    const nets = this.#drivers.native.networksOf(state);
+    // A pool named like a mode ('none') is that mode's, never a native network's.
+    return nets.length === 1 && !MODE_NAMES.has(nets[0]) ? this.#pools.get(nets[0]) : undefined;
+  }
+
   /**
-   * A create from a warm namespace: the state is written once, already
-   * 'ready' and naming the namespace's path (the exclusive create claims the
-   * id, no lock), then the namespace is bind-mounted at that path, where a
-   * cold create puts it, and the driver adds what is the request's own. A
-   * crash between the two leaves a state whose namespace does not exist and
-   * whose owner is dead, which gc removes; the warm namespace itself dies
-   * with the process.
+   * A create from a warm entry: the state is written once (the exclusive
+   * create claims the id, no lock) naming the namespace's path, then the
+   * namespace is bind-mounted at that path, where a cold create puts it, and
+   * the driver adds what is the request's own. With nothing to add (none) the
+   * state is 'ready' at once: a crash before the bind mount leaves a state
+   * whose namespace does not exist and whose owner is dead, which gc removes;
+   * the warm namespace itself dies with the process. A native entry's
+   * attachment outlives it, so that state is 'creating' until the ports are
+   * published and records the attachment's id: gc tears it down like any
+   * half-made sandbox.
    */
-  async #createWarm(state: SandboxState, driver: NetworkDriver, pool: WarmPool, warm: NsHandleInfo): Promise<SandboxState> {
+  async #createWarm(state: SandboxState, driver: NetworkDriver, pool: WarmPool, warm: WarmEntry): Promise<SandboxState> {
     const name = `${this.netnsPrefix}${state.id}`;
-    Object.assign(state, { status: 'ready', ownsNetns: true, netnsPath: path.join(this.#netnsDir, name) });
+    Object.assign(state, { status: warm.attachment ? 'creating' : 'ready', ownsNetns: true, netnsPath: path.join(this.#netnsDir, name) });
+    if (warm.attachment) state.nativeContainerId = warm.attachment.containerId;
     try {
       await this.state.create(state);
     } catch (err) {
@@ -276,13 +316,17 @@ export class Runtime {
     const call = this.#call(state, live, {});
     try {
       try {
-        live.netns = NetNS.adopt(warm, { dir: this.#netnsDir, name });
+        live.netns = NetNS.adopt(warm.ns, { dir: this.#netnsDir, name });
       } catch (err) {
-        native.closeFd(warm.fd);
+        native.closeFd(warm.ns.fd);
         state.ownsNetns = false; // whatever is at that path (EEXIST) is not this sandbox's
         throw err;
       }
-      await driver.setUp(call);
+      if (warm.attachment) {
+        await driver.setUpWarm!(call, warm.attachment);
+        state.status = 'ready';
+        await this.state.write(state);
+      } else await driver.setUp(call);
       return state;
     } catch (err) {
       await this.#undoCreate(call);
@@ -422,12 +466,12 @@ export class Runtime {
    * (the sandbox stays); without an id, every pool (their warm namespaces
    * are freed) and every sandbox's handle. Sandboxes stay either way.
    */
-  close(id?: string): void {
+  async close(id?: string): Promise<void> {
     if (id === undefined) {
-      this.drainPool();
-      for (const sid of this.#live.keys()) this.close(sid);
+      const draining = this.drainPool();
+      for (const sid of this.#live.keys()) void this.close(sid);
       this.#poolStatus.close();
-      return;
+      return draining;
     }
     this.#live.get(id)?.netns?.close();
     const live = this.#live.get(id);
@@ -491,15 +535,17 @@ export class Runtime {
         () => ran && removed.cniAttachments.push(`${a.network}/${a.id}/${a.ifname}`),
       );
     }
-    // Native attachments of this state dir's sandboxes that no state claims (an owner killed mid-setup).
+    // Native attachments of this state dir's sandboxes that no state claims (an owner killed mid-setup),
+    // and those of pool entries whose process is gone (a live process's entries stay, even half-made).
     await attempt(
       () =>
         this.state.locked(async () => {
           const live = (await this.state.list()).flatMap((s) =>
-            this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.netnsPrefix + s.id, ifname: `eth${i}` })),
+            this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.#drivers.native.containerId(s), ifname: `eth${i}` })),
           );
           for (const n of this.native.list()) {
-            const r = await this.native.gc(n.name, live, this.netnsPrefix);
+            const pooled = (await this.native.owners(n.name)).filter((o) => isAlive(poolEntryOwner(o.containerId, this.netnsPrefix)));
+            const r = await this.native.gc(n.name, [...live, ...pooled], this.netnsPrefix);
             removed.nativeReleased += r.leases + r.elements + r.links;
           }
         }),

@@ -31,6 +31,8 @@ export interface SandboxState {
   mode: NetworkMode;
   /** Which driver serves bridge mode's networks (lib/drivers/bridge); absent means CNI. */
   driver?: 'native' | 'cni';
+  /** The native engine's container id of its attachments when not `<state dir prefix><id>`: a warm sandbox keeps its pool entry's. */
+  nativeContainerId?: string;
   /** 'creating' until set-up completes; a 'creating' state whose owner died is garbage. */
   status: 'creating' | 'ready' | 'removing';
   netnsPath?: string;

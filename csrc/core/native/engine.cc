@@ -191,6 +191,8 @@ void AddRoute(NlBatch& b, int ifindex, const IpAddr& dst, int dstLen, const IpAd
   b.PutU32(RTA_OIF, ifindex);
 }
 
+int ValidatePorts(const std::vector<PortMapping>& ports, Error* err, const Net* net);
+
 int ValidateRequest(const AttachRequest& r, Error* err) {
   if (!ValidName(r.network)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network name '" + r.network + "'");
   if (!ValidName(r.containerId))
@@ -205,8 +207,14 @@ int ValidateRequest(const AttachRequest& r, Error* err) {
     IpAddr ip;
     if (!ParseIp(s, &ip)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid IP address '" + s + "'");
   }
+  return ValidatePorts(r.ports, err, nullptr);
+}
+
+// Port mappings, each well formed, no host port twice; `net`: each host IP has
+// a subnet of its family there.
+int ValidatePorts(const std::vector<PortMapping>& ports, Error* err, const Net* net) {
   std::set<std::string> seen;
-  for (const auto& p : r.ports) {
+  for (const auto& p : ports) {
     const std::string what =
         "port mapping " + p.protocol + " " + std::to_string(p.hostPort) + ":" + std::to_string(p.containerPort);
     if (p.protocol != "tcp" && p.protocol != "udp" && p.protocol != "sctp")
@@ -220,8 +228,61 @@ int ValidateRequest(const AttachRequest& r, Error* err) {
     for (unsigned i = 0; i < p.range; i++)
       if (!seen.insert(p.protocol + "/" + p.hostIp + "/" + std::to_string(p.hostPort + i)).second)
         return Fail(err, ErrorKind::kInvalid, -EINVAL, what + ": host port given twice");
+    bool has = net == nullptr || p.hostIp.empty();
+    if (net)
+      for (const auto& pr : net->prefixes) has = has || pr.base.family == h.family;
+    if (!has)
+      return Fail(err, ErrorKind::kInvalid, -EINVAL,
+                  "host IP " + p.hostIp + " has no subnet of its family on network " + net->def.name);
   }
   return 0;
+}
+
+// Publishes `ports` to the sandbox addresses `ips`: "create" fails when a key
+// exists, and the whole transaction with it, so a port held by another
+// sandbox changes nothing.
+int PublishPorts(const Config& cfg, const Net& net, const std::vector<PortMapping>& ports,
+                 const std::vector<IpAddr>& ips, Error* err) {
+  auto elems = PortElements(ports, ips, false);
+  if (elems.empty()) return 0;
+  std::string errText;
+  const std::string cmds = ElementCommands("create", elems);
+  int rc = NftRun(cmds, &errText);
+  if (rc == -ENOENT) {  // the table went away under us: write it again
+    if ((rc = EnsureOnce(cfg, net, true, err)) < 0) return rc;
+    rc = NftRun(cmds, &errText);
+  }
+  if (rc == -EEXIST) {
+    std::string list;
+    for (const auto& p : ports)
+      list += (list.empty() ? "" : ", ") + p.protocol + " " + (p.hostIp.empty() ? "" : p.hostIp + ":") +
+              std::to_string(p.hostPort) + (p.range > 1 ? "-" + std::to_string(p.hostPort + p.range - 1) : "");
+    return Fail(err, ErrorKind::kPortInUse, -EADDRINUSE, "host port " + list + " is already published by another sandbox");
+  }
+  if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
+  if (rc < 0) return Fail(err, ErrorKind::kNftables, rc, "nftables: " + errText);
+  return 0;
+}
+
+// 127.0.0.1:hostPort is DNATed to the sandbox: the kernel routes a loopback
+// source out of the host end only with route_localnet (needed when an IPv4
+// address has a port published on every or an IPv4 host address).
+int AllowLocalnet(const std::string& hostIf, const std::vector<PortMapping>& ports, const std::vector<IpAddr>& ips,
+                  Error* err) {
+  bool v4ports = false;
+  for (const auto& ip : ips) {
+    if (ip.family != AF_INET) continue;
+    for (const auto& pm : ports) {
+      IpAddr h;
+      v4ports = v4ports || pm.hostIp.empty() || (ParseIp(pm.hostIp, &h) && h.family == AF_INET);
+    }
+  }
+  if (!v4ports) return 0;
+  const std::string path = "/proc/sys/net/ipv4/conf/" + hostIf + "/route_localnet";
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  int e = fd < 0 ? -errno : (write(fd, "1", 1) == 1 ? 0 : -errno);
+  if (fd >= 0) close(fd);
+  return e < 0 ? Fail(err, ErrorKind::kSystem, e, "cannot write " + path) : 0;
 }
 
 }  // namespace
@@ -249,16 +310,7 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
     ParseIp(s, &ip);
     statics.push_back(ip);
   }
-  for (const auto& p : req.ports) {
-    IpAddr h;
-    if (!p.hostIp.empty() && ParseIp(p.hostIp, &h)) {
-      bool has = false;
-      for (const auto& pr : net.prefixes) has = has || pr.base.family == h.family;
-      if (!has)
-        return Fail(err, ErrorKind::kInvalid, -EINVAL,
-                    "host IP " + p.hostIp + " has no subnet of its family on network " + net.def.name);
-    }
-  }
+  if ((rc = ValidatePorts(req.ports, err, &net)) < 0) return rc;
   const std::string recordPath = RecordPath(cfg, req.network, req.containerId, req.ifname);
   if (access(recordPath.c_str(), F_OK) == 0)
     return Fail(err, ErrorKind::kAlreadyAttached, -EEXIST,
@@ -287,29 +339,8 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
     return code;
   };
 
-  // Published ports: "create" fails when a key exists, and the whole
-  // transaction with it, so a port held by another sandbox changes nothing.
-  auto elems = PortElements(req.ports, ips, false);
-  if (!elems.empty()) {
-    std::string errText;
-    const std::string cmds = ElementCommands("create", elems);
-    rc = NftRun(cmds, &errText);
-    if (rc == -ENOENT) {  // the table went away under us: write it again
-      if ((rc = EnsureOnce(cfg, net, true, err)) < 0) return undo(rc);
-      rc = NftRun(cmds, &errText);
-    }
-    if (rc == -EEXIST) {
-      std::string ports;
-      for (const auto& p : req.ports)
-        ports += (ports.empty() ? "" : ", ") + p.protocol + " " + (p.hostIp.empty() ? "" : p.hostIp + ":") +
-                 std::to_string(p.hostPort) + (p.range > 1 ? "-" + std::to_string(p.hostPort + p.range - 1) : "");
-      return undo(Fail(err, ErrorKind::kPortInUse, -EADDRINUSE,
-                       "host port " + ports + " is already published by another sandbox"));
-    }
-    if (rc == -ENOPKG) return undo(Fail(err, ErrorKind::kNoLibrary, rc, errText));
-    if (rc < 0) return undo(Fail(err, ErrorKind::kNftables, rc, "nftables: " + errText));
-    elementsAdded = true;
-  }
+  if ((rc = PublishPorts(cfg, net, req.ports, ips, err)) < 0) return undo(rc);
+  elementsAdded = true;
 
   uint8_t mac[6], hostMac[6];
   ParseMac(kHostMac, hostMac);
@@ -393,7 +424,6 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
     up.ifi_change = IFF_UP;
     in.Begin(RTM_NEWLINK, 0, &up, sizeof up);
   }
-  bool v4ports = false;
   for (const auto& ip : ips) {
     const Prefix* p = nullptr;
     IpAddr gw;
@@ -423,26 +453,12 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
     // Outside: the sandbox address routed to the host end, its MAC known.
     AddRoute(out2, hostIndex, ip, ip.len() * 8, nullptr, &gw);
     AddNeigh(out2, hostIndex, ip, mac);
-    if (ip.family == AF_INET) {
-      for (const auto& pm : req.ports) {
-        IpAddr h;
-        v4ports = v4ports || pm.hostIp.empty() || (ParseIp(pm.hostIp, &h) && h.family == AF_INET);
-      }
-    }
   }
   size_t failed = 0;
   if ((rc = ns.Run(in, &failed)) < 0)
     return undo(Fail(err, ErrorKind::kSystem, rc, "cannot configure " + req.ifname + " in " + req.netnsPath));
   if ((rc = host.Run(out2, &failed)) < 0) return undo(Fail(err, ErrorKind::kSystem, rc, "cannot route to " + hostIf));
-  if (v4ports) {
-    // 127.0.0.1:hostPort is DNATed to the sandbox: the kernel routes a
-    // loopback source out of this link only with route_localnet.
-    const std::string path = "/proc/sys/net/ipv4/conf/" + hostIf + "/route_localnet";
-    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    int e = fd < 0 ? -errno : (write(fd, "1", 1) == 1 ? 0 : -errno);
-    if (fd >= 0) close(fd);
-    if (e < 0) return undo(Fail(err, ErrorKind::kSystem, e, "cannot write " + path));
-  }
+  if ((rc = AllowLocalnet(hostIf, req.ports, ips, err)) < 0) return undo(rc);
 
   // The record lets Detach and Check work from another process.
   if ((rc = MkdirP(RecordDir(cfg, req.network), 0700)) < 0 || (rc = WriteFileAtomic(recordPath, ToJson(a).dump())) < 0)
@@ -527,6 +543,35 @@ int Detach(const Config& cfg, const std::string& network, const std::string& con
   return 0;
 }
 
+int AddPorts(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
+             const std::vector<PortMapping>& ports, Attachment* out, Error* err) {
+  Attachment a;
+  int rc = GetAttachment(cfg, network, containerId, ifname, &a, err);
+  if (rc < 0) return rc;
+  Net net;
+  if ((rc = LoadNet(cfg, network, &net, err)) < 0) return rc;
+  // Checked together with what is published already: a host port given twice is refused before anything changes.
+  std::vector<PortMapping> all = a.ports;
+  all.insert(all.end(), ports.begin(), ports.end());
+  if ((rc = ValidatePorts(all, err, &net)) < 0) return rc;
+  const std::vector<IpAddr> ips = RecordIps(a);
+  if ((rc = EnsureOnce(cfg, net, false, err)) < 0) return rc;
+  if ((rc = PublishPorts(cfg, net, ports, ips, err)) < 0) return rc;
+  // The record is written after the elements: should this process die in
+  // between, Detach misses them, but they point at an address whose lease
+  // Detach releases, and GC removes such elements.
+  a.ports = std::move(all);
+  const std::string path = RecordPath(cfg, network, containerId, ifname);
+  rc = AllowLocalnet(a.hostIfname, a.ports, ips, err);
+  if (rc == 0 && (rc = WriteFileAtomic(path, ToJson(a).dump())) < 0) Fail(err, ErrorKind::kSystem, rc, "cannot write " + path);
+  if (rc < 0) {
+    DeleteElements(PortElements(ports, ips, true));
+    return rc;
+  }
+  *out = std::move(a);
+  return 0;
+}
+
 int Check(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
           const std::string& netnsPath, Error* err) {
   Attachment a;
@@ -569,6 +614,25 @@ int Check(const Config& cfg, const std::string& network, const std::string& cont
     if (rc < 0)
       return Fail(err, ErrorKind::kInvalid, rc, "published ports of " + containerId + " are missing: " + errText);
   }
+  return 0;
+}
+
+int ListOwners(const Config& cfg, const std::string& network, std::vector<Owner>* out, Error* err) {
+  if (!ValidName(network)) return Fail(err, ErrorKind::kInvalid, -EINVAL, "invalid network name '" + network + "'");
+  std::set<std::pair<std::string, std::string>> seen;
+  std::vector<std::pair<IpAddr, std::string>> leases;
+  int rc = ListLeases(cfg, network, &leases);
+  if (rc < 0) return Fail(err, ErrorKind::kSystem, rc, "cannot list the leases of " + network);
+  for (const auto& l : leases) {
+    // "containerId\nifname\n" (OwnerText)
+    auto nl = l.second.find('\n');
+    if (nl == std::string::npos || l.second.size() < nl + 2) continue;
+    seen.insert({l.second.substr(0, nl), l.second.substr(nl + 1, l.second.size() - nl - 2)});
+  }
+  std::vector<Attachment> records;
+  if ((rc = ListAttachments(cfg, network, &records, err)) < 0) return rc;
+  for (const auto& a : records) seen.insert({a.containerId, a.ifname});
+  for (const auto& o : seen) out->push_back({o.first, o.second});
   return 0;
 }
 

@@ -152,6 +152,13 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
 int Detach(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
            const std::string& netnsPath, Error* err, bool keepLink = false);
 
+// Publishes more ports for an existing attachment (a warm sandbox taken from
+// a pool gets its request's ports this way): the same checks and errors as
+// Attach's (kPortInUse when another sandbox holds a host port), recorded so
+// that Detach removes them with the rest. On failure changes nothing.
+int AddPorts(const Config& cfg, const std::string& network, const std::string& containerId, const std::string& ifname,
+             const std::vector<PortMapping>& ports, Attachment* out, Error* err);
+
 // Verifies that the attachment is whole (lease, record, host link, sandbox
 // link with its addresses, published ports); kInvalid/kSystem naming what is
 // missing.
@@ -164,6 +171,10 @@ int GetAttachment(const Config& cfg, const std::string& network, const std::stri
 
 // Every attachment record of the network.
 int ListAttachments(const Config& cfg, const std::string& network, std::vector<Attachment>* out, Error* err);
+
+// Every owner holding a lease or an attachment record on the network (an
+// owner killed inside Attach holds a lease and no record yet).
+int ListOwners(const Config& cfg, const std::string& network, std::vector<Owner>* out, Error* err);
 
 // Releases what owners not in `live` hold on the network: leases, records,
 // published-port elements (also elements whose address has no live lease,

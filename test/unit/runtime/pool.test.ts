@@ -12,7 +12,9 @@ function fakeBackend() {
     discarded,
     backend: {
       make: () => new Promise<NsHandleInfo>((resolve, reject) => pending.push({ resolve, reject })),
-      discard: (e: NsHandleInfo) => discarded.push(e.fd),
+      discard: (e: NsHandleInfo) => {
+        discarded.push(e.fd);
+      },
     },
     /** Completes the oldest `n` makes with fresh entries. */
     async complete(n = pending.length) {
@@ -82,7 +84,7 @@ describe('WarmPool', () => {
     const pool = new WarmPool(opts(4, 1), f.backend);
     await f.complete(1);
     expect(f.pending).toHaveLength(1);
-    pool.close();
+    const closed = pool.close();
     expect(f.discarded).toHaveLength(1);
     await pool.whenFull(); // resolves: nothing more will be made
     await f.complete();
@@ -90,6 +92,27 @@ describe('WarmPool', () => {
     expect(f.pending).toHaveLength(0);
     expect(pool.take()).toBeUndefined();
     expect(pool.status()).toMatchObject({ fill: 0, making: 0 });
+    await closed;
+  });
+
+  it('close() resolves once asynchronous discards are done, a failed one included', async () => {
+    const f = fakeBackend();
+    const releases: (() => void)[] = [];
+    const pool = new WarmPool(opts(2), {
+      make: f.backend.make,
+      discard: (e: NsHandleInfo) => new Promise<void>((resolve, reject) => releases.push(() => (e.fd % 2 ? reject(new Error('EBUSY')) : resolve()))),
+    });
+    await f.complete();
+    let done = false;
+    const closed = pool.close().then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    expect(releases).toHaveLength(2);
+    releases[0]();
+    await new Promise((r) => setImmediate(r));
+    expect(done).toBe(false);
+    releases[1]();
+    await closed;
+    expect(done).toBe(true);
   });
 
   it('a failing make is reported and retried later, not in a loop', async () => {

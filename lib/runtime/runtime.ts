@@ -282,8 +282,8 @@ export class Runtime {
 
   /** The pool a validated sandbox can come from: its mode's ('none'), or its one native network's. */
   #poolFor(state: SandboxState): WarmPool | undefined {
-    if (MODE_NAMES.has(state.mode)) return state.mode === 'bridge' ? undefined : this.#pools.get(state.mode);
-    if (state.mode !== 'bridge' || state.driver !== 'native') return undefined;
+    if (state.mode !== 'bridge') return MODE_NAMES.has(state.mode) ? this.#pools.get(state.mode) : undefined;
+    if (state.driver !== 'native') return undefined;
     const nets = this.#drivers.native.networksOf(state);
     // A pool named like a mode ('none') is that mode's, never a native network's.
     return nets.length === 1 && !MODE_NAMES.has(nets[0]) ? this.#pools.get(nets[0]) : undefined;

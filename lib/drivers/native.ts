@@ -86,14 +86,14 @@ export class NativeDriver implements NetworkDriver {
   /**
    * A sandbox from a warm entry of the pool of its one network: the
    * attachment exists (made with no ports, under the entry's id, which the
-   * state keeps); only the request's ports are published.
+   * state already names, so teardown finds it); only the request's ports are
+   * published. The caller writes the results with the 'ready' state.
    */
   async setUpWarm(call: DriverCall, a: NativeAttachment): Promise<void> {
     const { state } = call;
     const ports = toNativePorts(state.portMappings);
     const got = ports.length ? await this.#nets.addPorts(a.network, a.containerId, a.ifname, ports) : a;
     state.results = [{ network: a.network, ifname: a.ifname, result: toCniResult(got, state.netnsPath!), portMappings: state.portMappings }];
-    await call.save();
   }
 
   /** The engine's container id of a sandbox's attachments. */

@@ -3,7 +3,9 @@
  * pool using a state dir: each runtime with pools writes
  * `<stateDir>/pools/<pid>.<n>.json` (debounced: hits and fill move on every
  * create), and removes it when its last pool goes, at close and at exit. The
- * warm namespaces themselves need no file: they are fds, freed with the process.
+ * warm namespaces themselves need no file: they are fds, freed with the
+ * process; a native network's entries are found by their attachments' ids
+ * (lib/runtime/pool-native).
  */
 import { rmSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';

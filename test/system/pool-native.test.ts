@@ -278,7 +278,7 @@ describeRoot('warm sandbox pools on a native network (root)', () => {
           await rt.poolsReady();
           await rt.createSandbox({ id: 'np-kept-${delay}', networks: ['${NET}'], portMappings: [{ hostPort: 46340, containerPort: 80 }] });
           process.stdout.write('ready\\n');
-          ${delay === null ? 'setInterval(() => {}, 1000);' : `for (let i = 0; ; i++) await rt.createSandbox({ id: 'np-loop-${delay}-' + i, networks: ['${NET}'], portMappings: [{ hostPort: 46350 + (i % 40), containerPort: 80 }] }).then(() => rt.teardown('np-loop-${delay}-' + i));`}
+          ${delay === null ? 'setInterval(() => {}, 1000);' : `for (let i = 0; ; i++) await rt.createSandbox({ id: 'np-loop-${delay}-' + i, networks: ['${NET}'], portMappings: [{ hostPort: 46350 + (i % 8), containerPort: 80 }] }).then(() => rt.teardown('np-loop-${delay}-' + i));`}
         })().catch((e) => { console.error(e); process.exit(1); });`;
       const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(child.pid!);

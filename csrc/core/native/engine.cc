@@ -257,7 +257,8 @@ int PublishPorts(const Config& cfg, const Net& net, const std::vector<PortMappin
     for (const auto& p : ports)
       list += (list.empty() ? "" : ", ") + p.protocol + " " + (p.hostIp.empty() ? "" : p.hostIp + ":") +
               std::to_string(p.hostPort) + (p.range > 1 ? "-" + std::to_string(p.hostPort + p.range - 1) : "");
-    return Fail(err, ErrorKind::kPortInUse, -EADDRINUSE, "host port " + list + " is already published by another sandbox");
+    return Fail(err, ErrorKind::kPortInUse, -EADDRINUSE,
+                "host port " + list + " is already published by another sandbox");
   }
   if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
   if (rc < 0) return Fail(err, ErrorKind::kNftables, rc, "nftables: " + errText);
@@ -563,7 +564,8 @@ int AddPorts(const Config& cfg, const std::string& network, const std::string& c
   a.ports = std::move(all);
   const std::string path = RecordPath(cfg, network, containerId, ifname);
   rc = AllowLocalnet(a.hostIfname, a.ports, ips, err);
-  if (rc == 0 && (rc = WriteFileAtomic(path, ToJson(a).dump())) < 0) Fail(err, ErrorKind::kSystem, rc, "cannot write " + path);
+  if (rc == 0 && (rc = WriteFileAtomic(path, ToJson(a).dump())) < 0)
+    Fail(err, ErrorKind::kSystem, rc, "cannot write " + path);
   if (rc < 0) {
     DeleteElements(PortElements(ports, ips, true));
     return rc;

@@ -212,6 +212,36 @@ describeRoot('warm sandbox pools on a native network (root)', () => {
     await expect(tcpClient('127.0.0.1', 46300)).rejects.toThrow();
   });
 
+  test('publishing ports on an existing attachment: typed errors change nothing; detach removes what was added', async () => {
+    const s = await rt.createSandbox({ id: 'np-add', networks: [NET], portMappings: [{ hostPort: 46312, containerPort: 80 }] });
+    const cid = s.nativeContainerId ?? `${rt.netnsPrefix}np-add`;
+    const port = (hostPort: number, extra: object = {}) => ({ protocol: 'tcp' as const, hostIp: '', hostPort, containerPort: 81, range: 1, ...extra });
+    try {
+      const code = (p: Promise<unknown>) =>
+        p.then(
+          () => 'no error',
+          (e: { code: string }) => e.code,
+        );
+      expect(await code(rt.native.addPorts(NET, cid, 'eth0', [port(46312)]))).toBe('ERR_INVALID_ARGUMENT'); // its own port again
+      expect(await code(rt.native.addPorts(NET, cid, 'eth0', [port(46313, { range: 0 })]))).toBe('ERR_INVALID_ARGUMENT');
+      expect(await code(rt.native.addPorts(NET, cid, 'eth0', [port(46313, { hostIp: 'fd00::1' })]))).toBe('ERR_INVALID_ARGUMENT'); // no IPv6 subnet
+      expect(await code(rt.native.addPorts(NET, `${rt.netnsPrefix}np-none`, 'eth0', [port(46313)]))).toBe('ENOENT');
+      const other = await rt.createSandbox({ id: 'np-add2', networks: [NET], portMappings: [{ hostPort: 46314, containerPort: 80 }] });
+      try {
+        expect(await code(rt.native.addPorts(NET, cid, 'eth0', [port(46313), port(46314)]))).toBe('ERR_NATIVE_PORT_IN_USE');
+        expect(elements()).toHaveLength(2); // 46313 was not added either
+      } finally {
+        await rt.teardown(other.id);
+      }
+      const a = await rt.native.addPorts(NET, cid, 'eth0', [port(46313)]);
+      expect(a.ports.map((p) => p.hostPort)).toEqual([46312, 46313]);
+      expect(elements()).toHaveLength(2);
+    } finally {
+      await rt.teardown('np-add');
+    }
+    expect(elements()).toEqual([]);
+  });
+
   test('a static IP or MAC is served by a cold create; the pool is left alone', async () => {
     await rt.poolsReady();
     const before = rt.poolStatus()[0];

@@ -48,7 +48,9 @@ export function nativePoolBackend(nets: NativeNetworks, network: string, idPrefi
     },
     async discard(e: WarmEntry): Promise<void> {
       try {
-        if (e.attachment) await nets.detach(network, e.attachment.containerId, e.attachment.ifname);
+        // Only this fd holds the namespace: closing it takes the veth pair and its host route with it,
+        // in the kernel's namespace cleanup, without waiting here for the link deletion's RCU grace period.
+        if (e.attachment) await nets.detach(network, e.attachment.containerId, e.attachment.ifname, undefined, { namespaceGoes: true });
       } finally {
         native.closeFd(e.ns.fd);
       }

@@ -242,6 +242,30 @@ describeRoot('warm sandbox pools on a native network (root)', () => {
     expect(elements()).toEqual([]);
   });
 
+  test("a create on the default network takes from that network's pool", async () => {
+    const def = new Runtime({ ...opts, cni: { ...opts.cni, defaultNetwork: NET }, pools: [{ network: NET, size: 1 }] });
+    try {
+      await def.poolsReady();
+      expect(def.poolStatus()[0]).toMatchObject({ fill: 1 });
+      expect(def.poolStatus()[0].lastError).toBeUndefined();
+      const s = await def.createSandbox({ id: 'np-default', portMappings: [{ hostPort: 46315, containerPort: 8080 }] });
+      const server = await def.spawn(s.id, '/usr/bin/python3', [ECHO, 'serve', '8080'], { stdio: 'ignore' });
+      try {
+        expect(def.poolStatus()[0]).toMatchObject({ hits: 1, misses: 0 });
+        expect(s).toMatchObject({ mode: 'bridge', driver: 'native', networks: [], status: 'ready' });
+        expect(s.nativeContainerId).toMatch(new RegExp(`^${def.netnsPrefix}_${process.pid}\\.`));
+        expect((await def.inspect(s.id)).IPAddress.startsWith(SUBNET)).toBe(true); // the default network at the top level, as Podman shows it
+        expect(await eventually(() => tcpClient('127.0.0.1', 46315))).toMatch(/^hello /);
+      } finally {
+        server.kill('SIGKILL');
+        await def.teardown(s.id);
+      }
+    } finally {
+      await def.close();
+    }
+    expect(elements()).toEqual([]);
+  });
+
   test('a static IP or MAC is served by a cold create; the pool is left alone', async () => {
     await rt.poolsReady();
     const before = rt.poolStatus()[0];

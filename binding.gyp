@@ -28,6 +28,7 @@
         "csrc/core/native/netlink.cc",
         "csrc/core/native/network.cc",
         "csrc/core/native/nft.cc",
+        "csrc/core/native/nft_elements.cc",
         "csrc/core/native/util.cc"
       ],
       "include_dirs": [
@@ -85,6 +86,7 @@
         "csrc/core/native/netlink.cc",
         "csrc/core/native/network.cc",
         "csrc/core/native/nft.cc",
+        "csrc/core/native/nft_elements.cc",
         "csrc/core/native/util.cc"
       ],
       "defines": ["_GNU_SOURCE"],

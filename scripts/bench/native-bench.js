@@ -51,7 +51,7 @@ async function cycleBench() {
       '-o',
       floor,
       path.join(__dirname, 'native-floor.cc'),
-      ...['netlink', 'nft'].map((f) => path.join(root, `csrc/core/native/${f}.cc`)),
+      ...['netlink', 'nft', 'nft_elements'].map((f) => path.join(root, `csrc/core/native/${f}.cc`)),
       path.join(root, 'csrc/core/netns.cc'),
       path.join(root, 'csrc/core/nsocket.cc'),
       '-ldl',

@@ -1,11 +1,11 @@
 // The kernel floor of one native attachment, for scripts/bench/native: the
 // same kernel work as the engine's Attach + Detach (veth with its peer made
 // inside the namespace, address, neighbour and route inside, /32 route and
-// neighbour outside, route_localnet, one nftables map element through
-// libnftables; then element delete and link delete) with none of its
+// neighbour outside, route_localnet, one nftables map element in one
+// nf_tables transaction; then element delete and link delete) with none of its
 // bookkeeping (no definition file, IPAM lease, record or validation). It
-// reuses the engine's netlink batch builder and libnftables loader so the
-// difference measured is the bookkeeping alone.
+// reuses the engine's netlink batch builder, element writer and libnftables
+// loader (for its table) so the difference measured is the bookkeeping alone.
 // Each cycle also makes and removes the namespace (unshare + bind mount,
 // umount + unlink), as the runtime's sandbox does.
 // Usage: native-floor keep|del <netns path> <cycles>   prints "cycle_us <n>" per
@@ -16,6 +16,7 @@
 #include <linux/neighbour.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 
 #include "../../csrc/core/native/netlink.h"
 #include "../../csrc/core/native/nft.h"
+#include "../../csrc/core/native/nft_elements.h"
 #include "../../csrc/core/netns.h"
 #include "../../csrc/core/nsocket.h"
 
@@ -65,6 +67,8 @@ int main(int argc, char** argv) {
   ParseIp("10.89.157.2", &ip);
   ParseIp("10.89.157.1", &gw);
   any.family = AF_INET;
+  // tcp . 44900 : 10.89.157.2 . 80, each part in whole 32-bit registers (nft_elements.h)
+  const SetElem elem{"hp4", {IPPROTO_TCP, 0, 0, 0, 44900 >> 8, 44900 & 0xff, 0, 0}, {10, 89, 157, 2, 0, 80, 0, 0}};
   for (int c = 0; c < cycles; c++) {
     double t0 = NowUs();
     int f = open(nsPath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
@@ -153,9 +157,9 @@ int main(int argc, char** argv) {
     int fd = open(("/proc/sys/net/ipv4/conf/" + hostIf + "/route_localnet").c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, "1", 1) != 1) Die("route_localnet", -1);
     close(fd);
-    if (NftRun("create element inet natfloor hp4 { tcp . 44900 : 10.89.157.2 . 80 }", &err) < 0) Die(err.c_str(), -1);
+    if ((rc = SetElems(true, {elem}, "natfloor")) < 0) Die("create element", rc);
     // teardown
-    if (NftRun("delete element inet natfloor hp4 { tcp . 44900 }", &err) < 0) Die(err.c_str(), -1);
+    if ((rc = SetElems(false, {elem}, "natfloor")) < 0) Die("delete element", rc);
     if (delLink) {
       NlBatch del;
       ifinfomsg d{};

@@ -2,6 +2,7 @@
 // the topology).
 #include "engine.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,8 @@
 #include <linux/neighbour.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,6 +26,7 @@
 #include "../nsocket.h"
 #include "internal.h"
 #include "nft.h"
+#include "nft_elements.h"
 
 namespace podnet {
 namespace native {
@@ -109,28 +113,58 @@ bool FromJson(const std::string& text, Attachment* a) {
 
 // The nftables elements of a sandbox's port mappings, keyed by map name:
 // "key : address . port" strings (keys alone when `keysOnly`).
-std::vector<std::pair<std::string, std::string>> PortElements(const std::vector<PortMapping>& ports,
-                                                              const std::vector<IpAddr>& ips, bool keysOnly) {
-  std::vector<std::pair<std::string, std::string>> out;
+// Calls fn(map, hostIp or nullptr, mapping, port offset, sandbox address) for
+// every element the mappings make: one per port of a range and address family.
+template <typename F>
+void ForEachPortElement(const std::vector<PortMapping>& ports, const std::vector<IpAddr>& ips, F fn) {
   for (const auto& m : ports) {
     IpAddr hostIp;
     bool anyHost = m.hostIp.empty() || m.hostIp == "0.0.0.0" || m.hostIp == "::";
     if (!anyHost) ParseIp(m.hostIp, &hostIp);
     for (const auto& ip : ips) {
       if (!anyHost && hostIp.family != ip.family) continue;
-      const std::string sfx = ip.family == AF_INET ? "4" : "6";
-      for (unsigned i = 0; i < m.range; i++) {
-        std::string key = m.protocol + " . " + std::to_string(m.hostPort + i);
-        std::string map = "hp" + sfx;
-        if (!anyHost) {
-          key = FormatIp(hostIp) + " . " + key;
-          map = "hpa" + sfx;
-        }
-        out.emplace_back(map,
-                         keysOnly ? key : key + " : " + FormatIp(ip) + " . " + std::to_string(m.containerPort + i));
-      }
+      const std::string map = std::string(anyHost ? "hp" : "hpa") + (ip.family == AF_INET ? "4" : "6");
+      for (unsigned i = 0; i < m.range; i++) fn(map, anyHost ? nullptr : &hostIp, m, i, ip);
     }
   }
+}
+
+// The elements in nft syntax ("tcp . 8080 : 10.89.16.2 . 80"), keys only for a get.
+std::vector<std::pair<std::string, std::string>> PortElements(const std::vector<PortMapping>& ports,
+                                                              const std::vector<IpAddr>& ips, bool keysOnly) {
+  std::vector<std::pair<std::string, std::string>> out;
+  ForEachPortElement(
+      ports, ips,
+      [&](const std::string& map, const IpAddr* hostIp, const PortMapping& m, unsigned i, const IpAddr& ip) {
+        std::string key =
+            (hostIp ? FormatIp(*hostIp) + " . " : "") + m.protocol + " . " + std::to_string(m.hostPort + i);
+        out.emplace_back(map,
+                         keysOnly ? key : key + " : " + FormatIp(ip) + " . " + std::to_string(m.containerPort + i));
+      });
+  return out;
+}
+
+// The same elements in the kernel's layout, for SetElems.
+std::vector<SetElem> PortSetElems(const std::vector<PortMapping>& ports, const std::vector<IpAddr>& ips) {
+  auto put = [](std::vector<uint8_t>* v, const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    v->insert(v->end(), b, b + n);
+    v->resize((v->size() + 3) & ~size_t(3), 0);  // each part fills whole 32-bit registers
+  };
+  std::vector<SetElem> out;
+  ForEachPortElement(
+      ports, ips,
+      [&](const std::string& map, const IpAddr* hostIp, const PortMapping& m, unsigned i, const IpAddr& ip) {
+        SetElem e{map, {}, {}};
+        const uint8_t proto = m.protocol == "tcp" ? IPPROTO_TCP : m.protocol == "udp" ? IPPROTO_UDP : IPPROTO_SCTP;
+        const uint16_t hostPort = htons(m.hostPort + i), containerPort = htons(m.containerPort + i);
+        if (hostIp) put(&e.key, hostIp->b, hostIp->len());
+        put(&e.key, &proto, 1);
+        put(&e.key, &hostPort, 2);
+        put(&e.data, ip.b, ip.len());
+        put(&e.data, &containerPort, 2);
+        out.push_back(std::move(e));
+      });
   return out;
 }
 
@@ -145,13 +179,12 @@ std::string ElementCommands(const char* verb, const std::vector<std::pair<std::s
   return s;
 }
 
-// Deletes elements; when some are already gone (a repeated Detach) deletes
-// the rest one by one.
-void DeleteElements(const std::vector<std::pair<std::string, std::string>>& keys) {
-  if (keys.empty()) return;
-  std::string errText;
-  if (NftRun(ElementCommands("delete", keys), &errText) == 0) return;
-  for (const auto& k : keys) NftRun(ElementCommands("delete", {k}), &errText);
+// Deletes a sandbox's port elements; when some are already gone (a repeated
+// Detach) deletes the rest one by one.
+void DeleteElements(const std::vector<PortMapping>& ports, const std::vector<IpAddr>& ips) {
+  const auto elems = PortSetElems(ports, ips);
+  if (SetElems(false, elems) == 0) return;
+  for (const auto& e : elems) SetElems(false, {e});
 }
 
 int DeleteLink(Netlink& nl, const std::string& name) {
@@ -243,14 +276,12 @@ int ValidatePorts(const std::vector<PortMapping>& ports, Error* err, const Net* 
 // sandbox changes nothing.
 int PublishPorts(const Config& cfg, const Net& net, const std::vector<PortMapping>& ports,
                  const std::vector<IpAddr>& ips, Error* err) {
-  auto elems = PortElements(ports, ips, false);
+  const auto elems = PortSetElems(ports, ips);
   if (elems.empty()) return 0;
-  std::string errText;
-  const std::string cmds = ElementCommands("create", elems);
-  int rc = NftRun(cmds, &errText);
+  int rc = SetElems(true, elems);
   if (rc == -ENOENT) {  // the table went away under us: write it again
     if ((rc = EnsureOnce(cfg, net, true, err)) < 0) return rc;
-    rc = NftRun(cmds, &errText);
+    rc = SetElems(true, elems);
   }
   if (rc == -EEXIST) {
     std::string list;
@@ -260,8 +291,8 @@ int PublishPorts(const Config& cfg, const Net& net, const std::vector<PortMappin
     return Fail(err, ErrorKind::kPortInUse, -EADDRINUSE,
                 "host port " + list + " is already published by another sandbox");
   }
-  if (rc == -ENOPKG) return Fail(err, ErrorKind::kNoLibrary, rc, errText);
-  if (rc < 0) return Fail(err, ErrorKind::kNftables, rc, "nftables: " + errText);
+  if (rc < 0)
+    return Fail(err, ErrorKind::kNftables, rc, std::string("nftables refused the port elements: ") + strerror(-rc));
   return 0;
 }
 
@@ -335,7 +366,7 @@ int Attach(const Config& cfg, const AttachRequest& req, Attachment* out, Error* 
   Netlink host(-1);
   auto undo = [&](int code) {
     if (linkAdded && host.ok()) DeleteLink(host, hostIf);
-    if (elementsAdded) DeleteElements(PortElements(req.ports, ips, true));
+    if (elementsAdded) DeleteElements(req.ports, ips);
     for (const auto& ip : ips) Release(cfg, req.network, ip, owner);
     return code;
   };
@@ -522,7 +553,7 @@ int Detach(const Config& cfg, const std::string& network, const std::string& con
   std::vector<IpAddr> ips;
   if (ReadFile(path, &text) == 0 && FromJson(text, &a)) {
     ips = RecordIps(a);
-    DeleteElements(PortElements(a.ports, ips, true));
+    DeleteElements(a.ports, ips);
   } else {
     // Killed before the record was written: find the leases by owner
     // (elements it may have created are gc's, which checks their addresses).
@@ -567,7 +598,7 @@ int AddPorts(const Config& cfg, const std::string& network, const std::string& c
   if (rc == 0 && (rc = WriteFileAtomic(path, ToJson(a).dump())) < 0)
     Fail(err, ErrorKind::kSystem, rc, "cannot write " + path);
   if (rc < 0) {
-    DeleteElements(PortElements(ports, ips, true));
+    DeleteElements(ports, ips);
     return rc;
   }
   *out = std::move(a);

@@ -12,14 +12,15 @@
 namespace podnet {
 namespace native {
 
-void NlBatch::Begin(uint16_t type, uint16_t flags, const void* hdr, size_t hdrLen) {
+void NlBatch::Begin(uint16_t type, uint16_t flags, const void* hdr, size_t hdrLen, bool ack) {
   if (!starts_.empty()) End();
   cur_ = buf_.size();
   starts_.push_back(cur_);
+  acked_ += ack;
   buf_.resize(cur_ + NLMSG_HDRLEN + NLMSG_ALIGN(hdrLen), 0);
   auto* n = reinterpret_cast<nlmsghdr*>(&buf_[cur_]);
   n->nlmsg_type = type;
-  n->nlmsg_flags = flags | NLM_F_REQUEST | NLM_F_ACK;
+  n->nlmsg_flags = flags | NLM_F_REQUEST | (ack ? NLM_F_ACK : 0);
   memcpy(&buf_[cur_ + NLMSG_HDRLEN], hdr, hdrLen);
 }
 
@@ -51,8 +52,8 @@ size_t NlBatch::NestBegin(uint16_t type) {
 
 void NlBatch::NestEnd(size_t at) { reinterpret_cast<rtattr*>(&buf_[at])->rta_len = buf_.size() - at; }
 
-int Netlink::Open(Netlink* out) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+int Netlink::Open(Netlink* out, int protocol) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   if (fd < 0) return -errno;
   *out = Netlink(fd);
   return 0;
@@ -60,10 +61,11 @@ int Netlink::Open(Netlink* out) {
 
 namespace {
 
-// Reads replies until `pending` sequence numbers got their ACK or error.
-// Calls `onData` for data messages.
+// Reads replies to the `total` requests numbered from `first` until `n` ACKs
+// or errors came. Calls `onData` for data messages.
 template <typename F>
-int ReadReplies(int fd, uint32_t first, size_t n, size_t* failed, const std::vector<int>& ignore, F onData) {
+int ReadReplies(int fd, uint32_t first, size_t total, size_t n, size_t* failed, const std::vector<int>& ignore,
+                F onData) {
   std::vector<char> buf(32768);
   size_t done = 0;
   int rc = 0;
@@ -74,7 +76,7 @@ int ReadReplies(int fd, uint32_t first, size_t n, size_t* failed, const std::vec
       return -errno;
     }
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, got); h = NLMSG_NEXT(h, got)) {
-      if (h->nlmsg_seq < first || h->nlmsg_seq >= first + n) continue;
+      if (h->nlmsg_seq < first || h->nlmsg_seq >= first + total) continue;
       if (h->nlmsg_type == NLMSG_ERROR) {
         auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
         int err = -e->error;
@@ -107,7 +109,7 @@ int Netlink::Run(NlBatch& b, size_t* failed, std::vector<int> ignore) {
     sent = sendto(fd_.get(), b.buf_.data(), b.buf_.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return -errno;
-  return ReadReplies(fd_.get(), first, b.count(), failed, ignore, [](nlmsghdr*) {});
+  return ReadReplies(fd_.get(), first, b.count(), b.acked_, failed, ignore, [](nlmsghdr*) {});
 }
 
 int Netlink::IfIndex(const std::string& name) {
@@ -125,7 +127,7 @@ int Netlink::IfIndex(const std::string& name) {
   // A GETLINK reply is the link message followed by the ACK.
   if (send(fd_.get(), b.buf_.data(), b.buf_.size(), 0) < 0) return -errno;
   int index = -ENODEV;
-  int rc = ReadReplies(fd_.get(), seq, 1, nullptr, {}, [&](nlmsghdr* h) {
+  int rc = ReadReplies(fd_.get(), seq, 1, 1, nullptr, {}, [&](nlmsghdr* h) {
     if (h->nlmsg_type == RTM_NEWLINK) index = static_cast<ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
   });
   return rc < 0 ? rc : index;
@@ -140,7 +142,7 @@ int Netlink::Addresses(int ifindex, std::vector<IpAddr>* out) {
   uint32_t seq = seq_++;
   reinterpret_cast<nlmsghdr*>(b.buf_.data())->nlmsg_seq = seq;
   if (send(fd_.get(), b.buf_.data(), b.buf_.size(), 0) < 0) return -errno;
-  return ReadReplies(fd_.get(), seq, 1, nullptr, {}, [&](nlmsghdr* h) {
+  return ReadReplies(fd_.get(), seq, 1, 1, nullptr, {}, [&](nlmsghdr* h) {
     if (h->nlmsg_type != RTM_NEWADDR) return;
     auto* m = static_cast<ifaddrmsg*>(NLMSG_DATA(h));
     if (static_cast<int>(m->ifa_index) != ifindex) return;

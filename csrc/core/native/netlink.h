@@ -27,8 +27,10 @@ struct IpAddr {
 // Builds a batch of rtnetlink requests.
 class NlBatch {
  public:
-  // Starts a message; `hdr` (ifinfomsg, ifaddrmsg, rtmsg, ndmsg) is copied after nlmsghdr.
-  void Begin(uint16_t type, uint16_t flags, const void* hdr, size_t hdrLen);
+  // Starts a message; `hdr` (ifinfomsg, ifaddrmsg, rtmsg, ndmsg, nfgenmsg) is
+  // copied after nlmsghdr. Without `ack` the kernel answers only on error (the
+  // begin and end of an nf_tables batch, which it never acknowledges).
+  void Begin(uint16_t type, uint16_t flags, const void* hdr, size_t hdrLen, bool ack = true);
   void Put(uint16_t type, const void* data, size_t len);
   void PutStr(uint16_t type, const std::string& s) { Put(type, s.c_str(), s.size() + 1); }
   void PutU32(uint16_t type, uint32_t v) { Put(type, &v, 4); }
@@ -44,18 +46,20 @@ class NlBatch {
   friend class Netlink;
   std::vector<char> buf_;
   std::vector<size_t> starts_;
+  size_t acked_ = 0;
   size_t cur_ = 0;
   void End();
 };
 
 class Netlink {
  public:
-  // Takes a NETLINK_ROUTE socket (made in the right namespace).
+  // Takes a netlink socket (made in the right namespace).
   explicit Netlink(int fd) : fd_(fd) {}
-  // Opens one in the calling thread's namespace.
-  static int Open(Netlink* out);
+  // Opens one in the calling thread's namespace (NETLINK_ROUTE by default).
+  static int Open(Netlink* out, int protocol = NETLINK_ROUTE);
   bool ok() const { return bool(fd_); }
-  // Sends every request of `b` (each asks for an ACK) and reads all replies.
+  // Sends every request of `b` and reads all replies (an ACK or an error per
+  // acknowledged request).
   // Returns 0 or the first -errno; `failed` gets its index. Errors listed in
   // `ignore` (positive errno values) count as success.
   int Run(NlBatch& b, size_t* failed = nullptr, std::vector<int> ignore = {});

@@ -1,4 +1,5 @@
 /** Helper processes of a sandbox, live in this process or known only from the state after a crash. */
+import { debug } from '../debug';
 import { procRef, signalIfAlive } from '../runtime/proc';
 import type { HelperName } from '../runtime/state';
 import type { DriverCall, LiveHelper } from './driver';
@@ -8,6 +9,32 @@ export function recordHelper(call: DriverCall, name: HelperName, pid: number, he
   call.live.helpers.set(name, helper);
   const ref = procRef(pid);
   if (ref) call.state.helpers[name] = { ...ref, ...extra };
+}
+
+/** A user-mode networking process (slirp4netns, pasta) as its start returns it. */
+export interface UserModeProcess {
+  readonly pid: number;
+  readonly args: readonly string[];
+  stop(): Promise<unknown>;
+  output(): string;
+}
+
+/** Records a started slirp4netns or pasta and saves the state; its command line and, once stopped, its output go to the debug log. */
+export async function recordUserMode(
+  call: DriverCall,
+  name: HelperName,
+  command: string,
+  p: UserModeProcess,
+  extra: { apiSocket?: string } = {},
+): Promise<void> {
+  const { id } = call.state;
+  debug('sandbox %s: %s %d: %s', id, command, p.pid, p.args.join(' '));
+  const stop = async (): Promise<void> => {
+    await p.stop();
+    debug('sandbox %s: %s output: %s', id, command, p.output());
+  };
+  recordHelper(call, name, p.pid, { stop }, extra);
+  await call.save();
 }
 
 /** Stops a helper: gracefully when this process started it, else by signal to the recorded process (if still that one). */

@@ -6,14 +6,13 @@
  * Root callers get it too: pasta is kept root (`--runas 0:0`) so it can enter
  * the namespace (lib/pasta/args.ts).
  */
-import { debug } from '../debug';
 import { Pasta, checkPastaOptions, pastaArgs, pastaFeatures } from '../pasta';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { checkTunAccess } from '../rootless/tun';
 import { isRoot } from '../runtime/options';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
-import { recordHelper, stopHelper } from './helpers';
+import { recordUserMode, stopHelper } from './helpers';
 
 export class PastaDriver implements NetworkDriver {
   readonly name = 'pasta';
@@ -45,14 +44,7 @@ export class PastaDriver implements NetworkDriver {
       options: state.networkOptions,
       portMappings: state.portMappings,
     });
-    debug('sandbox %s: pasta %d: %s', state.id, pasta.pid, pasta.args.join(' '));
-    recordHelper(call, 'pasta', pasta.pid, {
-      stop: async () => {
-        await pasta.stop();
-        debug('sandbox %s: pasta output: %s', state.id, pasta.output());
-      },
-    });
-    await call.save();
+    await recordUserMode(call, 'pasta', 'pasta', pasta);
   }
 
   async tearDown(call: DriverCall): Promise<void> {

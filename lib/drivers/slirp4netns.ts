@@ -5,14 +5,13 @@
  * through slirp4netns's API (`port_handler=slirp4netns`); both give the
  * caller the same result.
  */
-import { debug } from '../debug';
 import { PortForwarder } from '../portfwd/forwarder';
 import { invalidArgument } from '../errors';
 import { checkHostPorts, checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
-import { recordHelper, stopHelper } from './helpers';
+import { recordHelper, recordUserMode, stopHelper } from './helpers';
 
 /** slirp4netns's fixed guest address: the forwarder connects here, not to loopback (CVE-2021-20199). */
 const SLIRP_GUEST_IP = '10.0.2.100';
@@ -46,20 +45,7 @@ export class Slirp4netnsDriver implements NetworkDriver {
     const hostForwards = options.portHandler === 'slirp4netns' ? hostForwardsFromPortMappings(state.portMappings) : [];
     const netns = state.netnsPath!;
     const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.#binary, options, hostForwards });
-    debug('sandbox %s: slirp4netns %d: %s', state.id, slirp.pid, slirp.args.join(' '));
-    recordHelper(
-      call,
-      'slirp',
-      slirp.pid,
-      {
-        stop: async () => {
-          await slirp.stop();
-          debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
-        },
-      },
-      { apiSocket: slirp.apiSocket },
-    );
-    await call.save();
+    await recordUserMode(call, 'slirp', 'slirp4netns', slirp, { apiSocket: slirp.apiSocket });
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
       const fwd = await PortForwarder.start({
         netnsPath: netns,

@@ -2,13 +2,26 @@
 import { debug } from '../debug';
 import { procRef, signalIfAlive } from '../runtime/proc';
 import type { HelperName } from '../runtime/state';
-import type { DriverCall, LiveHelper } from './driver';
+import type { DriverCall, LiveHelper, NetworkDriver } from './driver';
 
 /** Records a helper this process started: live for a graceful stop, in the state for a fresh process. */
 export function recordHelper(call: DriverCall, name: HelperName, pid: number, helper: LiveHelper, extra: { apiSocket?: string } = {}): void {
   call.live.helpers.set(name, helper);
   const ref = procRef(pid);
   if (ref) call.state.helpers[name] = { ...ref, ...extra };
+}
+
+/** What the slirp4netns and pasta drivers share: a user-mode networking process per sandbox, in a namespace of its own, for any user. */
+export abstract class UserModeDriver implements Pick<NetworkDriver, 'namespace' | 'unprivileged' | 'accepts'> {
+  readonly namespace = 'own';
+  readonly unprivileged = true;
+  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
+  /** The program to run instead of the one in PATH. */
+  protected readonly binary?: string;
+
+  constructor(binary?: string) {
+    this.binary = binary;
+  }
 }
 
 /** A user-mode networking process (slirp4netns, pasta) as its start returns it. */

@@ -12,23 +12,15 @@ import { checkTunAccess } from '../rootless/tun';
 import { isRoot } from '../runtime/options';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
-import { recordUserMode, stopHelper } from './helpers';
+import { UserModeDriver, recordUserMode, stopHelper } from './helpers';
 
-export class PastaDriver implements NetworkDriver {
+export class PastaDriver extends UserModeDriver implements NetworkDriver {
   readonly name = 'pasta';
-  readonly namespace = 'own';
-  readonly unprivileged = true;
-  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
-  readonly #binary?: string;
-
-  constructor(binary?: string) {
-    this.#binary = binary;
-  }
 
   /** A missing pasta, options it does not know, ports it cannot forward, no access to /dev/net/tun: refused before anything exists. */
   async validate(state: SandboxState): Promise<void> {
     if (!isRoot()) checkTunAccess('pasta');
-    const features = await pastaFeatures(this.#binary);
+    const features = await pastaFeatures(this.binary);
     const user = checkPastaOptions(features, state.networkOptions);
     const ports = await resolveHostPorts(checkPortMappings(state.portMappings));
     pastaArgs(features, user, ports, { netns: '/', pidFile: '/', root: isRoot() });
@@ -40,7 +32,7 @@ export class PastaDriver implements NetworkDriver {
     const pasta = await Pasta.start({
       netns: state.netnsPath!,
       userns: state.usernsPath,
-      binary: this.#binary,
+      binary: this.binary,
       options: state.networkOptions,
       portMappings: state.portMappings,
     });

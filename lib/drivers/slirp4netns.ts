@@ -11,21 +11,13 @@ import { checkHostPorts, checkPortMappings, resolveHostPorts, toPortMappings } f
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
-import { recordHelper, recordUserMode, stopHelper } from './helpers';
+import { UserModeDriver, recordHelper, recordUserMode, stopHelper } from './helpers';
 
 /** slirp4netns's fixed guest address: the forwarder connects here, not to loopback (CVE-2021-20199). */
 const SLIRP_GUEST_IP = '10.0.2.100';
 
-export class Slirp4netnsDriver implements NetworkDriver {
+export class Slirp4netnsDriver extends UserModeDriver implements NetworkDriver {
   readonly name = 'slirp4netns';
-  readonly namespace = 'own';
-  readonly unprivileged = true;
-  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
-  readonly #binary?: string;
-
-  constructor(binary?: string) {
-    this.#binary = binary;
-  }
 
   async validate(state: SandboxState): Promise<void> {
     const options = parseSlirpOptions(state.networkOptions);
@@ -44,7 +36,7 @@ export class Slirp4netnsDriver implements NetworkDriver {
     const options = parseSlirpOptions(state.networkOptions);
     const hostForwards = options.portHandler === 'slirp4netns' ? hostForwardsFromPortMappings(state.portMappings) : [];
     const netns = state.netnsPath!;
-    const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.#binary, options, hostForwards });
+    const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.binary, options, hostForwards });
     await recordUserMode(call, 'slirp', 'slirp4netns', slirp, { apiSocket: slirp.apiSocket });
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
       const fwd = await PortForwarder.start({

@@ -46,10 +46,11 @@ function firstOutput(p, stream = p.stdout) {
     p.stderr?.on('data', (d) => {
       err += d;
     });
-    const onExit = (code, signal) => reject(new Error(`${p.spawnfile} exited (${signal ?? code}) before it wrote anything${err ? `: ${err.trim()}` : ''}`));
-    p.once('exit', onExit);
+    // 'close', not 'exit': by then its error output has been read to the end.
+    const onClose = (code, signal) => reject(new Error(`${p.spawnfile} exited (${signal ?? code}) before it wrote anything${err ? `: ${err.trim()}` : ''}`));
+    p.once('close', onClose);
     stream.once('data', (d) => {
-      p.off('exit', onExit);
+      p.off('close', onClose);
       resolve(d);
     });
   });

@@ -55,7 +55,7 @@
         "csrc/portfwd/bulk.cc",
         "csrc/portfwd/json.cc",
         "csrc/portfwd/loop.cc",
-        "csrc/portfwd/nsock.cc",
+        "csrc/portfwd/sandbox_sockets.cc",
         "csrc/portfwd/rtnl.cc",
         "csrc/portfwd/tcp.cc",
         "csrc/portfwd/udp.cc",

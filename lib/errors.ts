@@ -101,6 +101,11 @@ export const ErrorCode = {
 /** One of podnet's own codes; a PodnetError's `code` is this or an errno name. */
 export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** The message of a thrown value, which need not be an Error. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function invalidArgument(what: string, why: string, details?: Record<string, unknown>): PodnetError {
   return new PodnetError(ErrorCode.INVALID_ARGUMENT, `invalid ${what}: ${why}`, details ? { details } : {});
 }

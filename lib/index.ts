@@ -22,4 +22,4 @@ export type { LinkStats, LinkStatsByName, LinkStatsEntry, LinkStatsOutcome } fro
 // native networks: routed veths and nftables in-process (csrc/core/native)
 export { NativeNetworks, buildNativeNetwork } from './native/index';
 export type { NativeNetworkOptions, NativeNetworkDef } from './native/index';
-export type { NativeAttachment, NativeAttachRequest, NativePortMapping, NativeEngineConfig } from './native';
+export type { NativeAttachment, NativeAttachRequest, NativePortMapping, NativeEngineConfig } from './addon';

@@ -11,7 +11,7 @@ import path from 'node:path';
 
 import { OWN_GROUP, collect } from './command';
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
-import { native, type NsHandleInfo } from './native';
+import { native, type NsHandleInfo } from './addon';
 import { checkFileName, checkPath, checkPid } from './validate';
 
 export const DEFAULT_NETNS_DIR = '/run/netns';

@@ -22,7 +22,7 @@ import { constants as osc } from 'node:os';
 import path from 'node:path';
 
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
-import { native, type NativePidfdWatch } from './native';
+import { native, type NativePidfdWatch } from './addon';
 
 /** Namespace flags for `unshare`. */
 export const CLONE_NEWNS = 0x00020000;

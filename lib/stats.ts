@@ -7,7 +7,7 @@
  * second of a poll that finds its path gone).
  */
 import { ErrorCode, PodnetError, fromNative, invalidArgument } from './errors';
-import { native } from './native';
+import { native } from './addon';
 import { checkIfName, checkPath } from './validate';
 
 /** A link's counters (IFLA_STATS64; exact as numbers up to 2^53). */

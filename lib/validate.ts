@@ -45,6 +45,11 @@ export function checkIfName(what: string, name: unknown): string {
   return name;
 }
 
+/** A JSON object (not null, not an array). */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** A plain dotted-quad IPv4 or an IPv6 address (ipaddr.isValid also takes "1.2.3" and hex forms). */
 export function isIp(s: unknown): s is string {
   return typeof s === 'string' && (ipaddr.IPv4.isValidFourPartDecimal(s) || ipaddr.IPv6.isValid(s));

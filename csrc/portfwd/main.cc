@@ -11,7 +11,7 @@
 //
 // The parts: upstream.h (the namespace side of a connection, client address
 // kept), tcp.h and bulk.h (TCP relaying), udp.h (UDP flows), loop.h (the
-// event loops), nsock.h and rtnl.h (sockets and routing inside the namespace).
+// event loops), sandbox_sockets.h and rtnl.h (sockets and routing inside the namespace).
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -49,7 +49,8 @@ Upstream g_upstream;
   Fail(podnet::ErrnoName(-rc), what + ": " + strerror(-rc));
 }
 
-struct ExitWatch : Handler {
+// The exit fd became readable: EOF, the owner stopped the forwarder or died.
+struct OwnerGone : Handler {
   void OnEvent(uint32_t) override { _exit(0); }
 };
 
@@ -113,7 +114,7 @@ int Main() {
   udp.max_flows = maxFlows;
   udp.idle_ms = idleMs;
 
-  // Still single-threaded here, as joining a user namespace requires (nsock.h).
+  // Still single-threaded here, as joining a user namespace requires (sandbox_sockets.h).
   UpstreamConfig up{cfg.getStr("netns"), cfg.getStr("userns"), cfg.getStr("target"), !keep || keep->b};
   std::string code, msg;
   if (g_upstream.Open(up, &code, &msg) < 0) Fail(code, msg);
@@ -131,8 +132,8 @@ int Main() {
     rc = proto == "tcp" ? WatchTcpListener(fd, cport) : WatchUdpListener(fd, cport);
     if (rc < 0) FailErrno(rc, "epoll_ctl");
   }
-  ExitWatch exitWatch;
-  if (!Watch(ThisEpoll(), kExitFd, &exitWatch, EPOLLIN)) FailErrno(-errno, "epoll_ctl");
+  OwnerGone ownerGone;
+  if (!Watch(ThisEpoll(), kExitFd, &ownerGone, EPOLLIN)) FailErrno(-errno, "epoll_ctl");
   if ((rc = StartLoopThreads()) < 0) FailErrno(rc, "pthread_create");
   if (write(kReadyFd, "1", 1) != 1) FailErrno(-errno, "write ready fd");
   close(kReadyFd);

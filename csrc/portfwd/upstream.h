@@ -20,7 +20,7 @@
 #include <mutex>
 #include <string>
 
-#include "nsock.h"
+#include "sandbox_sockets.h"
 
 namespace pfwd {
 
@@ -45,7 +45,7 @@ class Upstream {
  private:
   int BindClient(int fd, const sockaddr_storage& peer);
 
-  NsSockets ns_;
+  SandboxSockets ns_;
   std::mutex mu_;  // ns_'s pools are shared by the loops
   sockaddr_storage target_{};
   bool transparent_ = false;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import { NAME_RE, checkIfName, checkName, isCidr, isIp } from '../validate';
+import { NAME_RE, checkIfName, checkName, isCidr, isIp, isObject } from '../validate';
 import { SUPPORTED_VERSIONS, compareVersions, isSupportedVersion } from './result';
 
 export const DEFAULT_NETWORK_NAME = 'podnet';
@@ -34,10 +34,6 @@ export interface CniNetworkConfig {
   file?: string;
   /** The list as JSON bytes (cached with each attachment, as libcni does). */
   bytes: Buffer;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function configError(file: string, field: string, why: string): PodnetError {

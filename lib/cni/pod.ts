@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 
 import ipaddr from 'ipaddr.js';
 
-import { ErrorCode, PodnetError, invalidArgument } from '../errors';
+import { ErrorCode, PodnetError, errorMessage, invalidArgument } from '../errors';
 import { setNetnsSysctl } from '../netns';
 import { type CheckedPortMapping, checkHostPorts, checkPortMappings, resolveHostPorts, toCapabilityEntries, toPortMappings } from '../ports';
 import { checkIfName, checkName, checkPath, isCidr, isIp } from '../validate';
@@ -131,7 +131,7 @@ function checkArgValue(what: string, v: unknown): string {
   return v;
 }
 
-const checkId = (id: unknown): string => checkName('pod id', id);
+const checkPodId = (id: unknown): string => checkName('pod id', id);
 
 /** Attachment `i` of a networks list: a name or an object, its name checked, its ifname defaulting to eth<i>. */
 function attachmentAt(list: readonly (string | PodNetworkAttachment)[], i: number): { a: PodNetworkAttachment; ifname: string } {
@@ -139,10 +139,6 @@ function attachmentAt(list: readonly (string | PodNetworkAttachment)[], i: numbe
   if (typeof a !== 'object' || a === null) throw invalidArgument(`networks[${i}]`, 'expected a network name or an object');
   checkName(`networks[${i}].name`, a.name);
   return { a, ifname: checkIfName(`networks[${i}].ifname`, a.ifname ?? `eth${i}`) };
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function argsString(pairs: [string, string][]): string {
@@ -176,7 +172,7 @@ export class PodNetworks {
    */
   async validate(spec: Omit<PodNetworkSpec, 'netnsPath'>): Promise<Attachment[]> {
     if (typeof spec !== 'object' || spec === null) throw invalidArgument('pod', 'expected an object');
-    checkId(spec.id);
+    checkPodId(spec.id);
     cniArgs(spec);
     const list = spec.networks === undefined || spec.networks.length === 0 ? [this.ctx.defaultNetwork] : spec.networks;
     if (!Array.isArray(list)) throw invalidArgument('networks', 'expected an array');
@@ -247,7 +243,7 @@ export class PodNetworks {
    */
   async setUp(spec: PodNetworkSpec): Promise<PodNetworkResult[]> {
     if (typeof spec !== 'object' || spec === null) throw invalidArgument('pod', 'expected an object');
-    const id = checkId(spec.id);
+    const id = checkPodId(spec.id);
     const netns = checkPath('netnsPath', spec.netnsPath);
     const pairs = cniArgs(spec);
     const rt: RuntimeConf = { containerId: id, netns, cniArgs: argsString(pairs) };
@@ -326,7 +322,7 @@ export class PodNetworks {
    * starts, so a network without one never ran a plugin for this pod.
    */
   async #existing(spec: PodTeardownSpec): Promise<{ items: Item[]; errors: PodnetError[] }> {
-    const id = checkId(spec.id);
+    const id = checkPodId(spec.id);
     const errors: PodnetError[] = [];
     const nets = await this.ctx.networks();
     // The cached list is what ADD ran; if it cannot be read back, the list configured now under that name.
@@ -337,7 +333,7 @@ export class PodNetworks {
       } catch (err) {
         net = nets.find((n) => n.name === entry.networkName);
         if (!net)
-          errors.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.CNI_CONFIG, `cache entry for '${entry.networkName}': ${errorText(err)}`));
+          errors.push(err instanceof PodnetError ? err : new PodnetError(ErrorCode.CNI_CONFIG, `cache entry for '${entry.networkName}': ${errorMessage(err)}`));
       }
       return net && { entry, att: { net, ifname: entry.ifName, capabilityArgs: entry.capabilityArgs ?? {} } };
     };
@@ -397,7 +393,7 @@ export class PodNetworks {
         if (!netns && prev && bridgeMasquerades(att.net)) await removeBridgeMasq(att.net.name, spec.id, prev);
         await removeCache(this.ctx.cacheDir, att.net.name, spec.id, att.ifname);
       } catch (e) {
-        const err = e instanceof PodnetError ? e : new PodnetError(ErrorCode.CNI_TEARDOWN, errorText(e), { cause: e });
+        const err = e instanceof PodnetError ? e : new PodnetError(ErrorCode.CNI_TEARDOWN, errorMessage(e), { cause: e });
         if (!spec.force) {
           errors.push(err);
           continue;

@@ -2,7 +2,7 @@
  * CNI results: parse and validate what a plugin printed (0.3.0 to 1.1.0), and
  * convert between versions (0.3.x/0.4.0 carry `ips[].version`, 1.0.0 dropped it).
  */
-import { isCidr, isIp } from '../validate';
+import { isCidr, isIp, isObject } from '../validate';
 import type { CniIPConfig, CniResult } from './types';
 
 /** The versions this runtime speaks, oldest first. */
@@ -32,16 +32,12 @@ function fail(field: string, why: string): never {
   throw new ResultFormatError(`${field}: ${why}`);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function checkCidr(field: string, v: unknown): string {
   if (!isCidr(v)) fail(field, `'${String(v)}' is not an address/prefix`);
   return v;
 }
 
-function checkIp(field: string, v: unknown): string {
+function checkResultIp(field: string, v: unknown): string {
   if (!isIp(v)) fail(field, `'${String(v)}' is not an IP address`);
   return v;
 }
@@ -97,7 +93,7 @@ export function parseResult(raw: unknown): CniResult {
       const f = `ips[${n}]`;
       if (!isObject(ip)) fail(f, 'expected an object');
       const out: CniIPConfig = { address: checkCidr(`${f}.address`, ip.address) };
-      if (ip.gateway !== undefined && ip.gateway !== '') out.gateway = checkIp(`${f}.gateway`, ip.gateway);
+      if (ip.gateway !== undefined && ip.gateway !== '') out.gateway = checkResultIp(`${f}.gateway`, ip.gateway);
       if (ip.interface !== undefined) {
         const idx = ip.interface;
         if (!Number.isInteger(idx) || (idx as number) < 0 || (idx as number) >= (res.interfaces?.length ?? 0)) {
@@ -120,7 +116,7 @@ export function parseResult(raw: unknown): CniResult {
       const f = `routes[${n}]`;
       if (!isObject(r)) fail(f, 'expected an object');
       const out: NonNullable<CniResult['routes']>[number] = { dst: checkCidr(`${f}.dst`, r.dst) };
-      if (r.gw !== undefined && r.gw !== '') out.gw = checkIp(`${f}.gw`, r.gw);
+      if (r.gw !== undefined && r.gw !== '') out.gw = checkResultIp(`${f}.gw`, r.gw);
       return out;
     });
   }

@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { sweepTemp, writeFileAtomic } from '../atomic';
 import { runCommand } from '../command';
-import { ErrorCode, PodnetError, invalidArgument } from '../errors';
+import { ErrorCode, PodnetError, errorMessage, invalidArgument } from '../errors';
 import { checkName, checkPath } from '../validate';
 import { DEFAULT_CACHE_DIR, listCacheByNetwork } from './cache';
 import {
@@ -28,10 +28,6 @@ import { PodNetworks, type PodNetworkResult, type PodNetworkSpec, type PodTeardo
 import { overlaps, subnetsOf } from './subnets';
 
 export type { PodNetworkAttachment, PodNetworkResult, PodNetworkSpec, PodTeardownReport, PodTeardownSpec } from './pod';
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export interface CniRuntimeOptions {
   /** Network configuration directory; default /etc/cni/net.d. */
@@ -126,7 +122,7 @@ export class CniRuntime {
       writeFileAtomic(file, JSON.stringify(JSON.parse(net.bytes.toString()), null, 2) + '\n', { mode: 0o644, dirMode: 0o755, exclusive: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw clash(`'${file}' exists`);
-      throw new PodnetError((err as NodeJS.ErrnoException).code ?? 'EIO', `write '${file}': ${errorText(err)}`, { path: file, cause: err });
+      throw new PodnetError((err as NodeJS.ErrnoException).code ?? 'EIO', `write '${file}': ${errorMessage(err)}`, { path: file, cause: err });
     }
     net.file = file;
     return net;

@@ -14,7 +14,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 
-import { native } from '../native';
+import { native } from '../addon';
 import type { NativeNetworks } from '../native/networks';
 
 export const YOUNG_LEASE_MS = 60_000;

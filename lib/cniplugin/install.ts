@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 
 import { writeFileAtomic } from '../atomic';
+import { DEFAULT_CONF_DIR } from '../cni/config';
 import { ErrorCode, PodnetError } from '../errors';
 import { DEFAULT_NATIVE_NETWORKS_DIR } from '../native/networks';
 import { checkName, checkPath } from '../validate';
@@ -17,7 +18,6 @@ import { checkName, checkPath } from '../validate';
 export const PLUGIN_TYPE = 'podnet';
 /** Where containerd, nerdctl and podman (its last default) look for CNI plugins. */
 export const DEFAULT_PLUGIN_DIR = '/opt/cni/bin';
-export const DEFAULT_CONF_DIR = '/etc/cni/net.d';
 
 /** Path of the built plugin executable (built by node-gyp with the addon; a prebuild ships it next to the addon). */
 export function cniPluginPath(): string {

@@ -8,7 +8,7 @@
 import { loadConfigDir } from '../cni/config';
 import type { CniRuntime } from '../cni/runtime';
 import { invalidArgument } from '../errors';
-import type { NativeAttachment } from '../native';
+import type { NativeAttachment } from '../addon';
 import type { NativeNetworks } from '../native/networks';
 import type { SandboxState } from '../runtime/state';
 import type { CniDriver } from './cni';

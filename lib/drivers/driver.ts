@@ -10,7 +10,7 @@
  * it after a crash.
  */
 import type { PodnetError } from '../errors';
-import type { NativeAttachment } from '../native';
+import type { NativeAttachment } from '../addon';
 import type { NetNS } from '../netns';
 import type { HelperName, SandboxState } from '../runtime/state';
 

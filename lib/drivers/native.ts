@@ -8,7 +8,7 @@ import ipaddr from 'ipaddr.js';
 
 import type { CniResult } from '../cni/types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import type { NativeAttachment, NativePortMapping } from '../native';
+import type { NativeAttachment, NativePortMapping } from '../addon';
 import type { NativeNetworks } from '../native/networks';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import type { SandboxState } from '../runtime/state';

@@ -6,30 +6,21 @@
  * Root callers get it too: pasta is kept root (`--runas 0:0`) so it can enter
  * the namespace (lib/pasta/args.ts).
  */
-import { debug } from '../debug';
 import { Pasta, checkPastaOptions, pastaArgs, pastaFeatures } from '../pasta';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { checkTunAccess } from '../rootless/tun';
 import { isRoot } from '../runtime/options';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
-import { recordHelper, stopHelper } from './helpers';
+import { UserModeDriver, recordUserMode, stopHelper } from './helpers';
 
-export class PastaDriver implements NetworkDriver {
+export class PastaDriver extends UserModeDriver implements NetworkDriver {
   readonly name = 'pasta';
-  readonly namespace = 'own';
-  readonly unprivileged = true;
-  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
-  readonly #binary?: string;
-
-  constructor(binary?: string) {
-    this.#binary = binary;
-  }
 
   /** A missing pasta, options it does not know, ports it cannot forward, no access to /dev/net/tun: refused before anything exists. */
   async validate(state: SandboxState): Promise<void> {
     if (!isRoot()) checkTunAccess('pasta');
-    const features = await pastaFeatures(this.#binary);
+    const features = await pastaFeatures(this.binary);
     const user = checkPastaOptions(features, state.networkOptions);
     const ports = await resolveHostPorts(checkPortMappings(state.portMappings));
     pastaArgs(features, user, ports, { netns: '/', pidFile: '/', root: isRoot() });
@@ -41,18 +32,11 @@ export class PastaDriver implements NetworkDriver {
     const pasta = await Pasta.start({
       netns: state.netnsPath!,
       userns: state.usernsPath,
-      binary: this.#binary,
+      binary: this.binary,
       options: state.networkOptions,
       portMappings: state.portMappings,
     });
-    debug('sandbox %s: pasta %d: %s', state.id, pasta.pid, pasta.args.join(' '));
-    recordHelper(call, 'pasta', pasta.pid, {
-      stop: async () => {
-        await pasta.stop();
-        debug('sandbox %s: pasta output: %s', state.id, pasta.output());
-      },
-    });
-    await call.save();
+    await recordUserMode(call, 'pasta', 'pasta', pasta);
   }
 
   async tearDown(call: DriverCall): Promise<void> {

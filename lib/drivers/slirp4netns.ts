@@ -5,28 +5,19 @@
  * through slirp4netns's API (`port_handler=slirp4netns`); both give the
  * caller the same result.
  */
-import { debug } from '../debug';
 import { PortForwarder } from '../portfwd/forwarder';
 import { invalidArgument } from '../errors';
 import { checkHostPorts, checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { Slirp4netns, hostForwardsFromPortMappings, parseSlirpOptions } from '../slirp';
 import type { SandboxState } from '../runtime/state';
 import type { DriverCall, NetworkDriver } from './driver';
-import { recordHelper, stopHelper } from './helpers';
+import { UserModeDriver, recordHelper, recordUserMode, stopHelper } from './helpers';
 
 /** slirp4netns's fixed guest address: the forwarder connects here, not to loopback (CVE-2021-20199). */
 const SLIRP_GUEST_IP = '10.0.2.100';
 
-export class Slirp4netnsDriver implements NetworkDriver {
+export class Slirp4netnsDriver extends UserModeDriver implements NetworkDriver {
   readonly name = 'slirp4netns';
-  readonly namespace = 'own';
-  readonly unprivileged = true;
-  readonly accepts = { portMappings: true, staticAddress: false, networkOptions: true };
-  readonly #binary?: string;
-
-  constructor(binary?: string) {
-    this.#binary = binary;
-  }
 
   async validate(state: SandboxState): Promise<void> {
     const options = parseSlirpOptions(state.networkOptions);
@@ -45,21 +36,8 @@ export class Slirp4netnsDriver implements NetworkDriver {
     const options = parseSlirpOptions(state.networkOptions);
     const hostForwards = options.portHandler === 'slirp4netns' ? hostForwardsFromPortMappings(state.portMappings) : [];
     const netns = state.netnsPath!;
-    const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.#binary, options, hostForwards });
-    debug('sandbox %s: slirp4netns %d: %s', state.id, slirp.pid, slirp.args.join(' '));
-    recordHelper(
-      call,
-      'slirp',
-      slirp.pid,
-      {
-        stop: async () => {
-          await slirp.stop();
-          debug('sandbox %s: slirp4netns output: %s', state.id, slirp.output());
-        },
-      },
-      { apiSocket: slirp.apiSocket },
-    );
-    await call.save();
+    const slirp = await Slirp4netns.start({ netns, userns: state.usernsPath, binary: this.binary, options, hostForwards });
+    await recordUserMode(call, 'slirp', 'slirp4netns', slirp, { apiSocket: slirp.apiSocket });
     if (options.portHandler === 'rootlesskit' && state.portMappings.length) {
       const fwd = await PortForwarder.start({
         netnsPath: netns,

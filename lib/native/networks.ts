@@ -8,7 +8,7 @@ import path from 'node:path';
 
 import { ErrorCode, PodnetError, fromNative } from '../errors';
 import { writeFileAtomic } from '../atomic';
-import { native, type NativeAttachRequest, type NativeAttachment, type NativeEngineConfig, type NativePortMapping } from '../native';
+import { native, type NativeAttachRequest, type NativeAttachment, type NativeEngineConfig, type NativePortMapping } from '../addon';
 import { checkName } from '../validate';
 import { buildNativeNetwork, checkNoOverlap, type NativeNetworkDef, type NativeNetworkOptions } from './network';
 

@@ -28,7 +28,7 @@ import path from 'node:path';
 
 import type { PortMapping } from '../types';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
-import { native } from '../native';
+import { native } from '../addon';
 import { checkPortMappings, portFree, resolveHostPorts, toPortMappings, type CheckedPortMapping } from '../ports';
 import { checkTunAccess } from '../rootless/tun';
 import { spawnHelper, type HelperExit, type HelperProcess } from '../spawn';

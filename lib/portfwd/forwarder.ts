@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import type { PortMapping } from '../types';
 import { debug } from '../debug';
-import { native } from '../native';
+import { native } from '../addon';
 import { spawnHelper, type HelperProcess } from '../spawn';
 import { checkIp, checkPath } from '../validate';
 import { expandPortMappings, type Listener } from './mappings';

@@ -1,6 +1,6 @@
 /** Cross-process exclusive locks on files (flock), for the runtime's state directory. */
 import { fromNative } from '../errors';
-import { native } from '../native';
+import { native } from '../addon';
 
 // Callers in this process queue here first, so at most one libuv pool thread
 // per path ever blocks in flock: many blocked pool threads would starve the

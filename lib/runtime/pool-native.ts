@@ -12,7 +12,7 @@
  * (checkName), so an entry's id is never a sandbox's.
  */
 import { invalidArgument, type PodnetError } from '../errors';
-import { native } from '../native';
+import { native } from '../addon';
 import type { NativeNetworks } from '../native/networks';
 import type { PoolBackend, WarmEntry } from './pool';
 import { selfRef, type ProcRef } from './proc';

@@ -15,7 +15,7 @@
  */
 import { debug } from '../debug';
 import { invalidArgument } from '../errors';
-import type { NativeAttachment, NsHandleInfo } from '../native';
+import type { NativeAttachment, NsHandleInfo } from '../addon';
 
 export interface PoolOptions {
   /** The network mode whose sandboxes it serves ('none'), or the name of a native network (the default network is one). */

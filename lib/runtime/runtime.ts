@@ -20,7 +20,7 @@ import { Drivers, type DriverCall, type LiveHandles, type NetworkDriver } from '
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
-import { native, type NativeEngineConfig } from '../native';
+import { native, type NativeEngineConfig } from '../addon';
 import { NativeNetworks } from '../native/networks';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, toPortMappings } from '../ports';

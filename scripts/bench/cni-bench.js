@@ -3,10 +3,11 @@
 //   podnet   CniRuntime.setUpPod + tearDownPod on the embedded default network `podnet`
 //   shell    the same plugin chain (bridge, portmap, firewall, tuning) run by scripts/bench/cni-chain.sh
 //   netavark /usr/lib/podman/netavark setup + teardown of an equivalent bridge network with one port
+// PODNET_BENCH_BEFORE=<another build's dist/> adds that build's setUpPod + tearDownPod to every
+// round (its own namespace and pod id, the same default network), for before/after in one run.
 // Usage: scripts/bench/cni [cycles=40]   (root; needs `npx tsc` output in dist/)
 'use strict';
-const { spawnSync, execFileSync } = require('node:child_process');
-const { createHash } = require('node:crypto');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -30,19 +31,20 @@ exec.execPlugin = async (call) => {
 };
 const { NetNS } = require(path.join(root, 'dist'));
 const { CniRuntime } = require(path.join(root, 'dist/api/cni'));
-const { pluginStdin } = require(path.join(root, 'dist/cni/libcni'));
-const { toCapabilityEntries, checkPortMappings } = require(path.join(root, 'dist/ports'));
+const { NETAVARK, plainChain, netavark } = require('./cni-anchors');
+const { median, roundRatios } = require('./common');
+// The build before: CniRuntime from its subpath, or from the package root where older builds exported it.
+const BEFORE = process.env.PODNET_BENCH_BEFORE;
+const BeforeCniRuntime = BEFORE && (require(BEFORE).CniRuntime ?? require(path.join(BEFORE, 'api/cni')).CniRuntime);
 
 const QUICK = Boolean(process.env.QUICK); // CI: a few iterations so the benchmark cannot rot; no goal checked
 const CYCLES = Number(process.argv[2] ?? (QUICK ? 2 : 40));
 const PER_ROUND = 2; // cycles per tool per round: fine interleaving evens out a noisy machine
-const NETAVARK = '/usr/lib/podman/netavark';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-cni-bench-'));
 const linkExists = (n) => fs.existsSync(`/sys/class/net/${n}`);
 const hadBridges = { podnet0: linkExists('podnet0'), pncni12: linkExists('pncni12') };
 const ms = (ns) => Number(ns) / 1e6;
 const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 async function main() {
   const rt = new CniRuntime({ confDir: path.join(tmp, 'net.d'), cacheDir: path.join(tmp, 'cache') });
@@ -50,89 +52,76 @@ async function main() {
   const nsPn = await NetNS.create({ name: 'pn-cni-bench-pn' });
   const nsSh = await NetNS.create({ name: 'pn-cni-bench-sh' });
   const nsNv = await NetNS.create({ name: 'pn-cni-bench-nv' });
+  const nsBefore = BEFORE ? await NetNS.create({ name: 'pn-cni-bench-before' }) : null;
+  const before = BEFORE ? new BeforeCniRuntime({ confDir: path.join(tmp, 'before-net.d'), cacheDir: path.join(tmp, 'before-cache') }) : null;
+  let nv = null;
   try {
-    // Shell chain: each plugin's stdin as podnet would send it (without prevResult), one file each.
-    const chainDir = path.join(tmp, 'chain');
-    fs.mkdirSync(chainDir);
-    const caps = { portMappings: toCapabilityEntries(checkPortMappings([{ hostPort: 18901, containerPort: 80 }])) };
-    net.plugins.forEach((p, i) => fs.writeFileSync(path.join(chainDir, `${i}.json`), pluginStdin(p, net, caps)));
+    const chain = plainChain({ dir: path.join(tmp, 'chain'), net, hostPort: 18901, nsPath: nsSh.path, id: 'pn-cni-bench-sh' });
+    // netavark: the same bridge + NAT + one port, on this benchmark's own subnet and bridge name.
+    nv = netavark({
+      tmp,
+      id: 'pn-cni-bench-nv',
+      network: 'pn-cni-nv',
+      bridge: 'pncni12',
+      subnet: '10.89.12.0/24',
+      gateway: '10.89.12.1',
+      ip: '10.89.12.2',
+      hostPort: 18902,
+      nsPath: nsNv.path,
+    });
 
-    // netavark: the same bridge + NAT + one port, on this branch's own subnet and bridge name.
-    const haveNetavark = fs.existsSync(NETAVARK);
-    const nvFile = path.join(tmp, 'netavark.json');
-    fs.writeFileSync(
-      nvFile,
-      JSON.stringify({
-        container_id: createHash('sha256').update('pn-cni-bench-nv').digest('hex'),
-        container_name: 'pn-cni-bench-nv',
-        port_mappings: [{ host_ip: '', container_port: 80, host_port: 18902, range: 1, protocol: 'tcp' }],
-        networks: { 'pn-cni-nv': { static_ips: ['10.89.12.2'], interface_name: 'eth0' } },
-        network_info: {
-          'pn-cni-nv': {
-            name: 'pn-cni-nv',
-            id: createHash('sha256').update('pn-cni-nv').digest('hex'),
-            driver: 'bridge',
-            network_interface: 'pncni12',
-            subnets: [{ subnet: '10.89.12.0/24', gateway: '10.89.12.1' }],
-            ipv6_enabled: false,
-            internal: false,
-            dns_enabled: false,
-            ipam_options: { driver: 'host-local' },
-          },
-        },
-      }),
-    );
-    const nv = (cmd) => {
-      const r = spawnSync(NETAVARK, ['--config', path.join(tmp, 'nv'), '-f', nvFile, cmd, nsNv.path], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`netavark ${cmd}: ${r.stderr}`);
-    };
-
-    const t = { pnUp: [], pnDown: [], sh: [], nvUp: [], nvDown: [] };
+    const t = { pnUp: [], pnDown: [], beUp: [], beDown: [], sh: [], nvUp: [], nvDown: [] };
     const perPlugin = {};
+    const pod = async (runtime, id, nsPath, hostPort, up, down) => {
+      const t0 = process.hrtime.bigint();
+      await runtime.setUpPod({ id, netnsPath: nsPath, portMappings: [{ hostPort, containerPort: 80 }] });
+      const t1 = process.hrtime.bigint();
+      await runtime.tearDownPod({ id });
+      up.push(ms(t1 - t0));
+      down.push(ms(process.hrtime.bigint() - t1));
+    };
     const runPodnet = async (n) => {
-      for (let k = 0; k < n; k++) {
-        const t0 = process.hrtime.bigint();
-        await rt.setUpPod({ id: 'pn-cni-bench-pn', netnsPath: nsPn.path, portMappings: [{ hostPort: 18900, containerPort: 80 }] });
-        const t1 = process.hrtime.bigint();
-        await rt.tearDownPod({ id: 'pn-cni-bench-pn' });
-        t.pnUp.push(ms(t1 - t0));
-        t.pnDown.push(ms(process.hrtime.bigint() - t1));
-      }
+      for (let k = 0; k < n; k++) await pod(rt, 'pn-cni-bench-pn', nsPn.path, 18900, t.pnUp, t.pnDown);
+    };
+    const runBefore = async (n) => {
+      for (let k = 0; k < n; k++) await pod(before, 'pn-cni-bench-before', nsBefore.path, 18903, t.beUp, t.beDown);
     };
     const runShell = (n) => {
-      const out = execFileSync('bash', [path.join(__dirname, 'cni-chain.sh'), chainDir, nsSh.path, 'pn-cni-bench-sh', String(n)], { encoding: 'utf8' });
-      for (const line of out.trim().split('\n')) {
-        const parts = line.split(' ');
-        const us = Number(parts.pop());
-        if (parts[0] === 'cycle_us') t.sh.push(us / 1000);
-        else if (parts[0] !== 'total_us') perPlugin[parts.join(' ')] = (perPlugin[parts.join(' ')] ?? 0) + us / 1000;
-      }
+      const r = chain.run(n);
+      t.sh.push(...r.cycles);
+      for (const [k, v] of Object.entries(r.perPlugin)) perPlugin[k] = (perPlugin[k] ?? 0) + v;
     };
     const runNetavark = (n) => {
       for (let k = 0; k < n; k++) {
-        const t0 = process.hrtime.bigint();
-        nv('setup');
-        const t1 = process.hrtime.bigint();
-        nv('teardown');
-        t.nvUp.push(ms(t1 - t0));
-        t.nvDown.push(ms(process.hrtime.bigint() - t1));
+        const c = nv.cycle();
+        t.nvUp.push(c.up);
+        t.nvDown.push(c.down);
       }
     };
-
     // Warm-up (bridge creation, iptables chains, plugin VERSION cache, page cache), then rounds.
     await runPodnet(2);
+    if (before) await runBefore(2);
     runShell(2);
-    if (haveNetavark) runNetavark(2);
-    t.pnUp.length = t.pnDown.length = t.sh.length = t.nvUp.length = t.nvDown.length = 0;
+    if (nv) runNetavark(2);
+    for (const k of Object.keys(t)) t[k].length = 0;
     for (const k of Object.keys(perPlugin)) delete perPlugin[k];
     inPluginsNs = 0n;
     podnetPerPlugin = {};
     const per = PER_ROUND;
     const ROUNDS = Math.max(1, Math.round(CYCLES / PER_ROUND));
+    const roundMeans = { after: [], before: [] };
     for (let r = 0; r < ROUNDS; r++) {
-      await runPodnet(per);
+      // With the build before, the two alternate which goes first, so neither always follows the other.
+      const builds = [
+        ['after', runPodnet, t.pnUp, t.pnDown],
+        ['before', runBefore, t.beUp, t.beDown],
+      ];
+      for (const [key, fn, up, down] of before ? (r % 2 ? builds.reverse() : builds) : builds.slice(0, 1)) {
+        await fn(per);
+        roundMeans[key].push(mean(up.slice(-per).map((u, i) => u + down.slice(-per)[i])));
+      }
       runShell(per);
-      if (haveNetavark) runNetavark(per);
+      if (nv) runNetavark(per);
     }
 
     const n = per * ROUNDS;
@@ -148,9 +137,16 @@ async function main() {
     console.log(
       `  of which in plugin processes (spawn to exit) ${(ms(inPluginsNs) / n).toFixed(1)}, in podnet itself ${(pn - ms(inPluginsNs) / n).toFixed(1)}`,
     );
+    if (before) {
+      const beCycles = t.beUp.map((u, i) => u + t.beDown[i]);
+      console.log(
+        `before    ${mean(beCycles).toFixed(1)}  median ${median(beCycles).toFixed(1)}  (setUpPod ${mean(t.beUp).toFixed(1)} median ${median(t.beUp).toFixed(1)}, tearDownPod ${mean(t.beDown).toFixed(1)} median ${median(t.beDown).toFixed(1)})  build ${BEFORE}`,
+      );
+      roundRatios('podnet / build before', roundMeans.after, roundMeans.before);
+    }
     console.log(`shell     ${sh.toFixed(1)}  median ${median(t.sh).toFixed(1)}`);
     console.log(`ratio podnet/shell: mean ${(pn / sh).toFixed(3)} (${(pn - sh).toFixed(1)} ms), median ${(median(pnCycles) / median(t.sh)).toFixed(3)}`);
-    if (haveNetavark) {
+    if (nv) {
       const nvCycles = t.nvUp.map((u, i) => u + t.nvDown[i]);
       const nvm = mean(nvCycles);
       console.log(
@@ -164,7 +160,9 @@ async function main() {
     }
   } finally {
     await rt.tearDownPod({ id: 'pn-cni-bench-pn' }).catch(() => {});
-    for (const ns of [nsPn, nsSh, nsNv]) await ns.remove().catch(() => {});
+    await before?.tearDownPod({ id: 'pn-cni-bench-before' }).catch(() => {});
+    nv?.cleanup();
+    for (const ns of [nsPn, nsSh, nsNv, nsBefore]) await ns?.remove().catch(() => {});
     for (const [b, had] of Object.entries(hadBridges)) {
       const ports = linkExists(b) ? fs.readdirSync(`/sys/class/net/${b}/brif`).length : 0;
       if (!had && linkExists(b) && ports === 0) execFileSync('ip', ['link', 'delete', b]);

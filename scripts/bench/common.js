@@ -29,4 +29,13 @@ function report(title, rows, anchorName) {
   }
 }
 
-module.exports = { now, median, compileC, report };
+/**
+ * Each round's figure of this build against the build before (PODNET_BENCH_BEFORE,
+ * measured in the same round): the median ratio and its range.
+ */
+function roundRatios(label, after, before) {
+  const r = after.map((a, i) => a / before[i]).sort((a, b) => a - b);
+  console.log(`  ${label}, round by round: median x${median(r).toFixed(2)} (x${r[0].toFixed(2)}-x${r[r.length - 1].toFixed(2)}, ${r.length} rounds)`);
+}
+
+module.exports = { now, median, compileC, report, roundRatios };

@@ -15,7 +15,6 @@
 // Usage: scripts/bench/native [cycles=30]; QUICK=1: a few iterations, no goal checked.
 'use strict';
 const { execFileSync, spawn, spawnSync } = require('node:child_process');
-const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -24,8 +23,7 @@ const { monitorEventLoopDelay } = require('node:perf_hooks');
 const root = path.join(__dirname, '..', '..');
 const { NetNS, NativeNetworks } = require(path.join(root, 'dist'));
 const { buildBridgeNetwork } = require(path.join(root, 'dist/cni/config'));
-const { pluginStdin } = require(path.join(root, 'dist/cni/libcni'));
-const { toCapabilityEntries, checkPortMappings } = require(path.join(root, 'dist/ports'));
+const { plainChain, netavark: netavarkAnchor } = require('./cni-anchors');
 const { median } = require('./common');
 
 const QUICK = Boolean(process.env.QUICK);
@@ -33,7 +31,6 @@ const CYCLES = Number(process.argv[2] ?? (QUICK ? 2 : 30));
 const SCALE = QUICK ? 20 : 1000;
 const BIG = QUICK ? 0 : 4000;
 const PAR = QUICK ? 5 : 50;
-const NETAVARK = '/usr/lib/podman/netavark';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nat-bench-'));
 const nets = new NativeNetworks({ networksDir: path.join(tmp, 'networks'), stateDir: path.join(tmp, 'ipam') });
 const ms = (ns) => Number(ns) / 1e6;
@@ -62,40 +59,20 @@ async function cycleBench() {
   await nets.create({ name: 'nat-bench', subnet: '10.89.159.0/24' });
   // CNI chain: a bridge list on this benchmark's own subnet and bridge, each plugin's stdin in a file.
   const cniNet = buildBridgeNetwork({ name: 'nat-bench-cni', bridge: 'natbr0', subnet: '10.89.158.0/24' });
-  const chainDir = path.join(tmp, 'chain');
-  fs.mkdirSync(chainDir);
-  const caps = { portMappings: toCapabilityEntries(checkPortMappings([{ hostPort: 44951, containerPort: 80 }])) };
-  cniNet.plugins.forEach((p, i) => fs.writeFileSync(path.join(chainDir, `${i}.json`), pluginStdin(p, cniNet, caps)));
   const nsSh = await NetNS.create({ name: 'nat-bench-sh' });
   const nsNv = await NetNS.create({ name: 'nat-bench-nv' });
-  const haveNetavark = fs.existsSync(NETAVARK);
-  const nvFile = path.join(tmp, 'netavark.json');
-  fs.writeFileSync(
-    nvFile,
-    JSON.stringify({
-      container_id: createHash('sha256').update('nat-bench-nv').digest('hex'),
-      container_name: 'nat-bench-nv',
-      port_mappings: [{ host_ip: '', container_port: 80, host_port: 44952, range: 1, protocol: 'tcp' }],
-      networks: { 'nat-bench-nv': { static_ips: ['10.89.157.130'], interface_name: 'eth0' } },
-      network_info: {
-        'nat-bench-nv': {
-          name: 'nat-bench-nv',
-          id: createHash('sha256').update('nat-bench-nv').digest('hex'),
-          driver: 'bridge',
-          network_interface: 'natnv0',
-          subnets: [{ subnet: '10.89.157.128/25', gateway: '10.89.157.129' }],
-          ipv6_enabled: false,
-          internal: false,
-          dns_enabled: false,
-          ipam_options: { driver: 'host-local' },
-        },
-      },
-    }),
-  );
-  const nv = (cmd) => {
-    const r = spawnSync(NETAVARK, ['--config', path.join(tmp, 'nv'), '-f', nvFile, cmd, nsNv.path], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`netavark ${cmd}: ${r.stderr}`);
-  };
+  const plain = plainChain({ dir: path.join(tmp, 'chain'), net: cniNet, hostPort: 44951, nsPath: nsSh.path, id: 'nat-bench-sh' });
+  const nv = netavarkAnchor({
+    tmp,
+    id: 'nat-bench-nv',
+    network: 'nat-bench-nv',
+    bridge: 'natnv0',
+    subnet: '10.89.157.128/25',
+    gateway: '10.89.157.129',
+    ip: '10.89.157.130',
+    hostPort: 44952,
+    nsPath: nsNv.path,
+  });
   const t = { podnetKeep: [], podnetDel: [], floorKeep: [], floorDel: [], chain: [], netavark: [] };
   let seq = 0;
   const podnet = async (keep) => {
@@ -117,16 +94,11 @@ async function cycleBench() {
     const out = execFileSync(floor, [mode, '/run/netns/nat-bench-floor', String(n)], { encoding: 'utf8' });
     for (const l of out.trim().split('\n')) (mode === 'keep' ? t.floorKeep : t.floorDel).push(Number(l.split(' ')[1]) / 1000);
   };
-  const chain = (n) => {
-    const out = execFileSync('bash', [path.join(__dirname, 'cni-chain.sh'), chainDir, nsSh.path, 'nat-bench-sh', String(n)], { encoding: 'utf8' });
-    for (const l of out.trim().split('\n')) if (l.startsWith('cycle_us')) t.chain.push(Number(l.split(' ')[1]) / 1000);
-  };
+  const chain = (n) => t.chain.push(...plain.run(n).cycles);
   const netavark = (n) => {
     for (let k = 0; k < n; k++) {
-      const t0 = process.hrtime.bigint();
-      nv('setup');
-      nv('teardown');
-      t.netavark.push(ms(process.hrtime.bigint() - t0));
+      const c = nv.cycle();
+      t.netavark.push(c.up + c.down);
     }
   };
   try {
@@ -135,7 +107,7 @@ async function cycleBench() {
     await podnet(false);
     floorRun('keep', 1);
     chain(1);
-    if (haveNetavark) netavark(1);
+    if (nv) netavark(1);
     for (const k of Object.keys(t)) t[k].length = 0;
     const per = 2;
     for (let r = 0; r < Math.max(1, Math.round(CYCLES / per)); r++) {
@@ -144,7 +116,7 @@ async function cycleBench() {
       floorRun('keep', per);
       floorRun('del', per);
       chain(1); // 1 per round: a chain cycle costs as much as ~100 native ones
-      if (haveNetavark) netavark(1);
+      if (nv) netavark(1);
     }
     console.log(`(a) one sandbox, one published port: namespace + attach + detach + namespace removal (ms per cycle); load ${os.loadavg()[0].toFixed(1)}`);
     console.log(
@@ -156,13 +128,12 @@ async function cycleBench() {
     console.log(
       `  CNI chain (namespace made beforehand)      ${fmt(t.chain)}   ${(median(t.chain) / median(t.podnetKeep)).toFixed(1)}x podnet keep, ${(median(t.chain) / median(t.podnetDel)).toFixed(1)}x podnet del`,
     );
-    if (haveNetavark)
+    if (nv)
       console.log(
         `  netavark (namespace made beforehand)       ${fmt(t.netavark)}   ${(median(t.netavark) / median(t.podnetKeep)).toFixed(1)}x podnet keep, ${(median(t.netavark) / median(t.podnetDel)).toFixed(1)}x podnet del`,
       );
   } finally {
-    spawnSync('bash', [path.join(__dirname, 'cni-chain.sh'), chainDir, nsSh.path, 'nat-bench-sh', '0']);
-    if (haveNetavark) spawnSync(NETAVARK, ['--config', path.join(tmp, 'nv'), '-f', nvFile, 'teardown', nsNv.path]);
+    nv?.cleanup();
     for (const ns of [nsSh, nsNv]) await ns.remove().catch(() => {});
     for (const b of ['natbr0', 'natnv0']) spawnSync('ip', ['link', 'delete', b]);
     fs.rmSync('/var/lib/cni/networks/nat-bench-cni', { recursive: true, force: true });

@@ -1,61 +1,21 @@
 // See scripts/bench/pasta. Every namespace, link, process and temp dir it
 // creates is removed in `finally`, in reverse order.
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { Runtime } = require('../../dist');
 const { Pasta } = require('../../dist/api/pasta');
 const { PortForwarder } = require('../../dist/api/portfwd');
-const { median } = require('./common');
+const { median, now } = require('./common');
+const { undo, sleep, sh, start, netns, vethNetns, waitPort, cpuSecs, iperfServer, slirpApi, run } = require('./resources');
 
 const QUICK = process.env.QUICK === '1';
 const SECS = Number(process.argv[2] || (QUICK ? 1 : 4));
 const ROUNDS = Number(process.env.PODNET_BENCH_ROUNDS || (QUICK ? 1 : 5));
 const DEATHS = QUICK ? 3 : 30;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-pasta-bench-'));
-const undo = [];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts });
-const now = () => Number(process.hrtime.bigint()) / 1e6;
-
-function start(cmd, args, opts = {}) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
-  undo.push(() => {
-    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  });
-  return p;
-}
-
-function netns(name) {
-  sh('ip', ['netns', 'add', name]);
-  undo.push(() => sh('ip', ['netns', 'del', name]));
-  sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return `/run/netns/${name}`;
-}
-
-async function waitPort(host, port, ms = 5000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, host, () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`${host}:${port} not reachable`);
-    await sleep(50);
-  }
-}
-
-function iperfServer(nsPath) {
-  start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
-}
-
 // One iperf3 run; on a loaded machine the control connection sometimes drops: one retry, said aloud.
 function iperf(p, streams) {
   for (let attempt = 1; ; attempt++) {
@@ -67,11 +27,6 @@ function iperf(p, streams) {
     if (attempt > 1 || !alive) throw new Error(`iperf3 through ${p.name}: ${out.error}${alive ? '' : ` (its relay, pid ${p.pid}, is gone)`}`);
     console.log(`  ${p.name}: iperf3 failed (${out.error}), once more`);
   }
-}
-
-function cpuSecs(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 // podnet's pasta mode: a sandbox from the runtime (network 'pasta'), iperf3 inside it.
@@ -135,17 +90,7 @@ async function slirp4netns() {
     stdio: 'ignore',
   });
   for (let i = 0; i < 100 && !fs.existsSync(api); i++) await sleep(20);
-  await new Promise((resolve, reject) => {
-    const s = net.connect(api, () =>
-      s.end(JSON.stringify({ execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 43202, guest_port: 5201 } })),
-    );
-    let out = '';
-    s.on('data', (d) => {
-      out += d;
-    });
-    s.on('end', () => (JSON.parse(out).error ? reject(new Error(out)) : resolve()));
-    s.on('error', reject);
-  });
+  await slirpApi(api, { execute: 'add_hostfwd', arguments: { proto: 'tcp', host_addr: '127.0.0.1', host_port: 43202, guest_port: 5201 } });
   iperfServer(ns);
   await waitPort('127.0.0.1', 43202);
   return { key: 'slirp', name: 'slirp4netns add_hostfwd', port: 43202, pid: slirp.pid };
@@ -153,13 +98,7 @@ async function slirp4netns() {
 
 // podnet's port forwarder into a namespace on a veth (scripts/bench/portfwd.js's path).
 async function forwarder() {
-  const ns = netns('pasta-bench-fwd');
-  sh('ip', ['link', 'add', 'pnpastab0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'pasta-bench-fwd']);
-  undo.push(() => sh('ip', ['link', 'del', 'pnpastab0']));
-  sh('ip', ['addr', 'add', '10.89.241.1/24', 'dev', 'pnpastab0']);
-  sh('ip', ['link', 'set', 'pnpastab0', 'up']);
-  sh('ip', ['-n', 'pasta-bench-fwd', 'addr', 'add', '10.89.241.2/24', 'dev', 'eth0']);
-  sh('ip', ['-n', 'pasta-bench-fwd', 'link', 'set', 'eth0', 'up']);
+  const ns = vethNetns('pasta-bench-fwd', 'pnpastab0', '10.89.241.1/24', '10.89.241.2/24');
   iperfServer(ns);
   await waitPort('10.89.241.2', 5201);
   const fwd = await PortForwarder.start({ netnsPath: ns, portMappings: [{ hostIP: '127.0.0.1', hostPort: 43203, containerPort: 5201 }] });
@@ -261,18 +200,4 @@ async function main() {
   );
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    for (const fn of undo.reverse()) {
-      try {
-        await fn();
-      } catch (e) {
-        console.error(`cleanup: ${String(e.message).split('\n')[0]}`);
-      }
-    }
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+run(main, tmp);

@@ -1,12 +1,13 @@
 // See scripts/bench/portfwd. Every namespace, link, process, iptables chain and
 // subordinate id range it creates is removed in `finally`, in reverse order.
 'use strict';
-const { execFileSync, spawn } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { PortForwarder } = require('../../dist/api/portfwd');
+const { undo, sleep, sh, start, netns, vethNetns, firstOutput, waitPort, cpuSecs, iperfServer, slirpApi, run } = require('./resources');
 
 const QUICK = Boolean(process.env.QUICK); // CI: a few iterations so the benchmark cannot rot; no goal checked
 const SECS = Number(process.argv[2] || (QUICK ? 1 : 4));
@@ -19,9 +20,6 @@ const CNI_BIN = '/usr/lib/cni';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fwd-bench-'));
 const connrate = path.join(tmp, 'connrate');
 const spliceRelay = path.join(tmp, 'splice-relay');
-const undo = [];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts });
 const tryRun = (fn) => {
   try {
     fn();
@@ -29,22 +27,6 @@ const tryRun = (fn) => {
     console.error(`cleanup: ${e.message.split('\n')[0]}`);
   }
 };
-
-/** Starts a process we own; killed by PID at the end. */
-function start(cmd, args, opts = {}) {
-  const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
-  undo.push(() => {
-    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-  });
-  return p;
-}
-
-function netns(name) {
-  sh('ip', ['netns', 'add', name]);
-  undo.push(() => sh('ip', ['netns', 'del', name]));
-  sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-  return `/run/netns/${name}`;
-}
 
 // A namespace's eth0 with `ip`/24 and a default route via `gw`, the other end
 // of the veth pair left inside, up: the gateway is what a loopback client is
@@ -55,7 +37,7 @@ const sandboxNet = (ip, gw) =>
 
 /** iperf3 and the short-connection server inside a namespace. */
 function servers(nsPath) {
-  start('nsenter', [`--net=${nsPath}`, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' }); // quiet about probes
+  iperfServer(nsPath);
   start('nsenter', [`--net=${nsPath}`, connrate, 'server', '8080']);
 }
 
@@ -80,26 +62,6 @@ async function checkSeen(nsPath, want) {
   }
 }
 
-async function waitPort(host, port, ms = 5000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, host, () => {
-        s.destroy();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`${host}:${port} not reachable`);
-    await sleep(50);
-  }
-}
-
-function cpuSecs(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, USER_HZ 100
-}
 function memKiB(pid) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)[1]), hwm: Number(/VmHWM:\s+(\d+)/.exec(s)[1]) };
@@ -205,34 +167,12 @@ function cni(plugin, cmd, conf, nsPath, ifname = 'eth0') {
   });
 }
 
-function slirpApi(sock, req) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(sock, () => s.end(JSON.stringify(req)));
-    let out = '';
-    s.on('data', (d) => {
-      out += d;
-    });
-    s.on('end', () => {
-      const r = JSON.parse(out);
-      if (r.error) reject(new Error(JSON.stringify(r.error)));
-      else resolve(r);
-    });
-    s.on('error', reject);
-  });
-}
-
 async function main() {
   sh('cc', ['-O2', '-o', connrate, path.join(__dirname, 'portfwd-connrate.c')]);
   sh('cc', ['-O2', '-pthread', '-o', spliceRelay, path.join(__dirname, 'portfwd-splice.c')]);
 
   // Direct veth and podnet's forwarder share one namespace.
-  const ns = netns('fwd-bench');
-  sh('ip', ['link', 'add', 'fwd-b0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', 'fwd-bench']);
-  undo.push(() => sh('ip', ['link', 'del', 'fwd-b0']));
-  sh('ip', ['addr', 'add', '10.89.250.129/25', 'dev', 'fwd-b0']);
-  sh('ip', ['link', 'set', 'fwd-b0', 'up']);
-  sh('ip', ['-n', 'fwd-bench', 'addr', 'add', '10.89.250.130/25', 'dev', 'eth0']);
-  sh('ip', ['-n', 'fwd-bench', 'link', 'set', 'eth0', 'up']);
+  const ns = vethNetns('fwd-bench', 'fwd-b0', '10.89.250.129/25', '10.89.250.130/25');
   // The host side is the namespace's gateway: loopback clients of the forwarder appear as 10.89.250.129.
   sh('ip', ['-n', 'fwd-bench', 'route', 'add', 'default', 'via', '10.89.250.129']);
   servers(ns);
@@ -352,7 +292,7 @@ async function before(nsPath, exe) {
   // fd 3: it exits at EOF (when this process ends or kills it); fd 4: ready.
   const p = start(exe, [], { stdio: [stdin, 'ignore', 'inherit', 'pipe', 'pipe'] });
   fs.closeSync(stdin);
-  await new Promise((r) => p.stdio[4].once('data', r));
+  await firstOutput(p, p.stdio[4]);
   await waitPort('127.0.0.1', 46807);
   await waitPort('127.0.0.1', 46806);
   return { key: 'before', name: 'podnet fwd, before', host: '127.0.0.1', port: 46806, connPort: 46807, pids: [p.pid] };
@@ -362,7 +302,7 @@ async function before(nsPath, exe) {
 // per connection, blocking splice, socket made after setns), same namespace.
 async function splice(nsPath) {
   const p = start(spliceRelay, [nsPath, '10.89.250.130', '46804:5201', '46805:8080'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((r) => p.stdout.once('data', r));
+  await firstOutput(p);
   await waitPort('127.0.0.1', 46805);
   await waitPort('127.0.0.1', 46804);
   console.log(`plain C splice relay idle RSS ${memKiB(p.pid).rss} KiB`);
@@ -408,7 +348,7 @@ async function unprivileged() {
   ]);
   const holder = start(hc, ha, { stdio: ['ignore', 'pipe', 'inherit'] });
   procs.push(holder);
-  await new Promise((r) => holder.stdout.once('data', r));
+  await firstOutput(holder);
   servers(`/proc/${holder.pid}/ns/net`);
   const opts = {
     netnsPath: `/proc/${holder.pid}/ns/net`,
@@ -437,9 +377,10 @@ async function unprivileged() {
   }
   sh('chmod', ['-R', 'a+rX', pkg]);
   const [oc, oa] = asUser(process.execPath, ['-e', owner, path.join(pkg, 'dist/api/portfwd'), JSON.stringify(opts)]);
-  const o = start(oc, oa, { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Its error output is kept: a forwarder that fails to start fails the benchmark with it.
+  const o = start(oc, oa, { stdio: ['pipe', 'pipe', 'pipe'] });
   procs.push(o);
-  const pid = Number(await new Promise((r) => o.stdout.once('data', r)));
+  const pid = Number(await firstOutput(o));
   console.log(`podnet forwarder (unprivileged, client address kept) idle RSS ${memKiB(pid).rss} KiB`);
   await waitPort('127.0.0.1', 46803);
   return { key: 'unpriv', name: 'podnet fwd, unprivileged', host: '127.0.0.1', port: 46802, connPort: 46803, pids: [pid] };
@@ -588,18 +529,4 @@ function descendants(pid) {
   return kids.flatMap((k) => [...descendants(k), k]);
 }
 
-main()
-  .catch((e) => {
-    console.error(e);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    for (const fn of undo.reverse()) {
-      try {
-        await fn();
-      } catch (e) {
-        console.error(`cleanup: ${String(e.message).split('\n')[0]}`);
-      }
-    }
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+run(main, tmp);

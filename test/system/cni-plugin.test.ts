@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { NativeNetworks, NetNS } from '../../lib';
-import { native } from '../../lib/native';
+import { native } from '../../lib/addon';
 import { invokePlugin, type CniEnv } from '../helpers/cniplugin';
 import { describeRoot } from '../helpers/system';
 

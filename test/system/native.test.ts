@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { NativeNetworks, NetNS, PodnetError } from '../../lib';
-import { native } from '../../lib/native';
+import { native } from '../../lib/addon';
 import { describeRoot } from '../helpers/system';
 
 jest.setTimeout(120000);

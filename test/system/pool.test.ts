@@ -323,7 +323,7 @@ describeRoot('warm sandbox pools (root)', () => {
     const script = `
       const { Runtime } = require(${JSON.stringify(DIST)});
       const { readdirSync, readlinkSync } = require('node:fs');
-      const { native } = require(${JSON.stringify(path.join(DIST, 'native'))});
+      const { native } = require(${JSON.stringify(path.join(DIST, 'addon'))});
       (async () => {
         const rt = new Runtime({ stateDir: ${JSON.stringify(stateDir())}, pools: [{ network: 'none', size: 6 }] });
         await rt.poolsReady();

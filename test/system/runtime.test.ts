@@ -289,14 +289,26 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
         await Promise.all(ids.map((id) => rt.teardown(id)));
         process.stdout.write(JSON.stringify({ made: made.length, ips }));
       })().catch((e) => { console.error(e); process.exit(1); });`;
-    const results = await Promise.all([0, 1].map((k) => run(process.execPath, ['-e', worker(k)], { encoding: 'utf8', maxBuffer: 1 << 20 })));
-    const parsed = results.map((r) => JSON.parse(r.stdout) as { made: number; ips: string[] });
-    const ips = parsed.flatMap((p) => p.ips);
-    expect(parsed.map((p) => p.made)).toEqual([25, 25]);
-    expect(new Set(ips).size).toBe(50);
-    expect((await rt.list()).filter((s) => s.id.startsWith(prefix))).toEqual([]);
-    expect(ipNetnsList().filter((n) => n.includes(prefix))).toEqual([]);
-    expect(readdirSync(`/var/lib/cni/networks/${NET}`).filter((f) => /^10\./.test(f))).toEqual([]);
+    // Both workers end (or are killed at the time limit) before anything is checked or cleaned up.
+    const results = await Promise.allSettled(
+      [0, 1].map((k) => run(process.execPath, ['-e', worker(k)], { encoding: 'utf8', maxBuffer: 1 << 20, timeout: 150_000, killSignal: 'SIGKILL' })),
+    );
+    try {
+      const parsed = results.map((r) => {
+        if (r.status === 'rejected') throw r.reason;
+        return JSON.parse(r.value.stdout) as { made: number; ips: string[] };
+      });
+      const ips = parsed.flatMap((p) => p.ips);
+      expect(parsed.map((p) => p.made)).toEqual([25, 25]);
+      expect(new Set(ips).size).toBe(50);
+      expect((await rt.list()).filter((s) => s.id.startsWith(prefix))).toEqual([]);
+      expect(ipNetnsList().filter((n) => n.includes(prefix))).toEqual([]);
+      expect(readdirSync(`/var/lib/cni/networks/${NET}`).filter((f) => /^10\./.test(f))).toEqual([]);
+    } finally {
+      // A worker that failed half-way leaves sandboxes (state, namespace, lease, rules): remove them.
+      const left = (await rt.list()).filter((s) => s.id.startsWith(prefix));
+      await Promise.all(left.map((s) => rt.teardown(s.id, { force: true }).catch(() => {})));
+    }
   }, 180_000);
 });
 

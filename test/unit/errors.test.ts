@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 
 import { PodnetError, fromNative } from '../../lib/errors';
-import { native } from '../../lib/native';
+import { native } from '../../lib/addon';
 
 describe('fromNative', () => {
   it("keeps Node's negative errno", async () => {

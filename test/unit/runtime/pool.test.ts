@@ -1,5 +1,5 @@
 /** The pool's bookkeeping with a fake backend: no namespaces, no root. */
-import type { NsHandleInfo } from '../../../lib/native';
+import type { NsHandleInfo } from '../../../lib/addon';
 import { WarmPool, checkPoolOptions } from '../../../lib/runtime/pool';
 
 /** A backend whose makes complete when the test says so. */

@@ -34,7 +34,7 @@ struct NsFacts {
 
 enum class SockKind { Plain, Transparent };
 
-class NsSockets {
+class SandboxSockets {
  public:
   // Joins `userns` if set (call while single-threaded), opens the namespace
   // and learns the facts. `target` (or null for the first global address) is checked

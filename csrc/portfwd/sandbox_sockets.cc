@@ -1,4 +1,4 @@
-#include "nsock.h"
+#include "sandbox_sockets.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -106,8 +106,8 @@ int BatchThunk(void* p) {
 
 }  // namespace
 
-int NsSockets::Open(const std::string& netns, const std::string& userns, const sockaddr_storage* target,
-                    bool transparent, std::string* what) {
+int SandboxSockets::Open(const std::string& netns, const std::string& userns, const sockaddr_storage* target,
+                         bool transparent, std::string* what) {
   struct stat st;
   netns_ = podnet::OpenNetnsFd(netns.c_str(), &st);
   if (netns_ < 0) {
@@ -132,7 +132,7 @@ int NsSockets::Open(const std::string& netns, const std::string& userns, const s
   return 0;
 }
 
-int NsSockets::Refill(int family, int type, SockKind kind) {
+int SandboxSockets::Refill(int family, int type, SockKind kind) {
   std::vector<int>& pool = Pool(family, type, kind);
   Request rq{family, type, kind == SockKind::Transparent};
   Batch b{rq, {}};
@@ -142,7 +142,7 @@ int NsSockets::Refill(int family, int type, SockKind kind) {
   return 0;
 }
 
-int NsSockets::Take(int family, int type, SockKind kind) {
+int SandboxSockets::Take(int family, int type, SockKind kind) {
   std::vector<int>& pool = Pool(family, type, kind);
   if (pool.empty()) {
     int rc = Refill(family, type, kind);

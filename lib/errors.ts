@@ -40,6 +40,7 @@ export const ErrorCode = {
   NO_SUCH_POOL: 'ERR_NO_SUCH_POOL',
   // helper processes (spawnHelper), slirp4netns and user namespaces
   HELPER_NOT_FOUND: 'ERR_HELPER_NOT_FOUND',
+  /** A helper exited: before it was ready (a start fails), or later, unasked (the runtime's 'helperExit' event). */
   HELPER_EXITED: 'ERR_HELPER_EXITED',
   HELPER_TIMEOUT: 'ERR_HELPER_TIMEOUT',
   SLIRP_OPTION: 'ERR_SLIRP_OPTION',

@@ -68,6 +68,12 @@ export interface HelperExit {
   signal: NodeJS.Signals | null;
 }
 
+/** 'was killed by SIGKILL', 'exited with status 1', or 'is running' (null), for messages. */
+export function describeExit(e: HelperExit | null): string {
+  if (!e) return 'is running';
+  return e.signal ? `was killed by ${e.signal}` : `exited with status ${e.code}`;
+}
+
 const SIGNAL_NAMES = Object.fromEntries(Object.entries(osc.signals).map(([k, v]) => [v, k])) as Record<number, NodeJS.Signals>;
 
 /** Finds `cmd` (a path, or a name looked up in PATH); throws ERR_HELPER_NOT_FOUND. */
@@ -144,8 +150,7 @@ export class HelperProcess {
 
   /** Describes the exit for an error message. */
   describeExit(e: HelperExit | null = this.#exit): string {
-    if (!e) return 'is running';
-    return e.signal ? `was killed by ${e.signal}` : `exited with status ${e.code}`;
+    return describeExit(e);
   }
 
   /**

@@ -13,9 +13,15 @@ import type { PodnetError } from '../errors';
 import type { NativeAttachment } from '../addon';
 import type { NetNS } from '../netns';
 import type { HelperName, SandboxState } from '../runtime/state';
+import type { HelperExit } from '../spawn';
 
 /** A helper process this process started for a sandbox (slirp4netns, pasta, the forwarder, a user-namespace holder). */
 export interface LiveHelper {
+  readonly pid: number;
+  /** Settles when the process has exited and been reaped (its pidfd: at once). */
+  readonly exited: Promise<HelperExit>;
+  /** What it wrote so far (read when it dies unasked). */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -23,6 +29,8 @@ export interface LiveHelper {
 export interface LiveHandles {
   netns?: NetNS;
   helpers: Map<HelperName, LiveHelper>;
+  /** Told when a helper still in `helpers` exits (one taken out first, by stopHelper, is a stop, not a death). */
+  onHelperExit?: (name: HelperName, helper: LiveHelper, exit: HelperExit) => void;
 }
 
 /** One set-up or teardown of a sandbox, as a driver sees it. */

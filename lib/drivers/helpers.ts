@@ -2,12 +2,21 @@
 import { debug } from '../debug';
 import { procRef, signalIfAlive } from '../runtime/proc';
 import type { HelperName } from '../runtime/state';
+import type { HelperExit } from '../spawn';
 import type { DriverCall, LiveHelper, NetworkDriver } from './driver';
 
-/** Records a helper this process started: live for a graceful stop, in the state for a fresh process. */
-export function recordHelper(call: DriverCall, name: HelperName, pid: number, helper: LiveHelper, extra: { apiSocket?: string } = {}): void {
-  call.live.helpers.set(name, helper);
-  const ref = procRef(pid);
+/**
+ * Records a helper this process started: live for a graceful stop, in the
+ * state for a fresh process. Its exit is watched: one while it is still
+ * recorded is a death nobody asked for, passed to `live.onHelperExit`.
+ */
+export function recordHelper(call: DriverCall, name: HelperName, helper: LiveHelper, extra: { apiSocket?: string } = {}): void {
+  const { live } = call;
+  live.helpers.set(name, helper);
+  void helper.exited.then((exit) => {
+    if (live.helpers.get(name) === helper) live.onHelperExit?.(name, helper, exit);
+  });
+  const ref = procRef(helper.pid);
   if (ref) call.state.helpers[name] = { ...ref, ...extra };
 }
 
@@ -28,6 +37,7 @@ export abstract class UserModeDriver implements Pick<NetworkDriver, 'namespace' 
 export interface UserModeProcess {
   readonly pid: number;
   readonly args: readonly string[];
+  readonly exited: Promise<HelperExit>;
   stop(): Promise<unknown>;
   output(): string;
 }
@@ -46,7 +56,7 @@ export async function recordUserMode(
     await p.stop();
     debug('sandbox %s: %s output: %s', id, command, p.output());
   };
-  recordHelper(call, name, p.pid, { stop }, extra);
+  recordHelper(call, name, { pid: p.pid, exited: p.exited, output: () => p.output(), stop }, extra);
   await call.save();
 }
 

@@ -46,7 +46,7 @@ export class Slirp4netnsDriver extends UserModeDriver implements NetworkDriver {
         portMappings: state.portMappings,
         keepClientAddress: options.keepClientAddress,
       });
-      recordHelper(call, 'forwarder', fwd.pid, fwd);
+      recordHelper(call, 'forwarder', fwd);
       await call.save();
     }
   }

@@ -12,7 +12,7 @@ import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import type { PortMapping } from '../types';
 import { debug } from '../debug';
 import { native } from '../addon';
-import { spawnHelper, type HelperProcess } from '../spawn';
+import { spawnHelper, type HelperExit, type HelperProcess } from '../spawn';
 import { checkIp, checkPath } from '../validate';
 import { expandPortMappings, type Listener } from './mappings';
 
@@ -42,6 +42,10 @@ export interface PortForwarderOptions {
 
 export interface PortForwarderHandle {
   readonly pid: number;
+  /** Settles when the forwarder has exited and been reaped. */
+  readonly exited: Promise<HelperExit>;
+  /** What it wrote so far (its "CODE: message" line when it fails). */
+  output(): string;
   /** Closes the exit pipe and waits for the forwarder to end. */
   stop(): Promise<void>;
   /** Resident memory of the forwarder, KiB; undefined once it exited. */
@@ -116,6 +120,8 @@ export class PortForwarder {
     const pid = helper.pid;
     return {
       pid,
+      exited: helper.exited,
+      output: () => helper.output(),
       async stop() {
         await helper.stop();
         debug('podnet-portfwd[%d] output: %s', pid, helper.output());

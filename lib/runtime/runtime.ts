@@ -11,12 +11,13 @@
  */
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { CniRuntime, type CniRuntimeOptions } from '../cni/runtime';
 import { debug } from '../debug';
-import { Drivers, type DriverCall, type LiveHandles, type NetworkDriver } from '../drivers';
+import { Drivers, type DriverCall, type LiveHandles, type LiveHelper, type NetworkDriver } from '../drivers';
 import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../inspect';
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
@@ -25,6 +26,7 @@ import { NativeNetworks } from '../native/networks';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, toPortMappings } from '../ports';
 import type { PortMapping } from '../types';
+import { describeExit, type HelperExit } from '../spawn';
 import { checkPid } from '../validate';
 import { spawnIn } from './spawn-in-sandbox';
 import { isRoot, defaultStateDir, checkId, parseMode } from './options';
@@ -33,7 +35,7 @@ import { nativePoolBackend, notNative, poolEntryOwner } from './pool-native';
 import { PoolStatusFile, readPoolStatus, removePoolStatus, type ProcessPools } from './pool-status';
 import { isAlive, procRef, selfRef } from './proc';
 import { makeSandboxNetns, removeSandboxNetns } from './sandbox-netns';
-import { StateStore, type NetworkMode, type SandboxState } from './state';
+import { StateStore, type HelperExitNote, type HelperName, type NetworkMode, type SandboxState } from './state';
 
 export interface RuntimeOptions {
   /** Default /run/podnet, or $XDG_RUNTIME_DIR/podnet for an unprivileged caller. */
@@ -83,12 +85,48 @@ export interface SandboxInfo {
   netnsPath?: string;
   status: SandboxState['status'];
   ownerAlive: boolean;
+  /** Helpers that died unasked (see the 'helperExit' event); absent while all run. */
+  helperExits?: HelperExitNote[];
 }
 
 /** Network modes by name: a pool of one of these names serves that mode, any other name a native network. */
 const MODE_NAMES = new Set(['bridge', 'slirp4netns', 'pasta', 'none', 'host']);
 
-export class Runtime {
+/** A helper of a sandbox (pasta, slirp4netns, the port forwarder, the user-namespace holder) exited without being stopped. */
+export interface HelperExitEvent {
+  sandboxId: string;
+  helper: HelperName;
+  /** ERR_HELPER_EXITED; `details` has pid, code, signal and output. */
+  error: PodnetError;
+}
+
+/** The runtime's events (Node's EventEmitter). */
+export interface RuntimeEvents {
+  helperExit: [HelperExitEvent];
+}
+
+/** What a helper is, in messages. */
+const HELPER_LABEL: Record<HelperName, string> = {
+  pasta: 'pasta',
+  slirp: 'slirp4netns',
+  forwarder: 'port forwarder (podnet-portfwd)',
+  holder: 'user namespace holder',
+};
+
+/** The last lines a helper wrote, for a message (all of it goes in `details.output`). */
+function lastOutput(out: string, lines = 3): string {
+  return out.trim().split('\n').filter(Boolean).slice(-lines).join('; ');
+}
+
+/**
+ * Emits 'helperExit' when a helper this process started for a sandbox dies
+ * while the sandbox is up (a stop by teardown does not count): the sandbox's
+ * network is broken from then on, and its state says so (`helperExits`) until
+ * it is torn down. Podman 2.x only noticed a dead slirp4netns at its next 1 s
+ * poll (libpod/networking_linux.go, the waitForSync FIXME); here the pidfd
+ * says so at once.
+ */
+export class Runtime extends EventEmitter<RuntimeEvents> {
   readonly state: StateStore;
   readonly cni: CniRuntime;
   readonly native: NativeNetworks;
@@ -99,6 +137,7 @@ export class Runtime {
   readonly #poolStatus: PoolStatusFile;
 
   constructor(opts: RuntimeOptions = {}) {
+    super();
     this.#opts = opts;
     this.state = new StateStore(opts.stateDir ?? defaultStateDir());
     this.cni = new CniRuntime(opts.cni ?? {});
@@ -265,8 +304,7 @@ export class Runtime {
         await this.state.create(state);
       });
     }
-    const live: LiveHandles = { helpers: new Map() };
-    this.#live.set(id, live);
+    const live = this.#newLive(state);
     const call = this.#call(state, live, requested);
     try {
       if (driver.namespace === 'own') await makeSandboxNetns(call, { dir: this.#opts.netnsDir, name: `${this.netnsPrefix}${id}`, pid: opts.pid });
@@ -311,8 +349,7 @@ export class Runtime {
       pool.giveBack(warm); // untouched: the id was taken
       throw err;
     }
-    const live: LiveHandles = { helpers: new Map() };
-    this.#live.set(state.id, live);
+    const live = this.#newLive(state);
     const call = this.#call(state, live, {});
     try {
       try {
@@ -385,6 +422,7 @@ export class Runtime {
       netnsPath: s.netnsPath,
       status: s.status,
       ownerAlive: isAlive(s.owner),
+      ...(s.helperExits ? { helperExits: s.helperExits } : {}),
     }));
   }
 
@@ -473,9 +511,11 @@ export class Runtime {
       this.#poolStatus.close();
       return draining;
     }
-    this.#live.get(id)?.netns?.close();
     const live = this.#live.get(id);
-    if (live) live.netns = undefined;
+    if (!live) return;
+    live.netns?.close();
+    live.netns = undefined;
+    live.onHelperExit = undefined; // released: a helper ending from now on (with this process) is not reported
   }
 
   /**
@@ -585,6 +625,46 @@ export class Runtime {
 
   get #netnsDir(): string {
     return this.#opts.netnsDir ?? DEFAULT_NETNS_DIR;
+  }
+
+  /** This process's handles of a new sandbox, with its helpers' deaths reported. */
+  #newLive(state: SandboxState): LiveHandles {
+    const live: LiveHandles = { helpers: new Map(), onHelperExit: (name, helper, exit) => void this.#helperExited(state, name, helper, exit) };
+    this.#live.set(state.id, live);
+    return live;
+  }
+
+  /**
+   * A helper died unasked: tell the listeners, and note it in the sandbox's
+   * state. Not when the state says the sandbox is going (a teardown by another
+   * process stopped it: it writes 'removing' before it signals) or is gone.
+   * The event does not wait for the store lock, which another process may
+   * hold for a while (gc's CNI DEL runs under it).
+   */
+  async #helperExited(created: SandboxState, name: HelperName, helper: LiveHelper, exit: HelperExit): Promise<void> {
+    const sandboxId = created.id;
+    const output = helper.output().trim();
+    const out = lastOutput(output);
+    const error = new PodnetError(
+      ErrorCode.HELPER_EXITED,
+      `sandbox '${sandboxId}': ${HELPER_LABEL[name]} (pid ${helper.pid}) ${describeExit(exit)} while the sandbox was up; ${out ? `its last output: ${out}` : 'it wrote nothing'}`,
+      { details: { sandboxId, helper: name, pid: helper.pid, code: exit.code, signal: exit.signal, output } },
+    );
+    const note: HelperExitNote = { helper: name, pid: helper.pid, code: exit.code, signal: exit.signal, at: new Date().toISOString(), message: error.message };
+    if (created.status === 'creating') created.helperExits = [...(created.helperExits ?? []), note]; // the create's own last write keeps it
+    const going = (s: SandboxState | undefined) => !s || s.status === 'removing';
+    if (going(await this.state.read(sandboxId).catch(() => created))) return;
+    debug('%s', error.message);
+    const noted = this.state
+      .locked(async () => {
+        const s = await this.state.read(sandboxId);
+        if (going(s) || s!.helpers[name]?.pid !== helper.pid) return; // torn down meanwhile, or not on disk yet (noted above)
+        s!.helperExits = [...(s!.helperExits ?? []), note];
+        await this.state.write(s!);
+      })
+      .catch((err: Error) => debug('sandbox %s: cannot note that %s exited: %s', sandboxId, name, err.message));
+    this.emit('helperExit', { sandboxId, helper: name, error }); // the note's lock is queued first: a listener's own state change comes after it
+    await noted;
   }
 
   #call(state: SandboxState, live: LiveHandles, requested: DriverCall['requested'], forced?: DriverCall['forced']): DriverCall {

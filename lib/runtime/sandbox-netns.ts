@@ -26,7 +26,7 @@ export async function makeSandboxNetns(call: DriverCall, opts: { dir?: string; n
     state.usernsPath = `/proc/${opts.pid}/ns/user`;
   } else {
     const holder = await UserNetns.start(); // its forked child sets lo up before exec
-    recordHelper(call, 'holder', holder.pid, holder);
+    recordHelper(call, 'holder', { pid: holder.pid, exited: holder.holder.exited, output: () => holder.holder.output(), stop: () => holder.stop() });
     state.netnsPath = holder.netnsPath;
     state.usernsPath = holder.usernsPath;
     await call.save();

@@ -19,6 +19,19 @@ import type { ProcRef } from './proc';
 export type HelperName = 'holder' | 'slirp' | 'pasta' | 'forwarder';
 export type HelperRef = ProcRef & { apiSocket?: string };
 
+/** A helper that died while its sandbox was up (nobody stopped it): the sandbox's network is broken until teardown. */
+export interface HelperExitNote {
+  helper: HelperName;
+  pid: number;
+  /** Exit status, or the signal that killed it. */
+  code: number | null;
+  signal: string | null;
+  /** When this process saw it exit (ISO 8601). */
+  at: string;
+  /** The runtime's error message (names the sandbox, the helper, how it ended, its last output). */
+  message: string;
+}
+
 export type NetworkMode = 'bridge' | 'slirp4netns' | 'pasta' | 'none' | 'host' | `ns:${string}` | `container:${string}`;
 
 export interface SandboxState {
@@ -56,6 +69,8 @@ export interface SandboxState {
   ephemeral?: boolean;
   /** Helper processes, so a fresh process can stop them (only if still the same process). */
   helpers: Partial<Record<HelperName, HelperRef>>;
+  /** Helpers that died unasked, in the order seen (the runtime's 'helperExit' event); absent while all run. */
+  helperExits?: HelperExitNote[];
   createdAt: string;
 }
 

@@ -4,7 +4,8 @@
  * caller's options, one `-t`/`-u` spec per port mapping, `--dns-forward`,
  * `none` for every direction nobody asked for (so no port is forwarded by
  * pasta's `auto` default), `--no-map-gw` unless the caller gave Podman's
- * pseudo-option `--map-gw`, `--quiet`, `--netns PATH`, and `--map-guest-addr`
+ * pseudo-option `--map-gw`, `--quiet` (unless the caller asked for `--debug`
+ * or `--trace`), `--netns PATH`, and `--map-guest-addr`
  * when the installed pasta has it. podnet adds what its process management
  * needs: `-f` (stay in the foreground: its pidfd is the process podnet
  * watches), `--pid FILE` (written once the namespace is configured and the
@@ -130,7 +131,9 @@ export function pastaArgs(f: PastaFeatures, user: PastaUserOptions, ports: reado
   if (!user.dnsForward && f.dnsForward) a.push('--dns-forward', PASTA_DNS_FORWARD);
   for (const d of ['t', 'u', 'T', 'U'] as const) if (!given.has(d)) a.push(`-${d}`, 'none');
   if (!user.mapGw && f.noMapGw) a.push('--no-map-gw');
-  a.push('--quiet', '--netns', t.netns);
+  // pasta refuses --quiet beside --debug or --trace: the caller's choice wins, as in Podman's createPastaArgs.
+  if (!user.args.some((o) => ['-d', '--debug', '--trace', '-q', '--quiet'].includes(o))) a.push('--quiet');
+  a.push('--netns', t.netns);
   if (f.mapGuestAddr) a.push('--map-guest-addr', PASTA_HOST_ADDR);
   if (t.userns) a.push('--userns', t.userns);
   if (t.root) {

@@ -106,6 +106,14 @@ describe('pastaArgs', () => {
     ]);
   });
 
+  test("a caller's --debug or --trace replaces --quiet (pasta refuses both together)", () => {
+    for (const o of ['--debug', '-d', '--trace']) {
+      const a = pastaArgs(DEBIAN, checkPastaOptions(DEBIAN, [o]), [], ROOT);
+      expect(a).toContain(o);
+      expect(a).not.toContain('--quiet');
+    }
+  });
+
   test('root with a pasta that has no --runas is refused', () => {
     const old: PastaFeatures = { ...DEBIAN, runas: false };
     expect(() => pastaArgs(old, checkPastaOptions(old, []), [], ROOT)).toThrow(expect.objectContaining({ code: ErrorCode.PASTA_OPTION }));

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -36,10 +35,15 @@ class NsThread {
       std::lock_guard<std::mutex> lock(mu_);
       // The first caller is the main thread or a libuv pool thread, which
       // never leave the process's namespace: that namespace is every
-      // namespace thread's home, whichever thread starts it.
+      // namespace thread's home. The spawner starts here too, so it is born
+      // at home, and it never moves.
       if (home_ < 0 && homeErr_ == 0) {
         home_ = open(kSelfNs, O_RDONLY | O_CLOEXEC);
         if (home_ < 0) homeErr_ = errno;
+      }
+      if (!spawner_) {
+        std::thread(&NsThread::Spawner, this).detach();
+        spawner_ = true;
       }
       if (!running_) Start();
       queue_.push_back(std::move(job));
@@ -54,37 +58,35 @@ class NsThread {
   }
 
  private:
+  // Under mu_, from a thread at home: a thread inherits its creator's namespace.
   void Start() {
     std::thread(&NsThread::Loop, this).detach();
     running_ = true;
   }
 
-  // A thread inherits its creator's namespace, and a replacement is started
-  // by a thread that could not get home: it joins home before any job.
-  bool JoinHome() {
-    if (home_ < 0) return true;  // jobs that move fail in EnterNetns
-    struct stat here, home;
-    if (stat(kSelfNs, &here) == 0 && fstat(home_, &home) == 0 && here.st_ino == home.st_ino &&
-        here.st_dev == home.st_dev) {
-      return true;
+  // Starts the replacements of namespace threads stuck elsewhere. A stuck
+  // thread cannot start one itself: its child would be born in the foreign
+  // namespace. Nor can it wait for the next Post: queued jobs (and the pool
+  // threads blocked in OnNsThread on them) would wait with it.
+  void Spawner() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      spawnCv_.wait(lock, [this] { return !running_ && !queue_.empty(); });
+      try {
+        Start();
+      } catch (...) {
+        std::deque<Job> failed;
+        failed.swap(queue_);
+        lock.unlock();
+        for (Job& job : failed) job.done(std::current_exception());
+        lock.lock();
+      }
     }
-    return setns(home_, CLONE_NEWNET) == 0;
   }
 
   void Loop() {
     t_isNsThread = true;
     std::unique_lock<std::mutex> lock(mu_);
-    if (!JoinHome()) {
-      // Nothing safe can run here: fail what is queued; the next Post, from
-      // the main thread or a pool thread, starts a fresh thread.
-      NativeError e = ErrnoError(errno, "setns", kSelfNs);
-      running_ = false;
-      std::deque<Job> failed;
-      failed.swap(queue_);
-      lock.unlock();
-      for (Job& job : failed) job.done(std::make_exception_ptr(e));
-      return;
-    }
     for (;;) {
       cv_.wait(lock, [this] { return !queue_.empty(); });
       Job job = std::move(queue_.front());
@@ -102,24 +104,18 @@ class NsThread {
       lock.lock();
       if (!homeAgain) break;
     }
-    // Stuck in another namespace: this thread ends; a fresh one takes the rest,
-    // after it has joined home (JoinHome): it is born in this foreign namespace.
+    // Stuck in another namespace: this thread ends; the spawner starts a fresh
+    // one, at home, for the jobs still queued (or the next Post does).
     running_ = false;
-    if (queue_.empty()) return;
-    try {
-      Start();
-    } catch (...) {
-      std::deque<Job> failed;
-      failed.swap(queue_);
-      lock.unlock();
-      for (Job& job : failed) job.done(std::current_exception());
-    }
+    if (!queue_.empty()) spawnCv_.notify_one();
   }
 
   std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable spawnCv_;
   std::deque<Job> queue_;
   bool running_ = false;
+  bool spawner_ = false;
   int home_ = -1;
   int homeErr_ = 0;
 };

@@ -4,7 +4,8 @@
 // no thread creation, and it returns to its home after each job: the
 // namespace of the first thread that used it (the main thread or a pool
 // thread, which never move). If it ever cannot, it exits and a fresh one
-// takes over, which joins that home before running any job.
+// takes over, started by a spawner thread that never leaves home, so the
+// fresh one is born at home.
 #pragma once
 
 #include <napi.h>

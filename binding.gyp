@@ -11,6 +11,7 @@
         "csrc/addon/stats_cache.cc",
         "csrc/addon/stats_sockets.cc",
         "csrc/addon/spawn.cc",
+        "csrc/addon/pidfd_watch.cc",
         "csrc/addon/lock.cc",
         "csrc/core/errno_name.cc",
         "csrc/core/netns.cc",

@@ -58,6 +58,7 @@ Fd OpenNetns(const std::string& path, struct stat* st);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitStats(Napi::Env env, Napi::Object exports);
 void InitSpawn(Napi::Env env, Napi::Object exports);
+void InitPidfdWatch(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
 void InitNativeNet(Napi::Env env, Napi::Object exports);
 

@@ -6,7 +6,7 @@
  * Root callers get it too: pasta is kept root (`--runas 0:0`) so it can enter
  * the namespace (lib/pasta/args.ts).
  */
-import { Pasta, checkPastaOptions, pastaArgs, pastaFeatures } from '../pasta';
+import { Pasta, checkPastaOptions, killStrayPasta, pastaArgs, pastaFeatures } from '../pasta';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { checkTunAccess } from '../rootless/tun';
 import { isRoot } from '../runtime/options';
@@ -40,6 +40,9 @@ export class PastaDriver extends UserModeDriver implements NetworkDriver {
   }
 
   async tearDown(call: DriverCall): Promise<void> {
+    const recorded = call.state.helpers.pasta !== undefined;
     await stopHelper(call, 'pasta');
+    // An owner killed between pasta's start and the saved state left it unrecorded.
+    if (!recorded && call.state.netnsPath) await killStrayPasta(call.state.netnsPath);
   }
 }

@@ -22,7 +22,7 @@
  * and a busy one is refused (ERR_PASTA_PORT); newer pasta exits instead
  * ("Failed to bind port"), which the output check maps to the same code.
  */
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -31,6 +31,7 @@ import { ErrorCode, PodnetError, invalidArgument } from '../errors';
 import { native } from '../addon';
 import { checkPortMappings, portFree, resolveHostPorts, toPortMappings, type CheckedPortMapping } from '../ports';
 import { checkTunAccess } from '../rootless/tun';
+import { isAlive, procRef } from '../runtime/proc';
 import { spawnHelper, type HelperExit, type HelperProcess } from '../spawn';
 import { checkPath } from '../validate';
 import { checkPastaOptions, pastaArgs } from './args';
@@ -182,4 +183,31 @@ export class Pasta {
     if (this.helper.running) void this.helper.kill('SIGTERM');
     return this.helper.stop(graceMs);
   }
+}
+
+/**
+ * Kills pasta processes serving `netns` that no state records: one started by
+ * an owner killed before pasta was ready (its pid is recorded only then) would
+ * keep the namespace and its published ports forever, as pasta has no exit-fd
+ * option (slirp4netns has `--exit-fd`) and the Debian 12 pasta does not quit
+ * when its namespace file goes. Found by their `--netns` argument (./args.ts);
+ * resolves once they are gone (2 s at most).
+ */
+export async function killStrayPasta(netns: string): Promise<number[]> {
+  const killed: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const at = argv.indexOf('--netns');
+      if (!path.basename(argv[0]).startsWith('pasta') || at < 0 || argv[at + 1] !== netns) continue;
+      process.kill(Number(d), 'SIGKILL');
+      killed.push(Number(d));
+    } catch {
+      // gone meanwhile, or not ours to signal
+    }
+  }
+  const end = Date.now() + 2000;
+  while (killed.some((pid) => isAlive(procRef(pid))) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  return killed;
 }

@@ -136,6 +136,23 @@ export function processesWith(needle: string): { pid: number; cmd: string }[] {
   return out;
 }
 
+/** The host end of a native attachment, as the engine names it (csrc/core/native/engine.cc HostIfname: FNV-1a 64 of the three names). */
+export function nativeHostIfname(network: string, containerId: string, ifname: string): string {
+  let h = 1469598103934665603n;
+  const mask = (1n << 64n) - 1n;
+  for (const s of [network, containerId, ifname]) {
+    for (const c of Buffer.from(s)) h = ((h ^ BigInt(c)) * 1099511628211n) & mask;
+    h = (h * 1099511628211n) & mask;
+  }
+  return `pn${(h & 0xfffffffffffffn).toString(16).padStart(13, '0')}`;
+}
+
+/** Host routes (IPv4 and IPv6, main table) naming an address that starts with one of `prefixes`, other than the subnet routes `except`. */
+export function routesTo(prefixes: string[], except: string[] = []): string[] {
+  const text = execFileSync('ip', ['route', 'show'], { encoding: 'utf8' }) + execFileSync('ip', ['-6', 'route', 'show'], { encoding: 'utf8' });
+  return text.split('\n').filter((l) => prefixes.some((p) => l.includes(p)) && !except.some((e) => l.startsWith(e)));
+}
+
 /** Host veth links whose peer is gone or attached to `bridges`. */
 export function bridgePorts(bridges: string[]): string[] {
   return bridges.flatMap((b) => (existsSync(`/sys/class/net/${b}/brif`) ? readdirSync(`/sys/class/net/${b}/brif`).map((l) => `${b}:${l}`) : []));
@@ -146,6 +163,10 @@ export function bridgePorts(bridges: string[]): string[] {
 /** What a suite sets up once for the modes: a CNI network, a namespace to join, a sandbox to share. */
 export interface ModeEnv {
   network: string;
+  /** A native network (routed veths, nftables elements, IPAM on disk). */
+  nativeNetwork: string;
+  /** Ids of the sandboxes given the native network (the census derives their host veth names). */
+  nativeIds: Set<string>;
   /** A namespace made outside the runtime (for ns:<path>). */
   nsPath: string;
   /** A ready sandbox (for container:<id>). */
@@ -166,6 +187,14 @@ export interface ModeCase {
 
 export const MODES: ModeCase[] = [
   { name: 'bridge', options: (id, env) => ({ id, networks: [env.network], portMappings: [{ hostPort: env.port(), containerPort: 8080 }] }) },
+  {
+    name: 'native',
+    options: (id, env) => {
+      env.nativeIds.add(id);
+      return { id, networks: [env.nativeNetwork], portMappings: [{ hostPort: env.port(), containerPort: 8080 }] };
+    },
+  },
+  { name: 'pasta', options: (id, env) => ({ id, network: 'pasta', portMappings: [{ hostPort: env.port(), containerPort: 8080 }] }) },
   { name: 'slirp4netns', options: (id, env) => ({ id, network: 'slirp4netns', portMappings: [{ hostPort: env.port(), containerPort: 8080 }] }) },
   { name: 'none', options: (id) => ({ id, network: 'none' }) },
   { name: 'host', options: (id) => ({ id, network: 'host' }) },
@@ -176,7 +205,11 @@ export const MODES: ModeCase[] = [
 /** A runtime's directories and the resources of one suite. */
 export interface Suite {
   dir: string;
-  runtime: { stateDir: string; cni: { confDir: string; cacheDir: string; binDirs: string[]; pluginTimeoutMs: number } };
+  runtime: {
+    stateDir: string;
+    cni: { confDir: string; cacheDir: string; binDirs: string[]; pluginTimeoutMs: number };
+    native: { networksDir: string; stateDir: string };
+  };
   network: string;
   bridge: string;
   /** e.g. '10.89.210.' (the suite's /24). */
@@ -184,6 +217,8 @@ export interface Suite {
   ports: [number, number];
   /** More CNI networks of the suite (each its own bridge and /24). */
   extra: { network: string; bridge: string; subnetPrefix: string }[];
+  /** The suite's native network (its own /24) and the ids of the sandboxes given it. */
+  native: { network: string; subnet: string; subnetPrefix: string; ids: Set<string> };
 }
 
 /** Runs the reliability worker (test/fixtures/reliability/worker.js) on `job`; resolves with its JSON report. */
@@ -240,6 +275,9 @@ export function startWorker(job: Record<string, unknown>, opts: { dist?: string 
 export function census(s: Suite, netnsPrefix: string, keep: string[] = []): Record<string, string[]> {
   const kept = (x: string) => keep.some((k) => x.includes(k));
   const stateFiles = filesUnder(path.join(s.runtime.stateDir, 'sandboxes')).filter((f) => !kept(f));
+  const nat = s.native;
+  const natState = path.join(s.runtime.native.stateDir, 'networks', nat.network);
+  const subnets = [s.subnetPrefix, ...s.extra.map((e) => e.subnetPrefix), nat.subnetPrefix];
   return {
     state: stateFiles,
     namespaces: (existsSync('/run/netns') ? readdirSync('/run/netns') : []).filter((n) => n.startsWith(netnsPrefix) && !kept(n)),
@@ -249,12 +287,31 @@ export function census(s: Suite, netnsPrefix: string, keep: string[] = []): Reco
     cache: filesUnder(path.join(s.runtime.cni.cacheDir, 'results')).filter((f) => !kept(f)),
     leases: leases([s.network, ...s.extra.map((e) => e.network)]),
     links: bridgePorts([s.bridge, ...s.extra.map((e) => e.bridge)]),
-    iptables: iptablesRules([s.subnetPrefix, ...s.extra.map((e) => e.subnetPrefix)]),
-    nftables: nftRules([s.subnetPrefix, ...s.extra.map((e) => e.subnetPrefix)]),
-    processes: [...processesWith(netnsPrefix), ...processesWith(s.runtime.stateDir)].map((p) => `${p.pid} ${p.cmd}`).filter((p) => !kept(p)),
+    iptables: iptablesRules(subnets),
+    nftables: nftRules(subnets).filter((l) => !l.includes(nat.subnet)),
+    // Native attachments: leases and attachment records (and temporary files) under the engine's state,
+    // host veth ends (named from the container id, as the engine does) and /32 (/128) routes.
+    // (.ensured and last_reserved_ip.* belong to the network, not to a sandbox.)
+    nativeLeases: filesUnder(natState, (f) => f !== '.ensured' && !f.startsWith('last_reserved_ip.')).filter((f) => !kept(f)),
+    nativeLinks: existsSync('/sys/class/net')
+      ? readdirSync('/sys/class/net').filter(
+          (l) => /^pn[0-9a-f]{13}$/.test(l) && [...nat.ids].some((id) => nativeHostIfname(nat.network, netnsPrefix + id, 'eth0') === l),
+        )
+      : [],
+    routes: routesTo([nat.subnetPrefix], [nat.subnet]),
+    pasta: processesWith(netnsPrefix)
+      .filter((p) => isPasta(p.cmd))
+      .map((p) => `${p.pid} ${p.cmd}`),
+    processes: [...processesWith(netnsPrefix), ...processesWith(s.runtime.stateDir)]
+      .filter((p) => !isPasta(p.cmd))
+      .map((p) => `${p.pid} ${p.cmd}`)
+      .filter((p) => !kept(p)),
     plugins: orphanPlugins(netnsPrefix).map((p) => `${p.pid} ${p.cmd}`),
   };
 }
+
+/** A pasta process (the binary may be pasta or pasta.avx2, from PATH or a full path). */
+const isPasta = (cmd: string) => /^(\S*\/)?pasta(\.avx2)? /.test(cmd);
 
 /** Processes (CNI plugins) whose environment names a namespace of this runtime. */
 export function orphanPlugins(netnsPrefix: string): { pid: number; cmd: string }[] {
@@ -285,7 +342,10 @@ export function printFigures(suite: string, figures: Record<string, unknown>): v
 /** Full sizes under `npm run soak` (PODNET_RELIABILITY=full), quick ones in `npm test`. */
 export const FULL = process.env.PODNET_RELIABILITY === 'full';
 
-/** A suite's runtime, its CNI network (bridge pnrel<n>, 10.89.<n>.0/24), a namespace to join and a sandbox to share. */
+/**
+ * A suite's runtime, its CNI network (bridge pnrel<n>, 10.89.<n>.0/24), its native network
+ * (rel-nat<n>, 10.89.<n-110>.0/24: suites 210-213 use 10.89.100-103), a namespace to join and a sandbox to share.
+ */
 export async function setUpSuite(
   n: number,
   ports: [number, number],
@@ -300,21 +360,26 @@ export async function setUpSuite(
     runtime: {
       stateDir: path.join(dir, 'state'),
       cni: { confDir: path.join(dir, 'net.d'), cacheDir: path.join(dir, 'cache'), binDirs: [binDir], pluginTimeoutMs: 20_000 },
+      native: { networksDir: path.join(dir, 'networks'), stateDir: path.join(dir, 'native') },
     },
     network: `rel-net${n}`,
     bridge: `pnrel${n}`,
     subnetPrefix: `10.89.${n}.`,
     ports,
     extra: [],
+    native: { network: `rel-nat${n}`, subnet: `10.89.${n - 110}.0/24`, subnetPrefix: `10.89.${n - 110}.`, ids: new Set() },
   };
   const rt = new Runtime(suite.runtime);
   await rt.cni.createNetwork({ name: suite.network, subnet: `10.89.${n}.0/24`, bridge: suite.bridge });
+  await rt.native.create({ name: suite.native.network, subnet: suite.native.subnet });
   const ns = await NetNS.create({ name: `rel-ns${n}-${process.pid}` });
   const target = `rel-target${n}-${process.pid}`;
   await rt.createSandbox({ id: target, network: 'none' });
   let next = ports[0];
   const env: ModeEnv = {
     network: suite.network,
+    nativeNetwork: suite.native.network,
+    nativeIds: suite.native.ids,
     nsPath: ns.path,
     target,
     port: () => {
@@ -332,6 +397,7 @@ export async function tearDownSuite(x: { suite: Suite; rt: Runtime; ns: NetNS } 
   for (const s of [...(await x.rt.list().catch(() => []))].reverse()) await x.rt.teardown(s.id).catch(() => {});
   await x.rt.gc().catch(() => {});
   await x.rt.cni.removeNetwork(x.suite.network, { force: true }).catch(() => {});
+  await x.rt.native.remove(x.suite.native.network, { force: true }).catch(() => {});
   for (const n of [x.suite, ...x.suite.extra]) {
     if (existsSync(`/sys/class/net/${n.bridge}`)) execFileSync('ip', ['link', 'delete', n.bridge]);
     rmSync(`/var/lib/cni/networks/${n.network}`, { recursive: true, force: true });

@@ -4,7 +4,8 @@
  * with a typed error (a PodnetError with the expected code; for the CLI its
  * exit status and the code printed) and leave nothing behind: no sandbox
  * state, namespace, mount, cache entry, lease, link or rule.
- * Resources: rel-net213 (pnrel213, 10.89.213.0/24), rel-bad* networks (10.89.217-219.0/24), ports 42900-42999.
+ * Resources: rel-net213 (pnrel213, 10.89.213.0/24), native network rel-nat213 (10.89.103.0/24),
+ * rel-bad* networks (10.89.217-219.0/24), ports 42900-42999.
  */
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';

@@ -2,7 +2,8 @@
  * Concurrency: several owner processes create sandboxes of every mode at
  * once, hold them together, then tear them down at once. Addresses and host
  * ports are distinct, every create succeeds, nothing is left.
- * Resources: rel-net212 (pnrel212, 10.89.212.0/24), ports 42700-42899.
+ * Resources: rel-net212 (pnrel212, 10.89.212.0/24), native network rel-nat212 (10.89.102.0/24),
+ * ports 42700-42899.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';

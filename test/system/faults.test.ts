@@ -5,7 +5,7 @@
  * leftovers of every kind (namespaces, mounts, state, cache, leases, links,
  * iptables and nftables rules, processes). Quick in `npm test`, >= 200 faults
  * in `npm run soak`. Resources: rel-net211 (pnrel211, 10.89.211.0/24), rel-net214..216
- * (pnrel214..216, 10.89.214-216.0/24), ports 42400-42699.
+ * (pnrel214..216, 10.89.214-216.0/24), native network rel-nat211 (10.89.101.0/24), ports 42400-42699.
  */
 import {
   FULL,
@@ -67,11 +67,15 @@ function faults(x: Setup): Fault[] {
       run: (x2, id) => killOwner(x2, { id, networks: [network], portMappings: [{ hostPort: x2.env.port(), containerPort: 80 }] }, 2500),
     });
   }
-  for (const helper of ['slirp', 'forwarder'] as const) {
+  for (const [mode, helper] of [
+    ['slirp4netns', 'slirp'],
+    ['slirp4netns', 'forwarder'],
+    ['pasta', 'pasta'],
+  ] as const) {
     list.push({
       name: `${helper} dies`,
       run: async (x2, id) => {
-        await x2.rt.createSandbox(MODES.find((m) => m.name === 'slirp4netns')!.options(id, x2.env) as never);
+        await x2.rt.createSandbox(MODES.find((m) => m.name === mode)!.options(id, x2.env) as never);
         const pid = (await x2.rt.get(id))!.helpers[helper]!.pid;
         process.kill(pid, 'SIGKILL');
         return 'ready';

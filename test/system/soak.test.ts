@@ -2,7 +2,8 @@
  * Soak: create/teardown cycles mixing every network mode (MODES) in one owner
  * process; its fds, threads and RSS sampled at start, middle and end; then a
  * census of leftovers of every kind. Quick in `npm test`, 1000 cycles in
- * `npm run soak`. Resources: rel-net210 (pnrel210, 10.89.210.0/24), ports 42100-42399.
+ * `npm run soak`. Resources: rel-net210 (pnrel210, 10.89.210.0/24), native network
+ * rel-nat210 (10.89.100.0/24), ports 42100-42399.
  */
 import { FULL, MODES, census, censusTotal, printFigures, runWorker, setUpSuite, tearDownSuite } from '../helpers/reliability';
 import { describeRoot } from '../helpers/system';

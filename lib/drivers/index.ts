@@ -21,6 +21,8 @@ export interface DriverOptions {
   nativeIdPrefix: string;
   slirpBinary?: string;
   pastaBinary?: string;
+  /** Where pasta's readiness FIFOs are made (gc sweeps those of killed owners). */
+  pastaTmpDir?: string;
 }
 
 export class Drivers {
@@ -33,7 +35,7 @@ export class Drivers {
     this.native = new NativeDriver(opts.native, opts.nativeIdPrefix, opts.cni.defaultNetwork);
     this.bridge = new BridgeDriver(new CniDriver(opts.cni), this.native, opts.cni, opts.native);
     this.#slirp = new Slirp4netnsDriver(opts.slirpBinary);
-    this.#pasta = new PastaDriver(opts.pastaBinary);
+    this.#pasta = new PastaDriver(opts.pastaBinary, opts.pastaTmpDir);
   }
 
   /** The driver of a (checked) network mode. */

@@ -6,6 +6,8 @@
  * Root callers get it too: pasta is kept root (`--runas 0:0`) so it can enter
  * the namespace (lib/pasta/args.ts).
  */
+import { mkdirSync } from 'node:fs';
+
 import { Pasta, checkPastaOptions, killStrayPasta, pastaArgs, pastaFeatures } from '../pasta';
 import { checkPortMappings, resolveHostPorts, toPortMappings } from '../ports';
 import { checkTunAccess } from '../rootless/tun';
@@ -16,6 +18,12 @@ import { UserModeDriver, recordUserMode, stopHelper } from './helpers';
 
 export class PastaDriver extends UserModeDriver implements NetworkDriver {
   readonly name = 'pasta';
+  readonly #tmpDir?: string;
+
+  constructor(binary?: string, tmpDir?: string) {
+    super(binary);
+    this.#tmpDir = tmpDir;
+  }
 
   /** A missing pasta, options it does not know, ports it cannot forward, no access to /dev/net/tun: refused before anything exists. */
   async validate(state: SandboxState): Promise<void> {
@@ -29,12 +37,14 @@ export class PastaDriver extends UserModeDriver implements NetworkDriver {
 
   async setUp(call: DriverCall): Promise<void> {
     const { state } = call;
+    if (this.#tmpDir) mkdirSync(this.#tmpDir, { recursive: true, mode: 0o700 });
     const pasta = await Pasta.start({
       netns: state.netnsPath!,
       userns: state.usernsPath,
       binary: this.binary,
       options: state.networkOptions,
       portMappings: state.portMappings,
+      tmpDir: this.#tmpDir,
     });
     await recordUserMode(call, 'pasta', 'pasta', pasta);
   }

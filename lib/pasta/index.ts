@@ -1,4 +1,4 @@
-export { Pasta, killStrayPasta } from './pasta';
+export { Pasta, killStrayPasta, sweepPastaTemp } from './pasta';
 export type { PastaStartOptions } from './pasta';
 export { pastaFeatures, parsePastaHelp, cleanPastaOutput, resolvePasta } from './features';
 export type { PastaFeatures, PastaOption } from './features';

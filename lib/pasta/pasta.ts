@@ -22,7 +22,7 @@
  * and a busy one is refused (ERR_PASTA_PORT); newer pasta exits instead
  * ("Failed to bind port"), which the output check maps to the same code.
  */
-import { mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -139,7 +139,8 @@ export class Pasta {
     await checkPortsFree(ports);
     if (!root) checkTunAccess('pasta');
 
-    const dir = mkdtempSync(path.join(opts.tmpDir ?? tmpdir(), 'podnet-pasta-'));
+    // The owner's pid in the name: a dir whose owner was killed before it was removed is swept (sweepPastaTemp).
+    const dir = mkdtempSync(path.join(opts.tmpDir ?? tmpdir(), `podnet-pasta-${process.pid}-`));
     let helper: HelperProcess | undefined;
     let args: string[] = [];
     try {
@@ -183,6 +184,24 @@ export class Pasta {
     if (this.helper.running) void this.helper.kill('SIGTERM');
     return this.helper.stop(graceMs);
   }
+}
+
+/** Removes the readiness FIFO dirs in `dir` of owners that are gone (killed while pasta started). */
+export function sweepPastaTemp(dir: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    const m = /^podnet-pasta-(\d+)-/.exec(n);
+    if (!m || existsSync(`/proc/${m[1]}`)) continue;
+    rmSync(path.join(dir, n), { recursive: true, force: true });
+    removed.push(n);
+  }
+  return removed;
 }
 
 /**

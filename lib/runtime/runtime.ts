@@ -23,6 +23,7 @@ import { toNetworkSettings, resolveNetnsPath, type NetworkSettings } from '../in
 import { DEFAULT_NETNS_DIR, NetNS } from '../netns';
 import { native, type NativeEngineConfig } from '../addon';
 import { NativeNetworks } from '../native/networks';
+import { sweepPastaTemp } from '../pasta';
 import { linkStats, linkStatsMany, releaseStats, type LinkStatsByName } from '../stats';
 import { checkPortMappings, toPortMappings } from '../ports';
 import type { PortMapping } from '../types';
@@ -148,6 +149,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       nativeIdPrefix: this.netnsPrefix,
       slirpBinary: opts.slirpBinary,
       pastaBinary: opts.pastaBinary,
+      pastaTmpDir: path.join(this.state.dir, 'tmp'),
     });
     this.#poolStatus = new PoolStatusFile(this.state.dir, () => this.poolStatus());
     for (const p of opts.pools ?? []) this.startPool(p);
@@ -546,6 +548,7 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     };
     await this.state.sweepTemp();
     this.cni.sweepTemp();
+    sweepPastaTemp(path.join(this.state.dir, 'tmp'));
     for (const s of await this.state.list()) {
       const busy = (s.status === 'removing' && isAlive(s.remover)) || (s.status === 'creating' && isAlive(s.owner));
       const orphaned = !busy && (s.status !== 'ready' || (s.ephemeral === true && !isAlive(s.owner)));

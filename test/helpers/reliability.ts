@@ -302,6 +302,8 @@ export function census(s: Suite, netnsPrefix: string, keep: string[] = []): Reco
     pasta: processesWith(netnsPrefix)
       .filter((p) => isPasta(p.cmd))
       .map((p) => `${p.pid} ${p.cmd}`),
+    // Readiness FIFO dirs of pasta starts (the runtime makes them under its state dir).
+    pastaTemp: existsSync(path.join(s.runtime.stateDir, 'tmp')) ? readdirSync(path.join(s.runtime.stateDir, 'tmp')) : [],
     processes: [...processesWith(netnsPrefix), ...processesWith(s.runtime.stateDir)]
       .filter((p) => !isPasta(p.cmd))
       .map((p) => `${p.pid} ${p.cmd}`)

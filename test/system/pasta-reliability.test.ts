@@ -2,7 +2,7 @@
  * An owner killed after pasta started but before its pid was recorded (pasta
  * records only once ready): gc in a fresh process must stop that pasta, which
  * nothing else ever stops (pasta has no exit fd, and the Debian 12 pasta does
- * not quit when its namespace file goes). The owner's pasta is a wrapper that
+ * not quit when its namespace file goes), and the dir of its readiness FIFO. The owner's pasta is a wrapper that
  * marks its start and waits before it execs pasta, so the owner is killed at
  * exactly that point.
  * Resources: host port 46100, sandbox ids rel-pasta-*.
@@ -26,8 +26,10 @@ describeRoot('pasta started by an owner killed before it was ready', () => {
   const id = 'rel-pasta-stray';
   const netns = `/run/netns/${rt.netnsPrefix}${id}`;
 
+  let fifo = '';
   afterAll(async () => {
     for (const p of processesWith(netns)) process.kill(p.pid, 'SIGKILL');
+    if (fifo) rmSync(path.dirname(fifo), { recursive: true, force: true });
     await rt.teardown(id, { force: true }).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   });
@@ -39,7 +41,9 @@ describeRoot('pasta started by an owner killed before it was ready', () => {
       binary,
       `#!/bin/sh
 case "$1" in --help|--version|-h) exec /usr/bin/pasta "$@" ;; esac
-echo $$ > ${marker}
+echo $$ > ${marker}.tmp
+for a; do [ "$prev" = --pid ] && echo "$a" >> ${marker}.tmp; prev=$a; done
+mv ${marker}.tmp ${marker}
 sleep 1
 exec /usr/bin/pasta "$@"
 `,
@@ -51,11 +55,12 @@ exec /usr/bin/pasta "$@"
        await rt.createSandbox({ id: ${JSON.stringify(id)}, network: 'pasta', portMappings: [{ hostPort: 46100, containerPort: 80 }] });`,
     );
     await owner.ready;
-    await waitFor('the owner to start pasta', () => existsSync(marker) && readFileSync(marker, 'utf8').trim() !== '', 30_000);
+    await waitFor('the owner to start pasta', () => existsSync(marker), 30_000);
     owner.child.kill('SIGKILL');
-    const pid = Number(readFileSync(marker, 'utf8'));
+    const [pid, pidFile] = readFileSync(marker, 'utf8').trim().split('\n');
+    fifo = pidFile;
     // The wrapper becomes pasta (exec), serving the sandbox's namespace, with nobody to stop it.
-    await waitFor('pasta to run', () => processesWith(netns).some((p) => p.pid === pid && p.cmd.startsWith('/usr/bin/pasta ')), 10_000);
+    await waitFor('pasta to run', () => processesWith(netns).some((p) => p.pid === Number(pid) && p.cmd.startsWith('/usr/bin/pasta ')), 10_000);
     expect((await rt.get(id))?.helpers.pasta).toBeUndefined();
 
     const r = await runWorker({ runtime, how: 'gc' });
@@ -64,5 +69,7 @@ exec /usr/bin/pasta "$@"
     expect(processesWith(netns)).toEqual([]);
     expect(existsSync(netns)).toBe(false);
     expect(await rt.get(id)).toBeUndefined();
+    // The readiness FIFO's dir, which the owner would have removed.
+    expect(existsSync(path.dirname(fifo))).toBe(false);
   });
 });

@@ -1,6 +1,10 @@
-/** A failed pasta start typed by what pasta printed (the Debian 12 pasta's messages and a newer one's). */
+/** A failed pasta start typed by what pasta printed (the Debian 12 pasta's messages and a newer one's); the sweep of killed owners' FIFO dirs. */
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
 import { ErrorCode, PodnetError } from '../../../lib/errors';
-import { pastaError } from '../../../lib/pasta/pasta';
+import { pastaError, sweepPastaTemp } from '../../../lib/pasta/pasta';
 
 const exited = () => new PodnetError(ErrorCode.HELPER_EXITED, 'pasta (pid 7) exited with status 1 before it was ready: raw output', { details: { pid: 7 } });
 
@@ -32,5 +36,20 @@ describe('pastaError', () => {
   test('a timeout stays a timeout', () => {
     const t = new PodnetError(ErrorCode.HELPER_TIMEOUT, 'pasta (pid 7) not ready after 10 ms', { details: { pid: 7 } });
     expect(pastaError(t, '', "'/x'").code).toBe(ErrorCode.PASTA_TIMEOUT);
+  });
+});
+
+describe('sweepPastaTemp', () => {
+  test("removes the FIFO dirs of owners that are gone, keeps a live owner's and what is not a FIFO dir", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pasta-sweep-'));
+    try {
+      // 4194305 is above the largest pid_max (2^22): never a live process.
+      for (const n of [`podnet-pasta-${process.pid}-a`, 'podnet-pasta-4194305-b', 'podnet-pasta-x', 'other']) mkdirSync(path.join(dir, n));
+      expect(sweepPastaTemp(dir)).toEqual(['podnet-pasta-4194305-b']);
+      expect(readdirSync(dir).sort()).toEqual(['other', `podnet-pasta-${process.pid}-a`, 'podnet-pasta-x']);
+      expect(sweepPastaTemp(path.join(dir, 'missing'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -229,7 +229,7 @@ export function runWorker(job: Record<string, unknown>, opts: { dist?: string; t
 }
 
 export interface WorkerReport {
-  samples: { cycle: number; fds: number; threads: number; rssMiB: number }[];
+  samples: { cycle: number; fds: number; threads: number; rssMiB: number; heapMiB: number }[];
   addresses: string[];
   ports: number[];
   errors: { what: string; code: string; message: string }[];
@@ -243,7 +243,7 @@ export function startWorker(job: Record<string, unknown>, opts: { dist?: string 
   const root = path.join(__dirname, '..', '..');
   const file = path.join((job.runtime as { stateDir: string }).stateDir, '..', `job-${process.pid}-${jobSeq++}.json`);
   writeFileSync(file, JSON.stringify(job));
-  const child = spawn(process.execPath, [path.join(root, 'test/fixtures/reliability/worker.js'), opts.dist ?? path.join(root, 'dist'), file], {
+  const child = spawn(process.execPath, ['--expose-gc', path.join(root, 'test/fixtures/reliability/worker.js'), opts.dist ?? path.join(root, 'dist'), file], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

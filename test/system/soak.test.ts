@@ -42,6 +42,12 @@ describeRoot('soak: create/teardown cycles over every mode', () => {
     // After the first half has warmed every code path, the second half adds no fd or thread.
     expect(end.fds).toBeLessThanOrEqual(middle.fds);
     expect(end.threads).toBeLessThanOrEqual(middle.threads);
-    if (FULL) expect(end.rssMiB - middle.rssMiB).toBeLessThan(20);
+    if (FULL) {
+      // Samples follow a full collection: the JS heap a leak would grow is flat. RSS also holds what
+      // malloc keeps for the process's threads (the native engine's nftables and netlink buffers):
+      // it levels off, at a height that varies from run to run by some 20 MiB (1000 cycles, 8 modes).
+      expect(end.heapMiB - middle.heapMiB).toBeLessThan(4);
+      expect(end.rssMiB - middle.rssMiB).toBeLessThan(32);
+    }
   });
 });

@@ -17,7 +17,7 @@ const DIST = path.join(__dirname, '..', '..', 'dist');
 
 const SCRIPT = `
 const fs = require('node:fs');
-const { native } = require(${JSON.stringify(path.join(DIST, 'native.js'))});
+const { native } = require(${JSON.stringify(path.join(DIST, 'addon.js'))});
 const host = fs.readlinkSync('/proc/self/ns/net');
 const threadsAway = () =>
   fs.readdirSync('/proc/self/task').filter((t) => {

@@ -58,7 +58,7 @@ const ENOSPC = 28;
 const fds = () => fs.readdirSync('/proc/self/fd').length;
 const code = \`
   const { parentPort } = require('node:worker_threads');
-  const { native } = require(${JSON.stringify(path.join(DIST, 'native.js'))});
+  const { native } = require(${JSON.stringify(path.join(DIST, 'addon.js'))});
   const fault = require(${JSON.stringify(addon)});
   const h = native.spawnHelper({ file: '/bin/sleep', argv: ['sleep', '30'] });
   fault.failNextPollStart(${'${ENOSPC}'});

@@ -78,8 +78,13 @@ const code = \`
   // loads the addons (fds Node and podnet keep); from then on the count stays.
   for (let i = 0; i < 6; i++) {
     const w = new Worker(code, { eval: true });
-    results.push(await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); }));
-    await new Promise((resolve) => w.once('exit', resolve));
+    const exited = new Promise((resolve) => w.once('exit', resolve));
+    results.push(await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+      w.once('exit', (c) => reject(new Error('worker ' + i + ' exited (' + c + ') without reporting')));
+    }));
+    await exited;
     if (i === 0) before = fds();
   }
   console.log(JSON.stringify({ results, fdsBefore: before, fdsAfter: fds() }));

@@ -580,20 +580,22 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     }
     // Native attachments of this state dir's sandboxes that no state claims (an owner killed mid-setup),
     // and those of pool entries whose process is gone (a live process's entries stay, even half-made).
-    await attempt(
-      () =>
-        this.state.locked(async () => {
-          const live = (await this.state.list()).flatMap((s) =>
-            this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.#drivers.native.containerId(s), ifname: `eth${i}` })),
-          );
-          for (const n of this.native.list()) {
-            const pooled = (await this.native.owners(n.name)).filter((o) => isAlive(poolEntryOwner(o.containerId, this.netnsPrefix)));
-            const r = await this.native.gc(n.name, [...live, ...pooled], this.netnsPrefix);
-            removed.nativeReleased += r.leases + r.elements + r.links;
-          }
-        }),
-      () => {},
-    );
+    // Native networks are root's: an unprivileged caller has none, and cannot read their IPAM state.
+    if (isRoot())
+      await attempt(
+        () =>
+          this.state.locked(async () => {
+            const live = (await this.state.list()).flatMap((s) =>
+              this.#drivers.native.networksOf(s).map((_, i) => ({ containerId: this.#drivers.native.containerId(s), ifname: `eth${i}` })),
+            );
+            for (const n of this.native.list()) {
+              const pooled = (await this.native.owners(n.name)).filter((o) => isAlive(poolEntryOwner(o.containerId, this.netnsPrefix)));
+              const r = await this.native.gc(n.name, [...live, ...pooled], this.netnsPrefix);
+              removed.nativeReleased += r.leases + r.elements + r.links;
+            }
+          }),
+        () => {},
+      );
     for (const name of await NetNS.list(this.#netnsDir)) {
       const p = path.join(this.#netnsDir, name);
       const id = this.#idOfNetns(p);

@@ -4,9 +4,11 @@
  * server inside through add_hostfwd on 127.0.0.1, and cleans up. Ports 19020-19029.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
+import { buildNativeNetwork } from '../../lib/native/network';
 import { UserNetns } from '../../lib/rootless';
 import { createTestUser, grantTun, revokeTun, tunOpenToAll, type TestUser } from '../helpers/rootless';
 import { describeRoot } from '../helpers/system';
@@ -85,6 +87,27 @@ const { Slirp4netns } = require(${JSON.stringify(api + '/slirp4netns')});
     expect(r.code).toBe('EACCES');
     expect(r.message).toContain('/dev/net/tun');
     granted = grantTun(user!.name); // for the next test
+  });
+
+  test("gc by an unprivileged caller leaves root's native networks alone (their IPAM state is root's only)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pn-ugc-'));
+    try {
+      chmodSync(dir, 0o755);
+      mkdirSync(path.join(dir, 'networks'), { mode: 0o755 });
+      mkdirSync(path.join(dir, 'ipam'), { mode: 0o700 });
+      const def = buildNativeNetwork({ name: 'ugc', subnet: '10.89.164.0/24' });
+      writeFileSync(path.join(dir, 'networks', 'ugc.json'), JSON.stringify(def), { mode: 0o644 });
+      const script = `const { Runtime } = require(${JSON.stringify(path.join(user!.pkg, 'dist'))});
+        const os = require('os'), fs = require('fs'), path = require('path');
+        const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pn-ugc-state-'));
+        new Runtime({ stateDir, native: ${JSON.stringify({ networksDir: path.join(dir, 'networks'), stateDir: path.join(dir, 'ipam') })} }).gc()
+          .then((r) => console.log(JSON.stringify(r.errors.map(String))), (e) => console.log(JSON.stringify([String(e)])))
+          .finally(() => fs.rmSync(stateDir, { recursive: true, force: true }));`;
+      const { stdout } = await user!.run(process.execPath, ['-e', script], { timeout: 30000 });
+      expect(JSON.parse(stdout.trim())).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   afterAll(() => {

@@ -79,6 +79,7 @@
         "csrc/cniplugin/protocol.cc",
         "csrc/cniplugin/commands.cc",
         "csrc/core/errno_name.cc",
+        "csrc/core/lock.cc",
         "csrc/core/netns.cc",
         "csrc/core/nsocket.cc",
         "csrc/core/native/engine.cc",

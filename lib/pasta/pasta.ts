@@ -22,7 +22,8 @@
  * and a busy one is refused (ERR_PASTA_PORT); newer pasta exits instead
  * ("Failed to bind port"), which the output check maps to the same code.
  */
-import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -214,10 +215,10 @@ export function sweepPastaTemp(dir: string): string[] {
  */
 export async function killStrayPasta(netns: string): Promise<number[]> {
   const killed: number[] = [];
-  for (const d of readdirSync('/proc')) {
+  for (const d of await readdir('/proc')) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const argv = (await readFile(`/proc/${d}/cmdline`, 'utf8')).split('\0');
       const at = argv.indexOf('--netns');
       if (!path.basename(argv[0]).startsWith('pasta') || at < 0 || argv[at + 1] !== netns) continue;
       process.kill(Number(d), 'SIGKILL');

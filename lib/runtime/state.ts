@@ -4,7 +4,7 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
-import { lstat, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { sweepTemp, writeFileAtomic } from '../atomic';
@@ -120,7 +120,32 @@ export class StateStore {
     // The dir itself first: another user's /tmp dir is refused before anything is made in it.
     await checkOwnDir(this.dir);
     await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
+    await this.#markEarlierJoiners();
     this.#checked = true;
+  }
+
+  /**
+   * A state dir written before joiner marks existed has sandboxes that joined
+   * others unmarked: their marks are made once, aside, and renamed into place
+   * whole (a process doing the same meanwhile wins, with the same marks).
+   */
+  async #markEarlierJoiners(): Promise<void> {
+    const root = path.join(this.dir, 'joiners');
+    if (
+      await stat(root).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
+    const aside = path.join(this.dir, `.joiners-${process.pid}.tmp`);
+    await mkdir(aside, { recursive: true, mode: 0o700 });
+    for (const s of await this.list()) {
+      if (s.joins === undefined) continue;
+      await mkdir(path.join(aside, s.joins), { recursive: true, mode: 0o700 });
+      await writeFile(path.join(aside, s.joins, s.id), '', { mode: 0o600 });
+    }
+    await rename(aside, root).catch(() => rm(aside, { recursive: true, force: true }));
   }
 
   /**

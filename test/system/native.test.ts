@@ -2,7 +2,7 @@
  * Native networks (csrc/core/native through lib/native) on the real kernel:
  * routed veths, nftables table `inet podnet`, IPAM on disk.
  * Resources: networks nat-*, subnets 10.89.144.0/24-10.89.155.0/24 and
- * fd00:89:144::/64, host ports 44000-44199, namespaces in a private dir.
+ * fd00:89:144::/64, host ports 43100-43999 and 44000-44199, namespaces in a private dir.
  */
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -239,6 +239,31 @@ describeRoot('native networks', () => {
     await serve(o2.ns.path, 80);
     expect(await client(o1.ns.path, 'tcp', o2.ip, 80)).toBe(`hello ${o1.ip}`);
     expect(await reachable(o1.ns.path, 'tcp', b.ip, 80)).toBe(false); // nat-b isolates
+  });
+
+  test('a range of 900 ports over tcp and udp, v4 and v6 (5400 elements, several messages in one transaction): published, refused whole to another sandbox, removed whole', async () => {
+    const ports = (['tcp', 'udp'] as const).flatMap((protocol) => [
+      { protocol, hostIp: '', hostPort: 43100, containerPort: 43100, range: 900 },
+      { protocol, hostIp: '::1', hostPort: 43100, containerPort: 43100, range: 900 },
+    ]);
+    const before = elements('fd00:89:144:') + elements('10.89.144.');
+    const s = await sandbox('nat-a', { ports });
+    expect(elements('fd00:89:144:') + elements('10.89.144.') - before).toBe(3 * 2 * 900); // hp4, hp6, hpa6; tcp and udp
+    // The same range again (two messages of one transaction): refused whole with the port's code, nothing added.
+    const ns = await NetNS.create({ dir: nsDir, name: `nat-${process.pid}-range` });
+    namespaces.push(ns);
+    await expect(
+      nets.attach({
+        network: 'nat-a',
+        containerId: 'nat-range2',
+        ifname: 'eth0',
+        netnsPath: ns.path,
+        ports: [{ protocol: 'udp', hostIp: '::1', hostPort: 43100, containerPort: 80, range: 900 }],
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_NATIVE_PORT_IN_USE' });
+    expect(elements('fd00:89:144:') + elements('10.89.144.') - before).toBe(3 * 2 * 900);
+    await nets.detach('nat-a', s.id, 'eth0', s.ns.path);
+    expect(elements('fd00:89:144:') + elements('10.89.144.')).toBe(before);
   });
 
   test('static IP and MAC; taken, reserved and outside addresses are typed errors', async () => {

@@ -148,6 +148,22 @@ describeRoot('Runtime (root, bridge and other modes)', () => {
     }
   });
 
+  it('a state dir from before joiner marks: a sandbox joined then still keeps its target from going', async () => {
+    const none = await rt.createSandbox({ id: uniqueName('rt-none3'), network: 'none' });
+    const joiner = await rt.createSandbox({ id: uniqueName('rt-join3'), network: `container:${none.id}` });
+    try {
+      rmSync(path.join(dir, 'state', 'joiners'), { recursive: true }); // the layout an earlier podnet wrote
+      const fresh = new Runtime(opts());
+      await expect(fresh.teardown(none.id)).rejects.toMatchObject({ code: 'EBUSY', message: expect.stringContaining(joiner.id) });
+      await fresh.teardown(joiner.id);
+      await fresh.teardown(none.id);
+      expect(existsSync(none.netnsPath!)).toBe(false);
+    } finally {
+      await rt.teardown(joiner.id).catch(() => {});
+      await rt.teardown(none.id).catch(() => {});
+    }
+  });
+
   it('none, host, ns:<path> and container:<id> modes', async () => {
     const none = await rt.createSandbox({ id: uniqueName('rt-none'), network: 'none' });
     const joiner = await rt.createSandbox({ id: uniqueName('rt-join'), network: `container:${none.id}` });

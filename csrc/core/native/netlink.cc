@@ -16,7 +16,7 @@ void NlBatch::Begin(uint16_t type, uint16_t flags, const void* hdr, size_t hdrLe
   if (!starts_.empty()) End();
   cur_ = buf_.size();
   starts_.push_back(cur_);
-  acked_ += ack;
+  acked_.push_back(ack);
   buf_.resize(cur_ + NLMSG_HDRLEN + NLMSG_ALIGN(hdrLen), 0);
   auto* n = reinterpret_cast<nlmsghdr*>(&buf_[cur_]);
   n->nlmsg_type = type;
@@ -61,11 +61,15 @@ int Netlink::Open(Netlink* out, int protocol) {
 
 namespace {
 
-// Reads replies to the `total` requests numbered from `first` until `n` ACKs
-// or errors came. Calls `onData` for data messages.
+// Reads replies to the requests numbered from `first` (`acked[i]`: request i
+// asked for an ACK) until every ACK or error came. An error for a request that
+// asked for none ends the read: nf_tables answers a batch refused as a whole
+// (EPERM, no such subsystem) once, for its BATCH_BEGIN. Calls `onData` for
+// data messages.
 template <typename F>
-int ReadReplies(int fd, uint32_t first, size_t total, size_t n, size_t* failed, const std::vector<int>& ignore,
+int ReadReplies(int fd, uint32_t first, const std::vector<bool>& acked, size_t* failed, const std::vector<int>& ignore,
                 F onData) {
+  const size_t total = acked.size(), n = std::count(acked.begin(), acked.end(), true);
   std::vector<char> buf(32768);
   size_t done = 0;
   int rc = 0;
@@ -80,9 +84,15 @@ int ReadReplies(int fd, uint32_t first, size_t total, size_t n, size_t* failed, 
       if (h->nlmsg_type == NLMSG_ERROR) {
         auto* e = static_cast<nlmsgerr*>(NLMSG_DATA(h));
         int err = -e->error;
+        const size_t i = h->nlmsg_seq - first;
+        if (!acked[i]) {
+          if (err == 0) continue;
+          if (failed) *failed = i;
+          return -err;
+        }
         if (err != 0 && rc == 0 && std::find(ignore.begin(), ignore.end(), err) == ignore.end()) {
           rc = -err;
-          if (failed) *failed = h->nlmsg_seq - first;
+          if (failed) *failed = i;
         }
         done++;
       } else if (h->nlmsg_type == NLMSG_DONE) {
@@ -109,7 +119,7 @@ int Netlink::Run(NlBatch& b, size_t* failed, std::vector<int> ignore) {
     sent = sendto(fd_.get(), b.buf_.data(), b.buf_.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
   } while (sent < 0 && errno == EINTR);
   if (sent < 0) return -errno;
-  return ReadReplies(fd_.get(), first, b.count(), b.acked_, failed, ignore, [](nlmsghdr*) {});
+  return ReadReplies(fd_.get(), first, b.acked_, failed, ignore, [](nlmsghdr*) {});
 }
 
 int Netlink::IfIndex(const std::string& name) {
@@ -127,7 +137,7 @@ int Netlink::IfIndex(const std::string& name) {
   // A GETLINK reply is the link message followed by the ACK.
   if (send(fd_.get(), b.buf_.data(), b.buf_.size(), 0) < 0) return -errno;
   int index = -ENODEV;
-  int rc = ReadReplies(fd_.get(), seq, 1, 1, nullptr, {}, [&](nlmsghdr* h) {
+  int rc = ReadReplies(fd_.get(), seq, {true}, nullptr, {}, [&](nlmsghdr* h) {
     if (h->nlmsg_type == RTM_NEWLINK) index = static_cast<ifinfomsg*>(NLMSG_DATA(h))->ifi_index;
   });
   return rc < 0 ? rc : index;
@@ -142,7 +152,7 @@ int Netlink::Addresses(int ifindex, std::vector<IpAddr>* out) {
   uint32_t seq = seq_++;
   reinterpret_cast<nlmsghdr*>(b.buf_.data())->nlmsg_seq = seq;
   if (send(fd_.get(), b.buf_.data(), b.buf_.size(), 0) < 0) return -errno;
-  return ReadReplies(fd_.get(), seq, 1, 1, nullptr, {}, [&](nlmsghdr* h) {
+  return ReadReplies(fd_.get(), seq, {true}, nullptr, {}, [&](nlmsghdr* h) {
     if (h->nlmsg_type != RTM_NEWADDR) return;
     auto* m = static_cast<ifaddrmsg*>(NLMSG_DATA(h));
     if (static_cast<int>(m->ifa_index) != ifindex) return;

@@ -41,12 +41,13 @@ class NlBatch {
   void PutRaw(const void* data, size_t len);
   size_t count() const { return starts_.size(); }
   bool empty() const { return starts_.empty(); }
+  size_t bytes() const { return buf_.size(); }
 
  private:
   friend class Netlink;
   std::vector<char> buf_;
   std::vector<size_t> starts_;
-  size_t acked_ = 0;
+  std::vector<bool> acked_;  // per request: whether it asked for an ACK
   size_t cur_ = 0;
   void End();
 };

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "../lock.h"
 #include "internal.h"
 #include "nft.h"
 
@@ -280,6 +281,16 @@ int CheckIpv6(const Net& net, Error* err) {
 std::mutex ensuredMu;
 std::set<std::string> ensured;
 
+// The table is shared by every process and state directory: writing a
+// network's base rules and dropping the table with the last network take this
+// lock, so a removal never drops the table under a network being written. A
+// host without /run/lock (FHS 3.0, 5.9) goes unlocked.
+Fd NftTableLock() {
+  const char* step = nullptr;
+  int fd = LockFileExclusive("/run/lock/podnet-nftables.lock", &step);
+  return Fd(fd < 0 ? -1 : fd);
+}
+
 }  // namespace
 
 int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
@@ -296,8 +307,9 @@ int EnsureOnce(const Config& cfg, const Net& net, bool force, Error* err) {
     return 0;
   }
   std::string errText;
-  // Another process may drop the table between the two transactions (its
-  // last network went): write everything again then.
+  Fd lock = NftTableLock();
+  // A process without the lock (an older podnet) may drop the table between
+  // the two transactions: write everything again then.
   for (int attempt = 0; attempt < 3; attempt++) {
     rc = NftRun(std::string(kBase) + NetworkChain(net), &errText);
     // One element at a time: adding an interval that is already there fails
@@ -376,6 +388,7 @@ int RemoveNetwork(const Config& cfg, const std::string& name, Error* err) {
   // One list per call: nft 1.0.6 fails a second `list set` in the same run
   // with ENOENT (its cache), which kept the table forever.
   std::string out4, out6;
+  Fd lock = NftTableLock();
   if (NftRun("list set inet podnet nets4", &errText, &out4) == 0 &&
       NftRun("list set inet podnet nets6", &errText, &out6) == 0 &&
       (out4 + out6).find("elements") == std::string::npos) {

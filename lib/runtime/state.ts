@@ -4,6 +4,7 @@
  * atomically (temp file + rename), and one lock file serializing changes
  * across the processes sharing the directory.
  */
+import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -107,7 +108,7 @@ export class StateStore {
     return path.join(this.dir, 'sandboxes', `${id}.json`);
   }
 
-  #checked = false;
+  #ready?: Promise<void>;
 
   /** Runs `fn` holding the store's cross-process lock. Keep `fn` short: no network set-up inside. */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -115,13 +116,20 @@ export class StateStore {
     return withLock(path.join(this.dir, 'lock'), fn);
   }
 
-  async #ensureDir(): Promise<void> {
-    if (this.#checked) return;
+  /** Once per store, shared by concurrent first calls; a failure is tried again by the next call. */
+  #ensureDir(): Promise<void> {
+    this.#ready ??= this.#prepareDir().catch((err: unknown) => {
+      this.#ready = undefined;
+      throw err;
+    });
+    return this.#ready;
+  }
+
+  async #prepareDir(): Promise<void> {
     // The dir itself first: another user's /tmp dir is refused before anything is made in it.
     await checkOwnDir(this.dir);
     await mkdir(path.join(this.dir, 'sandboxes'), { recursive: true, mode: 0o700 });
     await this.#markEarlierJoiners();
-    this.#checked = true;
   }
 
   /**
@@ -138,7 +146,7 @@ export class StateStore {
       )
     )
       return;
-    const aside = path.join(this.dir, `.joiners-${process.pid}.tmp`);
+    const aside = path.join(this.dir, `.joiners-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     await mkdir(aside, { recursive: true, mode: 0o700 });
     for (const s of await this.list()) {
       if (s.joins === undefined) continue;
